@@ -1,0 +1,165 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import * as tar from 'tar';
+import yauzl from 'yauzl';
+import { PlatformError } from '../protocol/errors';
+
+export type ArchiveFormat = 'tar.gz' | 'zip';
+
+export interface ArchiveLimits {
+  maxEntries: number;
+  maxTotalBytes: number;
+}
+
+export const DEFAULT_ARCHIVE_LIMITS: ArchiveLimits = { maxEntries: 10_000, maxTotalBytes: 256 * 1024 * 1024 };
+
+/** The archive type from its first bytes, never from its name. */
+export async function detectFormat(file: string): Promise<ArchiveFormat> {
+  const handle = await open(file, 'r');
+  try {
+    const head = Buffer.alloc(4);
+    const { bytesRead } = await handle.read(head, 0, 4, 0);
+    if (bytesRead >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'tar.gz';
+    if (bytesRead === 4 && head[0] === 0x50 && head[1] === 0x4b && (head[2] === 0x03 || head[2] === 0x05)) return 'zip';
+  } finally {
+    await handle.close();
+  }
+  throw new PlatformError('INVALID_ARCHIVE', 'the package is neither a .tar.gz nor a .zip archive');
+}
+
+/** A relative path that stays inside the folder it is extracted to. */
+export function checkEntryPath(name: string): void {
+  const bad = (why: string) => new PlatformError('INVALID_ARCHIVE', `entry "${name.slice(0, 200)}" rejected: ${why}`);
+  if (name.length === 0 || name.length > 1024) throw bad('empty or overlong name');
+  if (name.includes('\0')) throw bad('NUL in name');
+  if (name.includes('\\')) throw bad('backslash in name');
+  if (/^[a-zA-Z]:/.test(name)) throw bad('drive letter');
+  if (name.startsWith('/')) throw bad('absolute path');
+  if (name.split('/').includes('..')) throw bad('".." in path');
+}
+
+/** Extracts a .tar.gz or .zip into `dest` (an empty folder), refusing anything unsafe. */
+export async function extractArchive(file: string, format: ArchiveFormat, dest: string, limits = DEFAULT_ARCHIVE_LIMITS): Promise<void> {
+  if (format === 'tar.gz') await extractTar(file, dest, limits);
+  else await extractZip(file, dest, limits);
+}
+
+async function extractTar(file: string, dest: string, limits: ArchiveLimits): Promise<void> {
+  // First pass: read every header and refuse the whole archive on the first bad entry.
+  let entries = 0;
+  let total = 0;
+  try {
+    await tar.t({
+      file,
+      strict: true,
+      onReadEntry: (entry) => {
+        entries += 1;
+        total += entry.size ?? 0;
+        if (entry.type !== 'File' && entry.type !== 'Directory') {
+          throw new PlatformError('INVALID_ARCHIVE', `entry "${entry.path}" rejected: type ${entry.type} is not allowed`);
+        }
+        checkEntryPath(entry.path);
+        if (entries > limits.maxEntries) throw new PlatformError('INVALID_ARCHIVE', `more than ${limits.maxEntries} entries`);
+        if (total > limits.maxTotalBytes) throw new PlatformError('PAYLOAD_TOO_LARGE', `unpacked size exceeds ${limits.maxTotalBytes} bytes`);
+      },
+    });
+  } catch (err) {
+    if (err instanceof PlatformError) throw err;
+    throw new PlatformError('INVALID_ARCHIVE', `the .tar.gz cannot be read: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (entries === 0) throw new PlatformError('INVALID_ARCHIVE', 'the archive is empty');
+  try {
+    await tar.x({
+      file,
+      cwd: dest,
+      strict: true,
+      preservePaths: false,
+      preserveOwner: false,
+      filter: (_p, entry) => 'type' in entry && (entry.type === 'File' || entry.type === 'Directory'),
+    });
+  } catch (err) {
+    throw new PlatformError('INVALID_ARCHIVE', `the .tar.gz cannot be extracted: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+function openZip(file: string): Promise<yauzl.ZipFile> {
+  return new Promise((resolve, reject) => {
+    yauzl.open(file, { lazyEntries: true, strictFileNames: true, validateEntrySizes: true, autoClose: true }, (err, zip) =>
+      err || !zip ? reject(err) : resolve(zip),
+    );
+  });
+}
+
+async function extractZip(file: string, dest: string, limits: ArchiveLimits): Promise<void> {
+  let zip: yauzl.ZipFile;
+  try {
+    zip = await openZip(file);
+  } catch (err) {
+    throw new PlatformError('INVALID_ARCHIVE', `the .zip cannot be read: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  let entries = 0;
+  let total = 0;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const fail = (err: unknown) => {
+        zip.close();
+        reject(err);
+      };
+      zip.on('error', (err) => fail(new PlatformError('INVALID_ARCHIVE', `the .zip cannot be read: ${err.message}`)));
+      zip.on('end', () => resolve());
+      zip.on('entry', (entry: yauzl.Entry) => {
+        entries += 1;
+        if (entries > limits.maxEntries) return fail(new PlatformError('INVALID_ARCHIVE', `more than ${limits.maxEntries} entries`));
+        try {
+          checkEntryPath(entry.fileName);
+        } catch (err) {
+          return fail(err);
+        }
+        const mode = (entry.externalFileAttributes >>> 16) & 0o170000;
+        const isDir = entry.fileName.endsWith('/');
+        if (mode !== 0 && mode !== 0o100000 && !(isDir && mode === 0o040000)) {
+          return fail(new PlatformError('INVALID_ARCHIVE', `entry "${entry.fileName}" rejected: only files and folders are allowed`));
+        }
+        if (total + entry.uncompressedSize > limits.maxTotalBytes) {
+          return fail(new PlatformError('PAYLOAD_TOO_LARGE', `unpacked size exceeds ${limits.maxTotalBytes} bytes`));
+        }
+        const target = path.join(dest, entry.fileName);
+        if (isDir) {
+          mkdir(target, { recursive: true }).then(() => zip.readEntry(), fail);
+          return;
+        }
+        zip.openReadStream(entry, (err, stream) => {
+          if (err || !stream) return fail(new PlatformError('INVALID_ARCHIVE', `entry "${entry.fileName}": ${err?.message}`));
+          const limit = new Transform({
+            transform(chunk: Buffer, _enc, done) {
+              total += chunk.length;
+              if (total > limits.maxTotalBytes) done(new PlatformError('PAYLOAD_TOO_LARGE', `unpacked size exceeds ${limits.maxTotalBytes} bytes`));
+              else done(null, chunk);
+            },
+          });
+          mkdir(path.dirname(target), { recursive: true })
+            .then(() => pipeline(stream, limit, createWriteStream(target, { flags: 'wx', mode: 0o644 })))
+            .then(() => zip.readEntry())
+            .catch((e: unknown) =>
+              fail(e instanceof PlatformError ? e : new PlatformError('INVALID_ARCHIVE', `entry "${entry.fileName}": ${e instanceof Error ? e.message : String(e)}`)),
+            );
+        });
+      });
+      zip.readEntry();
+    });
+  } finally {
+    zip.close();
+  }
+  if (entries === 0) throw new PlatformError('INVALID_ARCHIVE', 'the archive is empty');
+}
+
+/** Hashes a file with sha256, streaming. */
+export async function sha256File(file: string): Promise<string> {
+  const { createHash } = await import('node:crypto');
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(file), hash);
+  return hash.digest('hex');
+}

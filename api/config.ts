@@ -1,0 +1,36 @@
+import path from 'node:path';
+import { envEndpoint, envInt, envString } from '../protocol/config';
+
+export interface ApiConfig {
+  /** HTTP address. FAAS_API_HOST (default 127.0.0.1) and FAAS_API_PORT (default 3000). */
+  host: string;
+  port: number;
+  /** db-service. FAAS_DB_ENDPOINT, default tcp://127.0.0.1:5555. */
+  dbEndpoint: string;
+  /** Where workers connect. FAAS_WORKER_ENDPOINT, default tcp://127.0.0.1:5556. */
+  workerEndpoint: string;
+  /** Packages and staging. FAAS_API_DATA_DIR, default ./data/api. */
+  dataDir: string;
+  /** How long ?wait=true holds a request before answering 202. FAAS_WAIT_TIMEOUT_MS, default 30000. */
+  waitTimeoutMs: number;
+  /** FAAS_HEARTBEAT_MS (default 1000); a worker silent for 3 beats is expired. */
+  heartbeatMs: number;
+  /** Largest upload. FAAS_MAX_UPLOAD_BYTES, default 50 MiB. */
+  maxUploadBytes: number;
+  /** Largest JSON body. FAAS_MAX_BODY_BYTES, default 1 MiB. */
+  maxBodyBytes: number;
+}
+
+export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
+  return {
+    host: envString(env, 'FAAS_API_HOST', '127.0.0.1'),
+    port: envInt(env, 'FAAS_API_PORT', 3000, { min: 0, max: 65535 }),
+    dbEndpoint: envEndpoint(env, 'FAAS_DB_ENDPOINT', 'tcp://127.0.0.1:5555'),
+    workerEndpoint: envEndpoint(env, 'FAAS_WORKER_ENDPOINT', 'tcp://127.0.0.1:5556'),
+    dataDir: path.resolve(envString(env, 'FAAS_API_DATA_DIR', './data/api')),
+    waitTimeoutMs: envInt(env, 'FAAS_WAIT_TIMEOUT_MS', 30_000, { min: 1, max: 15 * 60_000 }),
+    heartbeatMs: envInt(env, 'FAAS_HEARTBEAT_MS', 1000, { min: 50, max: 60_000 }),
+    maxUploadBytes: envInt(env, 'FAAS_MAX_UPLOAD_BYTES', 50 * 1024 * 1024, { min: 1024, max: 1024 * 1024 * 1024 }),
+    maxBodyBytes: envInt(env, 'FAAS_MAX_BODY_BYTES', 1024 * 1024, { min: 1024, max: 64 * 1024 * 1024 }),
+  };
+}

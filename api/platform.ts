@@ -1,0 +1,154 @@
+import { DbClient } from '../protocol/db-client';
+import { PlatformError } from '../protocol/errors';
+import type { Logger } from '../protocol/log';
+import type { Invocation } from '../protocol/worker-messages';
+import type { Call, FunctionRecord, Runtime } from '../protocol/types';
+import { CallWaiters } from './call-waiters';
+import type { ApiConfig } from './config';
+import { PackageStore } from './package-store';
+import { WorkerHub } from './worker-hub';
+
+export interface Health {
+  status: 'ok' | 'degraded';
+  db: { connected: boolean; error?: string };
+  workers: { connected: number; nodes: string[] };
+  queue: number;
+}
+
+/** The api's state and actions, apart from HTTP: the routes call these. */
+export class Platform {
+  readonly db: DbClient;
+  readonly packages: PackageStore;
+  readonly hub: WorkerHub;
+  private readonly waiters = new CallWaiters();
+
+  constructor(
+    private readonly config: ApiConfig,
+    readonly log: Logger,
+  ) {
+    this.db = new DbClient(config.dbEndpoint, { log });
+    this.packages = new PackageStore(config.dataDir);
+    this.hub = new WorkerHub({
+      heartbeatMs: config.heartbeatMs,
+      liveness: 3,
+      log,
+      snapshot: async () => ({ runtimes: await this.db.listRuntimes(), functions: await this.db.listFunctions() }),
+    });
+    this.hub.on('callDone', (call: Call) => this.waiters.settle(call));
+    this.hub.on('lost', (invocation: Invocation) => void this.failLost(invocation));
+  }
+
+  async start(): Promise<string> {
+    await this.packages.init();
+    this.db.start();
+    const endpoint = await this.hub.bind(this.config.workerEndpoint);
+    void this.redispatchPending();
+    return endpoint;
+  }
+
+  async close(): Promise<void> {
+    await this.hub.close();
+    this.db.close();
+  }
+
+  async registerRuntime(runtime: Runtime): Promise<{ created: boolean }> {
+    const { created } = await this.db.putRuntime(runtime);
+    this.hub.broadcast('runtimeRegistered', { runtime });
+    return { created };
+  }
+
+  async registerFunction(fn: FunctionRecord): Promise<{ created: boolean }> {
+    const { created } = await this.db.putFunction(fn);
+    this.hub.broadcast('functionRegistered', { fn });
+    return { created };
+  }
+
+  /** Persists the call before answering, then queues it; with `wait`, also returns its end. */
+  async invoke(funcName: string, params: unknown, wait: boolean): Promise<{ call: Call; done?: Promise<Call | null> }> {
+    const fn = typeof funcName === 'string' && funcName.length <= 64 ? await this.db.getFunction(funcName) : null;
+    if (!fn) throw new PlatformError('FUNCTION_NOT_FOUND', `no function named "${String(funcName).slice(0, 64)}"`);
+    const runtime = await this.db.getRuntime(fn.runtimeName);
+    if (!runtime) throw new PlatformError('RUNTIME_NOT_FOUND', `function "${funcName}" uses runtime "${fn.runtimeName}", which is not registered`);
+    const call = await this.db.createCall({ funcName, params, functionVersion: fn.version, runtimeName: runtime.name });
+    // The waiter is in place before the call can end.
+    const done = wait ? this.waiters.wait(call.callNum, this.config.waitTimeoutMs) : undefined;
+    this.hub.dispatch({ call, fn, runtime });
+    return { call, done };
+  }
+
+  async currentCall(callNum: number): Promise<Call> {
+    const call = await this.db.getCall(callNum);
+    if (!call) throw new PlatformError('CALL_NOT_FOUND', `no call ${callNum}`);
+    return call;
+  }
+
+  workers(): unknown[] {
+    return this.hub.list().map((w) => ({
+      nodeId: w.nodeId,
+      routingId: w.routingId,
+      state: 'ready',
+      capacity: w.capacity,
+      load: w.inflight.size,
+      queued: w.queued,
+      connectedAt: new Date(w.connectedAt).toISOString(),
+      lastSeen: new Date(w.lastSeen).toISOString(),
+    }));
+  }
+
+  async health(): Promise<Health> {
+    let db: Health['db'] = { connected: true };
+    try {
+      await this.db.ping(1000);
+    } catch (err) {
+      db = { connected: false, error: err instanceof Error ? err.message : String(err) };
+    }
+    const nodes = this.hub.list().map((w) => w.nodeId);
+    return {
+      status: db.connected && nodes.length > 0 ? 'ok' : 'degraded',
+      db,
+      workers: { connected: nodes.length, nodes },
+      queue: this.hub.queueDepth,
+    };
+  }
+
+  /** A call whose worker vanished ends ERROR; the first final state wins, so a late result is ignored. */
+  private async failLost(invocation: Invocation): Promise<void> {
+    const now = new Date();
+    try {
+      const call = await this.db.updateCall(invocation.call.callNum, {
+        status: 'ERROR',
+        reason: 'node_lost',
+        error: 'the worker running this call stopped answering',
+        endedAt: now.toISOString(),
+      });
+      this.waiters.settle(call);
+    } catch (err) {
+      if (err instanceof PlatformError && err.code === 'CALL_ALREADY_FINAL') return;
+      this.log.error({ callNum: invocation.call.callNum, err: String(err) }, 'could not end a lost call');
+    }
+  }
+
+  /** Calls accepted before a restart and never started are queued again. */
+  private async redispatchPending(): Promise<void> {
+    try {
+      const pending = await this.db.listCalls({ status: 'PENDING' });
+      for (const call of pending) {
+        const fn = await this.db.getFunction(call.funcName);
+        const runtime = fn ? await this.db.getRuntime(fn.runtimeName) : null;
+        if (!fn || !runtime || (call.functionVersion && call.functionVersion !== fn.version)) {
+          await this.db.updateCall(call.callNum, {
+            status: 'ERROR',
+            reason: 'function_missing',
+            error: 'the function version of this call is no longer registered',
+            endedAt: new Date().toISOString(),
+          });
+          continue;
+        }
+        this.hub.dispatch({ call, fn, runtime });
+      }
+      if (pending.length > 0) this.log.info({ count: pending.length }, 'pending calls queued again');
+    } catch (err) {
+      this.log.warn({ err: String(err) }, 'could not queue pending calls again');
+    }
+  }
+}

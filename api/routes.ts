@@ -1,0 +1,152 @@
+import { createReadStream } from 'node:fs';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import multer from 'multer';
+import { PlatformError, asPlatformError } from '../protocol/errors';
+import { isValidName } from '../protocol/names';
+import { invokeInputSchema, runtimeInputSchema } from '../protocol/schemas';
+import type { FunctionRecord, Runtime } from '../protocol/types';
+import type { ApiConfig } from './config';
+import type { Platform } from './platform';
+
+function zodMessage(error: { issues: { path: (string | number)[]; message: string }[] }): string {
+  return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+}
+
+function parseCallNum(raw: string): number {
+  if (!/^\d{1,15}$/.test(raw) || Number(raw) < 1) throw new PlatformError('BAD_REQUEST', `"${raw}" is not a call number`);
+  return Number(raw);
+}
+
+/** The seed's HTTP calls, on the same paths and payloads. */
+export function createApp(platform: Platform, config: ApiConfig): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  const upload = multer({
+    dest: platform.packages.uploadDir,
+    limits: { fileSize: config.maxUploadBytes, files: 1, fields: 10, parts: 11, fieldNameSize: 100, fieldSize: 64 * 1024, headerPairs: 100 },
+  });
+  const json = express.json({ limit: config.maxBodyBytes, type: () => true });
+
+  app.get('/health', async (_req, res) => {
+    const health = await platform.health();
+    res.status(health.status === 'ok' ? 200 : 503).json(health);
+  });
+
+  app.post('/registerRuntime', json, async (req, res) => {
+    const parsed = runtimeInputSchema.safeParse(req.body ?? {});
+    if (!parsed.success) throw new PlatformError('BAD_REQUEST', zodMessage(parsed.error));
+    const name = parsed.data.name ?? parsed.data.image;
+    if (!isValidName(name)) {
+      throw new PlatformError(
+        'INVALID_NAME',
+        `runtime name "${name}" must match ^[a-z0-9][a-z0-9_-]{0,62}$${parsed.data.name ? '' : '; give a "name" when the image name does not'}`,
+      );
+    }
+    const runtime: Runtime = { ...parsed.data, name, registeredAt: new Date().toISOString() };
+    const { created } = await platform.registerRuntime(runtime);
+    res.status(created ? 201 : 200).json(runtime);
+  });
+
+  app.post('/registerFunction/:runtime/:funcName', async (req, res, next) => {
+    const { runtime: runtimeName, funcName } = req.params as { runtime: string; funcName: string };
+    if (!isValidName(funcName)) throw new PlatformError('INVALID_NAME', `function name "${funcName}" must match ^[a-z0-9][a-z0-9_-]{0,62}$`);
+    if (!isValidName(runtimeName) || !(await platform.db.getRuntime(runtimeName))) {
+      throw new PlatformError('RUNTIME_NOT_FOUND', `no runtime named "${runtimeName}"`);
+    }
+    upload.single('module')(req, res, (err: unknown) => {
+      if (err) return next(err);
+      if (!req.file) return next(new PlatformError('BAD_REQUEST', 'the multipart body needs a file in the field "module"'));
+      const file = req.file;
+      platform.packages
+        .ingest(file.path)
+        .then(async (pkg) => {
+          const fn: FunctionRecord = {
+            functionName: funcName,
+            runtimeName,
+            version: pkg.sha256,
+            size: pkg.size,
+            format: pkg.format,
+            fieldname: file.fieldname,
+            originalname: file.originalname.slice(0, 256),
+            registeredAt: new Date().toISOString(),
+          };
+          const { created } = await platform.registerFunction(fn);
+          res.status(created ? 201 : 200).json(fn);
+        })
+        .catch(next);
+    });
+  });
+
+  app.post('/invokeFunction', json, async (req, res) => {
+    const parsed = invokeInputSchema.safeParse(req.body ?? {});
+    if (!parsed.success) throw new PlatformError('BAD_REQUEST', zodMessage(parsed.error));
+    const wait = req.query.wait === 'true' || req.query.wait === '1' || parsed.data.wait === true;
+    const { call, done } = await platform.invoke(parsed.data.funcName, parsed.data.params ?? {}, wait);
+    if (!done) return res.status(202).json(call);
+    const final = await done;
+    if (final) return res.status(200).json(final);
+    res.status(202).json(await platform.currentCall(call.callNum));
+  });
+
+  app.get('/runtimes', async (_req, res) => {
+    res.json((await platform.db.listRuntimes()).map((r) => r.name));
+  });
+
+  app.get('/functions', async (_req, res) => {
+    res.json((await platform.db.listFunctions()).map((f) => f.functionName));
+  });
+
+  app.get('/calls', async (_req, res) => {
+    const store: Record<string, unknown> = {};
+    for (const call of await platform.db.listCalls()) store[`c${call.callNum}`] = call;
+    res.json(store);
+  });
+
+  app.get('/call/:callNum', async (req, res) => {
+    const callNum = parseCallNum(req.params.callNum);
+    const call = await platform.db.getCall(callNum);
+    if (!call) throw new PlatformError('CALL_NOT_FOUND', `no call ${callNum}`);
+    res.json(call);
+  });
+
+  app.get('/workers', (_req, res) => {
+    res.json(platform.workers());
+  });
+
+  /** Workers fetch function packages here by hash. */
+  app.get('/packages/:sha256', (req, res) => {
+    const sha = req.params.sha256;
+    if (!platform.packages.has(sha)) throw new PlatformError('PACKAGE_NOT_FOUND', `no package ${sha}`);
+    res.setHeader('Content-Type', 'application/gzip');
+    createReadStream(platform.packages.path(sha)).pipe(res);
+  });
+
+  app.use(() => {
+    throw new PlatformError('NOT_FOUND', 'no such route');
+  });
+
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const error = toPlatformError(err);
+    if (error.code === 'INTERNAL') platform.log.error({ err: err instanceof Error ? err.stack : String(err) }, 'request failed');
+    if (res.headersSent) return res.end();
+    res.status(error.status).json({ error: { code: error.code, message: error.message } });
+  });
+
+  return app;
+}
+
+/** Errors from body-parser and multer mapped to the registry; anything else is INTERNAL. */
+function toPlatformError(err: unknown): PlatformError {
+  if (err instanceof PlatformError) return err;
+  const e = err as { type?: string; code?: string; status?: number; message?: string };
+  if (e?.type === 'entity.parse.failed') return new PlatformError('INVALID_JSON', 'the body is not valid JSON');
+  if (e?.type === 'entity.too.large') return new PlatformError('PAYLOAD_TOO_LARGE', 'the body is too large');
+  if (e instanceof multer.MulterError) {
+    if (e.code === 'LIMIT_FILE_SIZE') return new PlatformError('PAYLOAD_TOO_LARGE', 'the package is too large');
+    return new PlatformError('BAD_REQUEST', `bad upload: ${e.message}`);
+  }
+  if (e?.status && e.status >= 400 && e.status < 500) return new PlatformError('BAD_REQUEST', e.message ?? 'bad request');
+  return asPlatformError(err);
+}

@@ -1,0 +1,214 @@
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import * as zmq from 'zeromq';
+import { decodeMessage, encodeRequest, isReply } from '../protocol/envelope';
+import type { Logger } from '../protocol/log';
+import { Outbox } from '../protocol/outbox';
+import type { ApiToWorker, Invocation, WorkerToApi } from '../protocol/worker-messages';
+import type { Call, FunctionRecord, Runtime } from '../protocol/types';
+
+export interface WorkerNode {
+  routingId: string;
+  nodeId: string;
+  pid: number;
+  capacity: number;
+  inflight: Map<number, Invocation>;
+  queued: number;
+  connectedAt: number;
+  lastSeen: number;
+}
+
+export interface WorkerHubOptions {
+  heartbeatMs: number;
+  /** Beats missed before a silent worker is expired. */
+  liveness: number;
+  /** What a worker needs on hello: every runtime and function. */
+  snapshot: () => Promise<{ runtimes: Runtime[]; functions: FunctionRecord[] }>;
+  log: Logger;
+}
+
+/**
+ * The api's side of the api–worker channel: a ROUTER (mandatory, so a vanished worker is an error,
+ * not a silent drop) that knows which workers are alive, hands pending calls to the least loaded
+ * one with a free slot, and reports calls that end ('callDone') or lose their worker ('lost').
+ */
+export class WorkerHub extends EventEmitter {
+  private readonly socket = new zmq.Router({ linger: 0, mandatory: true, receiveHighWaterMark: 0, sendHighWaterMark: 0 });
+  private readonly outbox: Outbox;
+  private readonly workers = new Map<string, WorkerNode>();
+  private readonly queue: Invocation[] = [];
+  private timer?: NodeJS.Timeout;
+  private closed = false;
+  private loop?: Promise<void>;
+
+  constructor(private readonly options: WorkerHubOptions) {
+    super();
+    this.outbox = new Outbox(this.socket, (err, frames) => this.onSendFailed(err, frames));
+  }
+
+  async bind(endpoint: string): Promise<string> {
+    await this.socket.bind(endpoint);
+    this.loop = this.receiveLoop();
+    this.timer = setInterval(() => this.beat(), this.options.heartbeatMs);
+    return this.socket.lastEndpoint ?? endpoint;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.socket.close();
+    await this.loop?.catch(() => undefined);
+  }
+
+  list(): WorkerNode[] {
+    return [...this.workers.values()];
+  }
+
+  get queueDepth(): number {
+    return this.queue.length;
+  }
+
+  /** Queues a call for the next free worker slot. */
+  dispatch(invocation: Invocation): void {
+    this.queue.push(invocation);
+    this.pump();
+  }
+
+  broadcast<K extends keyof ApiToWorker>(msgType: K, content: ApiToWorker[K]): void {
+    for (const worker of this.workers.values()) this.send(worker.routingId, msgType, content);
+  }
+
+  private send<K extends keyof ApiToWorker>(routingId: string, msgType: K, content: ApiToWorker[K]): void {
+    this.outbox.send([routingId, encodeRequest(randomUUID(), msgType, content)]);
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0) {
+      const worker = this.leastLoaded();
+      if (!worker) return;
+      const invocation = this.queue.shift()!;
+      worker.inflight.set(invocation.call.callNum, invocation);
+      this.send(worker.routingId, 'invoke', invocation);
+    }
+  }
+
+  private leastLoaded(): WorkerNode | undefined {
+    let best: WorkerNode | undefined;
+    for (const worker of this.workers.values()) {
+      if (worker.inflight.size >= worker.capacity) continue;
+      if (!best || worker.inflight.size / worker.capacity < best.inflight.size / best.capacity) best = worker;
+    }
+    return best;
+  }
+
+  private async receiveLoop(): Promise<void> {
+    try {
+      for await (const [identity, frame] of this.socket) {
+        this.handle(identity!.toString(), frame);
+      }
+    } catch (err) {
+      if (!this.closed) this.options.log.error({ err: String(err) }, 'worker channel receive loop ended');
+    }
+  }
+
+  private handle(routingId: string, frame: Buffer | undefined): void {
+    let message;
+    try {
+      message = decodeMessage(frame);
+    } catch (err) {
+      this.options.log.warn({ routingId, err: String(err) }, 'dropped a malformed frame from a worker');
+      return;
+    }
+    if (isReply(message)) return;
+    const worker = this.workers.get(routingId);
+    if (worker) worker.lastSeen = Date.now();
+    const content = message.content as WorkerToApi[keyof WorkerToApi];
+    switch (message.msgType) {
+      case 'hello':
+        void this.register(routingId, content as WorkerToApi['hello']);
+        return;
+      case 'heartbeat': {
+        if (!worker) return this.send(routingId, 'reregister', {});
+        const beat = content as WorkerToApi['heartbeat'];
+        worker.queued = typeof beat?.queued === 'number' ? beat.queued : 0;
+        return;
+      }
+      case 'callDone': {
+        const call = (content as WorkerToApi['callDone'])?.call;
+        if (!call || typeof call.callNum !== 'number') return;
+        worker?.inflight.delete(call.callNum);
+        this.emit('callDone', call as Call);
+        this.pump();
+        return;
+      }
+      case 'bye':
+        if (worker) this.expire(worker, 'said bye');
+        return;
+      default:
+        this.options.log.warn({ routingId, msgType: message.msgType }, 'dropped an unknown message from a worker');
+    }
+  }
+
+  private async register(routingId: string, hello: WorkerToApi['hello']): Promise<void> {
+    const capacity = Number.isInteger(hello?.capacity) && hello.capacity > 0 ? Math.min(hello.capacity, 1024) : 1;
+    const nodeId = typeof hello?.nodeId === 'string' ? hello.nodeId.slice(0, 128) : routingId;
+    const now = Date.now();
+    const existing = this.workers.get(routingId);
+    const worker: WorkerNode = existing ?? {
+      routingId,
+      nodeId,
+      pid: typeof hello?.pid === 'number' ? hello.pid : 0,
+      capacity,
+      inflight: new Map(),
+      queued: 0,
+      connectedAt: now,
+      lastSeen: now,
+    };
+    worker.capacity = capacity;
+    this.workers.set(routingId, worker);
+    this.options.log.info({ nodeId, routingId, capacity }, 'worker registered');
+    try {
+      const snapshot = await this.options.snapshot();
+      this.send(routingId, 'welcome', { ...snapshot, heartbeatMs: this.options.heartbeatMs });
+    } catch (err) {
+      this.options.log.warn({ err: String(err) }, 'could not send the snapshot to a new worker');
+    }
+    this.emit('workerJoined', worker);
+    this.pump();
+  }
+
+  private beat(): void {
+    const deadline = Date.now() - this.options.heartbeatMs * this.options.liveness;
+    for (const worker of [...this.workers.values()]) {
+      if (worker.lastSeen < deadline) this.expire(worker, 'missed heartbeats');
+      else this.send(worker.routingId, 'heartbeat', {});
+    }
+  }
+
+  private expire(worker: WorkerNode, why: string): void {
+    if (!this.workers.delete(worker.routingId)) return;
+    this.options.log.warn({ nodeId: worker.nodeId, routingId: worker.routingId, why, inflight: worker.inflight.size }, 'worker expired');
+    for (const invocation of worker.inflight.values()) this.emit('lost', invocation, worker);
+    this.pump();
+  }
+
+  private onSendFailed(err: unknown, frames: zmq.MessageLike[]): void {
+    const routingId = String(frames[0]);
+    const worker = this.workers.get(routingId);
+    this.options.log.warn({ routingId, err: String(err) }, 'send to a worker failed');
+    if (!worker) return;
+    // The invoke that failed to leave is queued again rather than counted as lost.
+    try {
+      const message = decodeMessage(Buffer.from(frames[1] as Buffer));
+      if (!isReply(message) && message.msgType === 'invoke') {
+        const invocation = message.content as Invocation;
+        worker.inflight.delete(invocation.call.callNum);
+        this.queue.unshift(invocation);
+      }
+    } catch {
+      /* not ours to decode */
+    }
+    this.expire(worker, 'unreachable');
+  }
+}

@@ -1,0 +1,65 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import Docker from 'dockerode';
+
+export const PROJECT_ROOT = path.resolve(__dirname, '..', '..', '..');
+export const LOCAL_BASE_IMAGE = 'faas-base/debian:bookworm';
+
+/** The runtime images the project ships: folder under runtimes/, image name, official base. */
+export const RUNTIME_IMAGES = [{ dir: 'python', image: 'pythonruntime', officialBase: 'python:3.12-slim' }];
+
+async function exists(docker: Docker, name: string): Promise<boolean> {
+  try {
+    await docker.getImage(name).inspect();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The base image to build on: FAAS_BASE_IMAGE when set; the official image when it is already
+ * here; else a locally made Debian base (made with debootstrap when possible); else the official
+ * image, which Docker pulls.
+ */
+async function chooseBase(docker: Docker, officialBase: string, say: (line: string) => void): Promise<string> {
+  if (process.env.FAAS_BASE_IMAGE) return process.env.FAAS_BASE_IMAGE;
+  if (await exists(docker, officialBase)) return officialBase;
+  if (await exists(docker, LOCAL_BASE_IMAGE)) return LOCAL_BASE_IMAGE;
+  const script = path.join(PROJECT_ROOT, 'scripts', 'make-base-image.sh');
+  const hasDebootstrap = ['/usr/sbin/debootstrap', '/usr/bin/debootstrap'].some((p) => existsSync(p));
+  if (hasDebootstrap && process.getuid?.() === 0) {
+    say(`making the local base image ${LOCAL_BASE_IMAGE} with debootstrap (about a minute)`);
+    await promisify(execFile)('bash', [script, LOCAL_BASE_IMAGE], { maxBuffer: 16 * 1024 * 1024 });
+    return LOCAL_BASE_IMAGE;
+  }
+  return officialBase;
+}
+
+/** Builds every runtime image that is missing (or all of them with `force`). */
+export async function ensureRuntimeImages(options: { force?: boolean; say?: (line: string) => void } = {}): Promise<string[]> {
+  const say = options.say ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const docker = new Docker();
+  const built: string[] = [];
+  for (const runtime of RUNTIME_IMAGES) {
+    if (!options.force && (await exists(docker, runtime.image))) continue;
+    const base = await chooseBase(docker, runtime.officialBase, say);
+    say(`building runtime image ${runtime.image} on ${base}`);
+    const context = path.join(PROJECT_ROOT, 'runtimes', runtime.dir);
+    const stream = await docker.buildImage({ context, src: ['Dockerfile'] }, { t: runtime.image, buildargs: { BASE_IMAGE: base }, rm: true, forcerm: true });
+    await new Promise<void>((resolve, reject) => {
+      docker.modem.followProgress(
+        stream,
+        (err: Error | null, output: Array<{ error?: string }>) => {
+          const failed = err ?? output.find((o) => o.error);
+          if (failed) reject(new Error(`building ${runtime.image} failed: ${err ? err.message : (failed as { error: string }).error}`));
+          else resolve();
+        },
+      );
+    });
+    built.push(runtime.image);
+  }
+  return built;
+}

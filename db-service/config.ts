@@ -1,0 +1,16 @@
+import path from 'node:path';
+import { envEndpoint, envString } from '../protocol/config';
+
+export interface DbConfig {
+  /** Folder of the LevelDB store. FAAS_DB_DIR, default ./data/db. */
+  dir: string;
+  /** Where the ROUTER socket binds. FAAS_DB_ENDPOINT, default tcp://127.0.0.1:5555. */
+  endpoint: string;
+}
+
+export function loadDbConfig(env: NodeJS.ProcessEnv = process.env): DbConfig {
+  return {
+    dir: path.resolve(envString(env, 'FAAS_DB_DIR', './data/db')),
+    endpoint: envEndpoint(env, 'FAAS_DB_ENDPOINT', 'tcp://127.0.0.1:5555'),
+  };
+}

@@ -1,0 +1,93 @@
+import * as zmq from 'zeromq';
+import { isDbMsgType, dbRequestSchemas, type DbMsgType } from '../protocol/db-messages';
+import { decodeMessage, encodeReply, isReply } from '../protocol/envelope';
+import { PlatformError, asPlatformError } from '../protocol/errors';
+import type { Logger } from '../protocol/log';
+import { Outbox } from '../protocol/outbox';
+import type { PlatformStore } from './store';
+
+/**
+ * db-service's request/reply front: a ROUTER socket, so many clients are served at once. Each
+ * request is validated at this one entry point; a malformed one gets an error reply (or, when it
+ * cannot be answered, is logged and dropped) and never stops the service.
+ */
+export class DbServer {
+  private readonly socket = new zmq.Router({ linger: 0, mandatory: false, receiveHighWaterMark: 0, sendHighWaterMark: 0 });
+  private readonly outbox: Outbox;
+  private closed = false;
+  private loop?: Promise<void>;
+
+  constructor(
+    private readonly store: PlatformStore,
+    private readonly log: Logger,
+  ) {
+    this.outbox = new Outbox(this.socket, (err) => this.log.warn({ err: String(err) }, 'reply not sent'));
+  }
+
+  async bind(endpoint: string): Promise<string> {
+    await this.socket.bind(endpoint);
+    this.loop = this.receiveLoop();
+    return this.socket.lastEndpoint ?? endpoint;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.close();
+    await this.loop?.catch(() => undefined);
+  }
+
+  private async receiveLoop(): Promise<void> {
+    try {
+      for await (const [identity, frame] of this.socket) {
+        void this.handle(identity!, frame);
+      }
+    } catch (err) {
+      if (!this.closed) this.log.error({ err: String(err) }, 'db receive loop ended');
+    }
+  }
+
+  private async handle(identity: Buffer, frame: Buffer | undefined): Promise<void> {
+    let message;
+    try {
+      message = decodeMessage(frame);
+    } catch (err) {
+      this.log.warn({ err: String(err) }, 'dropped a malformed request');
+      return;
+    }
+    if (isReply(message)) return;
+    const { id, msgType, content } = message;
+    try {
+      const data = await this.dispatch(msgType, content);
+      this.outbox.send([identity, encodeReply(id, { ok: true, data: data ?? null })]);
+    } catch (err) {
+      const error = asPlatformError(err);
+      if (error.code === 'INTERNAL') this.log.error({ err: String(err), msgType }, 'request failed');
+      this.outbox.send([identity, encodeReply(id, { ok: false, error: error.toJSON() })]);
+    }
+  }
+
+  private async dispatch(msgType: string, content: unknown): Promise<unknown> {
+    if (!isDbMsgType(msgType)) throw new PlatformError('PROTOCOL_ERROR', `unknown operation ${msgType}`);
+    const parsed = dbRequestSchemas[msgType].safeParse(content ?? {});
+    if (!parsed.success) {
+      throw new PlatformError('BAD_REQUEST', `${msgType}: ${parsed.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
+    }
+    const input = parsed.data as never;
+    const s = this.store;
+    const handlers: Record<DbMsgType, (c: never) => Promise<unknown>> = {
+      ping: async () => ({ ok: true, calls: s.callCount }),
+      putRuntime: (c: { runtime: Parameters<PlatformStore['putRuntime']>[0] }) => s.putRuntime(c.runtime),
+      getRuntime: (c: { name: string }) => s.getRuntime(c.name),
+      listRuntimes: () => s.listRuntimes(),
+      putFunction: (c: { fn: Parameters<PlatformStore['putFunction']>[0] }) => s.putFunction(c.fn),
+      getFunction: (c: { name: string }) => s.getFunction(c.name),
+      listFunctions: () => s.listFunctions(),
+      createCall: (c: Parameters<PlatformStore['createCall']>[0]) => s.createCall(c),
+      updateCall: (c: { callNum: number; patch: Parameters<PlatformStore['updateCall']>[1] }) => s.updateCall(c.callNum, c.patch),
+      getCall: (c: { callNum: number }) => s.getCall(c.callNum),
+      listCalls: (c: Parameters<PlatformStore['listCalls']>[0]) => s.listCalls(c),
+    };
+    return handlers[msgType](input);
+  }
+}

@@ -1,0 +1,147 @@
+import { mkdirSync } from 'node:fs';
+import { Level } from 'level';
+import type { DbRequest } from '../protocol/db-messages';
+import { PlatformError } from '../protocol/errors';
+import { isFinal, type Call, type CallPatch, type FunctionRecord, type Runtime } from '../protocol/types';
+import { GroupCommit } from './group-commit';
+
+const SEQ_KEY = 'meta:callSeq';
+const RUNTIME = 'rt:';
+const FUNCTION = 'fn:';
+const CALL = 'call:';
+
+/** Calls are keyed by a zero-padded number so that the store iterates them in callNum order. */
+function callKey(callNum: number): string {
+  return CALL + String(callNum).padStart(12, '0');
+}
+
+/**
+ * The platform's state in LevelDB: runtimes, functions and calls. Every write is synced before it
+ * is acknowledged; callNum is strictly increasing and never reused, also across restarts.
+ */
+export class PlatformStore {
+  private readonly commits: GroupCommit;
+  private lastCallNum = 0;
+  private readonly callLocks = new Map<number, Promise<unknown>>();
+
+  private constructor(private readonly db: Level<string, unknown>) {
+    this.commits = new GroupCommit(db);
+  }
+
+  static async open(dir: string): Promise<PlatformStore> {
+    mkdirSync(dir, { recursive: true });
+    const db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
+    await db.open();
+    const store = new PlatformStore(db);
+    await store.loadSequence();
+    return store;
+  }
+
+  /** The sequence is the larger of the stored counter and the highest stored call. */
+  private async loadSequence(): Promise<void> {
+    const stored = (await this.db.get(SEQ_KEY)) as number | undefined;
+    let highest = 0;
+    for await (const key of this.db.keys({ gte: CALL, lt: CALL + '\xff', reverse: true, limit: 1 })) {
+      highest = Number(key.slice(CALL.length));
+    }
+    this.lastCallNum = Math.max(stored ?? 0, highest);
+  }
+
+  get callCount(): number {
+    return this.lastCallNum;
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  async putRuntime(runtime: Runtime): Promise<{ created: boolean; runtime: Runtime }> {
+    const created = (await this.db.get(RUNTIME + runtime.name)) === undefined;
+    await this.commits.write([{ type: 'put', key: RUNTIME + runtime.name, value: runtime }]);
+    return { created, runtime };
+  }
+
+  async getRuntime(name: string): Promise<Runtime | null> {
+    return ((await this.db.get(RUNTIME + name)) as Runtime | undefined) ?? null;
+  }
+
+  listRuntimes(): Promise<Runtime[]> {
+    return this.values<Runtime>(RUNTIME);
+  }
+
+  async putFunction(fn: FunctionRecord): Promise<{ created: boolean; fn: FunctionRecord }> {
+    const created = (await this.db.get(FUNCTION + fn.functionName)) === undefined;
+    await this.commits.write([{ type: 'put', key: FUNCTION + fn.functionName, value: fn }]);
+    return { created, fn };
+  }
+
+  async getFunction(name: string): Promise<FunctionRecord | null> {
+    return ((await this.db.get(FUNCTION + name)) as FunctionRecord | undefined) ?? null;
+  }
+
+  listFunctions(): Promise<FunctionRecord[]> {
+    return this.values<FunctionRecord>(FUNCTION);
+  }
+
+  async createCall(input: DbRequest<'createCall'>): Promise<Call> {
+    // The number is taken before the first await, so concurrent creates never share one; a number
+    // whose write fails is skipped, never handed out again.
+    const callNum = ++this.lastCallNum;
+    const call: Call = {
+      funcName: input.funcName,
+      params: input.params ?? {},
+      callNum,
+      status: 'PENDING',
+      result: '',
+      createdAt: new Date().toISOString(),
+    };
+    if (input.functionVersion) call.functionVersion = input.functionVersion;
+    if (input.runtimeName) call.runtimeName = input.runtimeName;
+    await this.commits.write([
+      { type: 'put', key: callKey(callNum), value: call },
+      { type: 'put', key: SEQ_KEY, value: this.lastCallNum },
+    ]);
+    return call;
+  }
+
+  /** Read-modify-write under a per-call lock; the first final state wins. */
+  updateCall(callNum: number, patch: CallPatch): Promise<Call> {
+    const previous = this.callLocks.get(callNum) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(async () => {
+      const current = (await this.db.get(callKey(callNum))) as Call | undefined;
+      if (!current) throw new PlatformError('CALL_NOT_FOUND', `no call ${callNum}`);
+      if (isFinal(current.status)) {
+        throw new PlatformError('CALL_ALREADY_FINAL', `call ${callNum} is already ${current.status}`, { call: current });
+      }
+      const updated: Call = { ...current, ...patch };
+      await this.commits.write([{ type: 'put', key: callKey(callNum), value: updated }]);
+      return updated;
+    });
+    this.callLocks.set(callNum, next);
+    void next.finally(() => {
+      if (this.callLocks.get(callNum) === next) this.callLocks.delete(callNum);
+    }).catch(() => undefined);
+    return next;
+  }
+
+  async getCall(callNum: number): Promise<Call | null> {
+    return ((await this.db.get(callKey(callNum))) as Call | undefined) ?? null;
+  }
+
+  async listCalls(query: DbRequest<'listCalls'> = {}): Promise<Call[]> {
+    const calls: Call[] = [];
+    const gt = query.afterCallNum ? callKey(query.afterCallNum) : CALL;
+    for await (const value of this.db.values({ gt, lt: CALL + '\xff', limit: query.limit ?? -1 })) {
+      const call = value as Call;
+      if (query.status && call.status !== query.status) continue;
+      calls.push(call);
+    }
+    return calls;
+  }
+
+  private async values<T>(prefix: string): Promise<T[]> {
+    const out: T[] = [];
+    for await (const value of this.db.values({ gte: prefix, lt: prefix + '\xff' })) out.push(value as T);
+    return out;
+  }
+}

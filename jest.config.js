@@ -1,0 +1,10 @@
+/** Unit tests need nothing running; integration tests start the real processes from dist/. */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, tsconfig: { types: ['node', 'jest'] } }] },
+  testMatch: ['**/*.test.ts'],
+  globalSetup: '<rootDir>/test/helpers/global-setup.ts',
+  testTimeout: 120000,
+  maxWorkers: 1,
+};

@@ -1,0 +1,227 @@
+import { createReadStream } from 'node:fs';
+import { Writable } from 'node:stream';
+import Docker from 'dockerode';
+import { PlatformError } from '../protocol/errors';
+
+/** Keeps the first `limit` bytes written to it and remembers whether more came. */
+export class CappedBuffer extends Writable {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  truncated = false;
+
+  constructor(private readonly limit: number) {
+    super();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
+    const room = this.limit - this.size;
+    if (room > 0) {
+      const part = chunk.length <= room ? chunk : chunk.subarray(0, room);
+      this.chunks.push(part);
+      this.size += part.length;
+    }
+    if (chunk.length > room) this.truncated = true;
+    done();
+  }
+
+  text(): string {
+    return Buffer.concat(this.chunks).toString('utf8');
+  }
+}
+
+export interface RunSpec {
+  image: string;
+  /** Shell command, run with `sh -c`. */
+  cmd: string;
+  workingDir: string;
+  env: string[];
+  labels: Record<string, string>;
+  stdin: string;
+  timeoutMs: number;
+  memoryBytes: number;
+  maxStdoutBytes: number;
+  maxStderrBytes: number;
+  networkMode?: string;
+}
+
+export interface RunOutcome {
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  oomKilled: boolean;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { statusCode?: number })?.statusCode;
+}
+
+/**
+ * The one narrow interface to the Docker engine. Every container carries the platform's labels;
+ * "already gone" counts as success when removing.
+ */
+export class ContainerDriver {
+  constructor(readonly docker: Docker = new Docker()) {}
+
+  async ping(): Promise<void> {
+    try {
+      await this.docker.ping();
+    } catch (err) {
+      throw new PlatformError('DOCKER_UNAVAILABLE', `the Docker engine does not answer: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  async imageExists(name: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(name).inspect();
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 404) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Runs one command in a new container and removes it: the seed's process mode. `stdin` is written
+   * to the process's standard input, which is then closed; stdout and stderr are kept up to their caps.
+   */
+  async runOnce(spec: RunSpec): Promise<RunOutcome> {
+    const container = await this.docker.createContainer({
+      Image: spec.image,
+      Cmd: ['sh', '-c', spec.cmd],
+      WorkingDir: spec.workingDir,
+      Env: spec.env,
+      Labels: spec.labels,
+      AttachStdin: true,
+      AttachStdout: true,
+      AttachStderr: true,
+      OpenStdin: true,
+      StdinOnce: true,
+      Tty: false,
+      HostConfig: {
+        NetworkMode: spec.networkMode ?? 'none',
+        Memory: spec.memoryBytes,
+        MemorySwap: spec.memoryBytes,
+        LogConfig: { Type: 'none', Config: {} },
+      },
+    });
+    const stdout = new CappedBuffer(spec.maxStdoutBytes);
+    const stderr = new CappedBuffer(spec.maxStderrBytes);
+    let timedOut = false;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as NodeJS.ReadWriteStream;
+      const ended = new Promise<void>((resolve) => {
+        stream.on('end', resolve);
+        stream.on('close', resolve);
+        stream.on('error', () => resolve());
+      });
+      this.docker.modem.demuxStream(stream, stdout, stderr);
+      await container.start();
+      stream.end(spec.stdin);
+      const exited = container.wait() as Promise<{ StatusCode: number }>;
+      const timeout = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), spec.timeoutMs);
+      });
+      const first = await Promise.race([exited, timeout]);
+      if (first === 'timeout') {
+        timedOut = true;
+        await container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
+        return { exitCode: null, stdout: stdout.text(), stderr: stderr.text(), timedOut, oomKilled: false, stdoutTruncated: stdout.truncated, stderrTruncated: stderr.truncated };
+      }
+      // Output may still be in flight when the process has exited: wait for the stream's end, briefly.
+      await Promise.race([ended, new Promise((r) => setTimeout(r, 2000))]);
+      let oomKilled = false;
+      if (first.StatusCode === 137) {
+        const info = await container.inspect().catch(() => undefined);
+        oomKilled = Boolean(info?.State?.OOMKilled);
+      }
+      return {
+        exitCode: first.StatusCode,
+        stdout: stdout.text(),
+        stderr: stderr.text(),
+        timedOut,
+        oomKilled,
+        stdoutTruncated: stdout.truncated,
+        stderrTruncated: stderr.truncated,
+      };
+    } finally {
+      if (timer) clearTimeout(timer);
+      await this.remove(container.id);
+    }
+  }
+
+  /**
+   * Makes an image holding a function's code with its dependencies installed: a container from the
+   * runtime image receives the package as a tar stream through the Docker API (no bind mount), runs
+   * the runtime's dependencies command, and is committed.
+   */
+  async buildFunctionImage(spec: {
+    runtimeImage: string;
+    workingDir: string;
+    dependencies: string;
+    packagePath: string;
+    labels: Record<string, string>;
+    repo: string;
+    tag: string;
+    networkMode: string;
+    timeoutMs: number;
+  }): Promise<{ log: string }> {
+    const container = await this.docker.createContainer({
+      Image: spec.runtimeImage,
+      Cmd: ['sh', '-c', spec.dependencies.trim() || 'true'],
+      WorkingDir: spec.workingDir,
+      Labels: spec.labels,
+      Tty: false,
+      HostConfig: { NetworkMode: spec.networkMode },
+    });
+    const log = new CappedBuffer(64 * 1024);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await container.putArchive(createReadStream(spec.packagePath), { path: spec.workingDir });
+      const stream = (await container.attach({ stream: true, stdout: true, stderr: true })) as NodeJS.ReadableStream;
+      this.docker.modem.demuxStream(stream, log, log);
+      await container.start();
+      const timeout = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), spec.timeoutMs);
+      });
+      const first = await Promise.race([container.wait() as Promise<{ StatusCode: number }>, timeout]);
+      if (first === 'timeout') throw new BuildError(`the dependencies command ran past ${spec.timeoutMs} ms`, log.text());
+      if (first.StatusCode !== 0) throw new BuildError(`the dependencies command exited with code ${first.StatusCode}`, log.text());
+      await container.commit({ repo: spec.repo, tag: spec.tag });
+      return { log: log.text() };
+    } finally {
+      if (timer) clearTimeout(timer);
+      await this.remove(container.id);
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).remove({ force: true, v: true });
+    } catch (err) {
+      const status = statusOf(err);
+      if (status !== 404 && status !== 409) throw err;
+    }
+  }
+
+  /** Removes every container carrying all of these labels; returns how many. */
+  async removeLabelled(labels: Record<string, string>): Promise<number> {
+    const filters = { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) };
+    const found = await this.docker.listContainers({ all: true, filters });
+    await Promise.all(found.map((c) => this.remove(c.Id).catch(() => undefined)));
+    return found.length;
+  }
+}
+
+export class BuildError extends Error {
+  constructor(
+    message: string,
+    readonly log: string,
+  ) {
+    super(message);
+    this.name = 'BuildError';
+  }
+}

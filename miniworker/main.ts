@@ -1,0 +1,72 @@
+import { randomUUID } from 'node:crypto';
+import * as zmq from 'zeromq';
+import { DbClient } from '../protocol/db-client';
+import { decodeMessage, encodeRequest, isReply } from '../protocol/envelope';
+import { createLogger } from '../protocol/log';
+import type { Job, MiniworkerToWorker } from '../protocol/worker-messages';
+import { ContainerDriver } from './container-driver';
+import { CallRunner } from './runner';
+
+/**
+ * A miniworker: a process of its own, started by its worker, that asks for work and drives one
+ * container at a time. It reports each call's end to its worker after writing it to db-service.
+ */
+async function main(): Promise<void> {
+  const endpoint = process.env.FAAS_MINIWORKER_ENDPOINT;
+  const routingId = process.env.FAAS_MINIWORKER_ID;
+  const dbEndpoint = process.env.FAAS_DB_ENDPOINT ?? 'tcp://127.0.0.1:5555';
+  if (!endpoint || !routingId) throw new Error('FAAS_MINIWORKER_ENDPOINT and FAAS_MINIWORKER_ID are set by the worker');
+  const nodeId = process.env.FAAS_NODE_ID ?? 'node';
+  const log = createLogger('miniworker', { node: nodeId, miniworker: routingId });
+  const db = new DbClient(dbEndpoint, { log }).start();
+  const runner = new CallRunner(new ContainerDriver(), db, { nodeId, platformLabel: process.env.FAAS_PLATFORM_LABEL ?? 'faas', log });
+  const socket = new zmq.Dealer({ routingId, linger: 0 });
+  socket.connect(endpoint);
+  const send = <K extends keyof MiniworkerToWorker>(msgType: K, content: MiniworkerToWorker[K]) =>
+    socket.send(encodeRequest(randomUUID(), msgType, content));
+
+  let busy = false;
+  let stopping = false;
+  const stop = () => {
+    stopping = true;
+    // A call in flight is finished first; its worker waits for us.
+    if (!busy) {
+      socket.close();
+      db.close();
+      process.exit(0);
+    }
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  // The worker is our parent; if it goes, so do we.
+  process.on('disconnect', () => process.exit(0));
+
+  await send('ready', { pid: process.pid });
+  for await (const [frame] of socket) {
+    let message;
+    try {
+      message = decodeMessage(frame);
+    } catch (err) {
+      log.warn({ err: String(err) }, 'dropped a malformed frame');
+      continue;
+    }
+    if (isReply(message) || message.msgType !== 'job') continue;
+    busy = true;
+    const job = message.content as Job;
+    try {
+      const call = await runner.run(job);
+      await send('done', { call });
+    } catch (err) {
+      // Could not record the outcome (db-service unreachable): crash, so the worker reports the job lost.
+      log.error({ callNum: job?.call?.callNum, err: String(err) }, 'call could not be completed');
+      process.exit(1);
+    }
+    busy = false;
+    if (stopping) stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`miniworker: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,109 @@
+import { DbClient } from '../protocol/db-client';
+import { PlatformError } from '../protocol/errors';
+import { LABELS } from '../protocol/labels';
+import type { Logger } from '../protocol/log';
+import type { Job } from '../protocol/worker-messages';
+import type { Call, CallPatch } from '../protocol/types';
+import type { ContainerDriver, RunOutcome } from './container-driver';
+
+export const MAX_RESULT_BYTES = 1024 * 1024;
+export const MAX_STDERR_BYTES = 1024 * 1024;
+/** Linux refuses a single environment string past 128 KiB; larger params travel on stdin only. */
+const MAX_ENV_PARAMS = 100 * 1024;
+
+function tail(text: string, max: number): string {
+  return text.length <= max ? text : text.slice(text.length - max);
+}
+
+/**
+ * Runs one call in process mode: RUNNING is recorded, the function's `run` command gets the params
+ * as JSON on stdin and in FAAS_PARAMS, and the final state is written to db-service.
+ */
+export class CallRunner {
+  constructor(
+    private readonly driver: ContainerDriver,
+    private readonly db: DbClient,
+    private readonly options: { nodeId: string; platformLabel: string; log: Logger },
+  ) {}
+
+  async run(job: Job): Promise<Call> {
+    const { call, runtime, fn } = job;
+    const log = this.options.log.child({ callNum: call.callNum, function: fn.functionName });
+    const started = new Date();
+    try {
+      await this.db.updateCall(call.callNum, { status: 'RUNNING', startedAt: started.toISOString(), node: this.options.nodeId });
+    } catch (err) {
+      const already = alreadyFinal(err);
+      if (already) return already;
+      throw err;
+    }
+    const params = JSON.stringify(call.params ?? {});
+    let patch: CallPatch;
+    try {
+      const outcome = await this.driver.runOnce({
+        image: job.image,
+        cmd: runtime.run,
+        workingDir: runtime.path,
+        env: [
+          ...(params.length <= MAX_ENV_PARAMS ? [`FAAS_PARAMS=${params}`] : []),
+          `FAAS_CALL_NUM=${call.callNum}`,
+          `FAAS_FUNCTION=${fn.functionName}`,
+        ],
+        labels: {
+          [LABELS.platform]: this.options.platformLabel,
+          [LABELS.node]: this.options.nodeId,
+          [LABELS.function]: fn.functionName,
+          [LABELS.version]: fn.version,
+          [LABELS.call]: String(call.callNum),
+          [LABELS.role]: 'call',
+        },
+        stdin: params,
+        timeoutMs: job.timeoutMs,
+        memoryBytes: job.memoryBytes,
+        maxStdoutBytes: MAX_RESULT_BYTES,
+        maxStderrBytes: MAX_STDERR_BYTES,
+      });
+      patch = finalPatch(outcome, job.timeoutMs);
+    } catch (err) {
+      log.error({ err: String(err) }, 'the container could not run');
+      patch = { status: 'ERROR', reason: 'docker_error', error: `the container could not run: ${err instanceof Error ? err.message : String(err)}` };
+    }
+    const ended = new Date();
+    patch.endedAt = ended.toISOString();
+    patch.durationMs = ended.getTime() - started.getTime();
+    try {
+      return await this.db.updateCall(call.callNum, patch);
+    } catch (err) {
+      const already = alreadyFinal(err);
+      if (already) return already;
+      throw err;
+    }
+  }
+}
+
+export function finalPatch(outcome: RunOutcome, timeoutMs: number): CallPatch {
+  const truncated = outcome.stdoutTruncated || outcome.stderrTruncated;
+  const base: CallPatch = { stderr: outcome.stderr, ...(truncated ? { truncated: true } : {}) };
+  if (outcome.timedOut) {
+    return { ...base, status: 'TIMEOUT', reason: 'timeout', error: `the call ran past its timeout of ${timeoutMs} ms`, result: '' };
+  }
+  if (outcome.oomKilled) {
+    return { ...base, status: 'ERROR', reason: 'out_of_memory', exitCode: outcome.exitCode ?? 137, error: 'the function ran out of memory', result: '' };
+  }
+  if (outcome.exitCode === 0) {
+    return { ...base, status: 'DONE', exitCode: 0, result: outcome.stdout.replace(/\r?\n$/, '') };
+  }
+  return {
+    ...base,
+    status: 'ERROR',
+    reason: 'exit_code',
+    exitCode: outcome.exitCode ?? -1,
+    error: `exit code ${outcome.exitCode}: ${tail(outcome.stderr.trim(), 2000)}`,
+    result: outcome.stdout.replace(/\r?\n$/, ''),
+  };
+}
+
+function alreadyFinal(err: unknown): Call | undefined {
+  if (err instanceof PlatformError && err.code === 'CALL_ALREADY_FINAL') return (err.data as { call?: Call })?.call;
+  return undefined;
+}

@@ -1,0 +1,70 @@
+import type { DbMsgType, DbRequest } from './db-messages';
+import type { Logger } from './log';
+import { RpcClient } from './rpc-client';
+import type { Call, CallPatch, FunctionRecord, Runtime } from './types';
+
+/** The typed client of db-service that the api, workers and miniworkers share. */
+export class DbClient {
+  private readonly rpc: RpcClient;
+
+  constructor(endpoint: string, options: { timeoutMs?: number; log?: Logger } = {}) {
+    this.rpc = new RpcClient(endpoint, { timeoutMs: options.timeoutMs ?? 5000, timeoutCode: 'DB_UNAVAILABLE', log: options.log });
+  }
+
+  start(): this {
+    this.rpc.start();
+    return this;
+  }
+
+  close(): void {
+    this.rpc.close();
+  }
+
+  private call<K extends DbMsgType, T>(msgType: K, content: DbRequest<K>, timeoutMs?: number): Promise<T> {
+    return this.rpc.request<T>(msgType, content, timeoutMs);
+  }
+
+  ping(timeoutMs?: number): Promise<{ ok: true; calls: number }> {
+    return this.call('ping', {}, timeoutMs);
+  }
+
+  putRuntime(runtime: Runtime): Promise<{ created: boolean; runtime: Runtime }> {
+    return this.call('putRuntime', { runtime });
+  }
+
+  getRuntime(name: string): Promise<Runtime | null> {
+    return this.call('getRuntime', { name });
+  }
+
+  listRuntimes(): Promise<Runtime[]> {
+    return this.call('listRuntimes', {});
+  }
+
+  putFunction(fn: FunctionRecord): Promise<{ created: boolean; fn: FunctionRecord }> {
+    return this.call('putFunction', { fn });
+  }
+
+  getFunction(name: string): Promise<FunctionRecord | null> {
+    return this.call('getFunction', { name });
+  }
+
+  listFunctions(): Promise<FunctionRecord[]> {
+    return this.call('listFunctions', {});
+  }
+
+  createCall(input: DbRequest<'createCall'>): Promise<Call> {
+    return this.call('createCall', input);
+  }
+
+  updateCall(callNum: number, patch: CallPatch): Promise<Call> {
+    return this.call('updateCall', { callNum, patch });
+  }
+
+  getCall(callNum: number): Promise<Call | null> {
+    return this.call('getCall', { callNum });
+  }
+
+  listCalls(query: DbRequest<'listCalls'> = {}): Promise<Call[]> {
+    return this.call('listCalls', query, 30_000);
+  }
+}

@@ -1,0 +1,33 @@
+import { z } from 'zod';
+import { callPatchSchema, functionSchema, runtimeSchema } from './schemas';
+
+/** The operations db-service answers, with the schema of each one's `content`. */
+export const dbRequestSchemas = {
+  ping: z.object({}).passthrough(),
+  putRuntime: z.object({ runtime: runtimeSchema }),
+  getRuntime: z.object({ name: z.string() }),
+  listRuntimes: z.object({}).passthrough(),
+  putFunction: z.object({ fn: functionSchema }),
+  getFunction: z.object({ name: z.string() }),
+  listFunctions: z.object({}).passthrough(),
+  createCall: z.object({
+    funcName: z.string(),
+    params: z.unknown(),
+    functionVersion: z.string().optional(),
+    runtimeName: z.string().optional(),
+  }),
+  updateCall: z.object({ callNum: z.number().int().positive(), patch: callPatchSchema }),
+  getCall: z.object({ callNum: z.number().int().positive() }),
+  listCalls: z.object({
+    afterCallNum: z.number().int().nonnegative().optional(),
+    limit: z.number().int().positive().max(100_000).optional(),
+    status: z.string().optional(),
+  }),
+} as const;
+
+export type DbMsgType = keyof typeof dbRequestSchemas;
+export type DbRequest<K extends DbMsgType> = z.infer<(typeof dbRequestSchemas)[K]>;
+
+export function isDbMsgType(value: string): value is DbMsgType {
+  return Object.prototype.hasOwnProperty.call(dbRequestSchemas, value);
+}

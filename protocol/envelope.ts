@@ -1,0 +1,76 @@
+import { z } from 'zod';
+import { PlatformError, type ErrorShape } from './errors';
+
+/**
+ * The envelope of every ZeroMQ message, as in the seed: the operation in `msgType`, its input in
+ * `content`. Replies carry `ok` with `data` or an `error`. A version travels in every envelope.
+ */
+export const PROTOCOL_VERSION = 1;
+export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
+
+export interface Request<T = unknown> {
+  v: number;
+  id: string;
+  msgType: string;
+  content: T;
+}
+
+export type Reply<T = unknown> =
+  | { v: number; id: string; ok: true; data: T }
+  | { v: number; id: string; ok: false; error: ErrorShape };
+
+export type Message = Request | Reply;
+
+const requestSchema = z.object({
+  v: z.number().int(),
+  id: z.string().min(1).max(128),
+  msgType: z.string().min(1).max(64),
+  content: z.unknown(),
+});
+
+const errorSchema = z.object({
+  code: z.string(),
+  message: z.string(),
+  retryable: z.boolean().optional(),
+  data: z.unknown().optional(),
+});
+
+const replySchema = z.union([
+  z.object({ v: z.number().int(), id: z.string().min(1).max(128), ok: z.literal(true), data: z.unknown() }),
+  z.object({ v: z.number().int(), id: z.string().min(1).max(128), ok: z.literal(false), error: errorSchema }),
+]);
+
+export function isReply(message: Message): message is Reply {
+  return 'ok' in message;
+}
+
+/** The one entry point for inbound frames: anything that is not a valid envelope throws a PlatformError. */
+export function decodeMessage(frame: Buffer | undefined, maxBytes = MAX_FRAME_BYTES): Message {
+  if (!frame) throw new PlatformError('PROTOCOL_ERROR', 'empty message');
+  if (frame.length > maxBytes) throw new PlatformError('PROTOCOL_ERROR', `frame of ${frame.length} bytes exceeds ${maxBytes}`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(frame.toString('utf8'));
+  } catch {
+    throw new PlatformError('PROTOCOL_ERROR', 'frame is not JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null) throw new PlatformError('PROTOCOL_ERROR', 'frame is not an object');
+  const v = (parsed as { v?: unknown }).v;
+  if (v !== PROTOCOL_VERSION) {
+    throw new PlatformError('VERSION_MISMATCH', `protocol version ${String(v)} is not ${PROTOCOL_VERSION}`);
+  }
+  const request = requestSchema.safeParse(parsed);
+  if (request.success) return request.data as Request;
+  const reply = replySchema.safeParse(parsed);
+  if (reply.success) return reply.data as Reply;
+  throw new PlatformError('PROTOCOL_ERROR', 'frame is neither a request nor a reply');
+}
+
+export function encodeRequest<T>(id: string, msgType: string, content: T): Buffer {
+  const request: Request<T> = { v: PROTOCOL_VERSION, id, msgType, content };
+  return Buffer.from(JSON.stringify(request));
+}
+
+export function encodeReply<T>(id: string, result: { ok: true; data: T } | { ok: false; error: ErrorShape }): Buffer {
+  return Buffer.from(JSON.stringify({ v: PROTOCOL_VERSION, id, ...result }));
+}

@@ -1,0 +1,75 @@
+/**
+ * The one registry of error codes. Every error that leaves a process carries one of these codes;
+ * the HTTP status and whether a retry can help are decided here, not at the throw site.
+ */
+export const ERROR_CODES = {
+  BAD_REQUEST: { status: 400, retryable: false, description: 'The request is malformed or a field is invalid.' },
+  INVALID_JSON: { status: 400, retryable: false, description: 'The body is not valid JSON.' },
+  INVALID_NAME: { status: 400, retryable: false, description: 'A runtime or function name does not match ^[a-z0-9][a-z0-9_-]{0,62}$.' },
+  INVALID_ARCHIVE: { status: 400, retryable: false, description: 'The uploaded package is not a safe .tar.gz or .zip archive.' },
+  PAYLOAD_TOO_LARGE: { status: 413, retryable: false, description: 'The body or the upload exceeds a size limit.' },
+  NOT_FOUND: { status: 404, retryable: false, description: 'No such route.' },
+  RUNTIME_NOT_FOUND: { status: 404, retryable: false, description: 'No runtime with that name is registered.' },
+  FUNCTION_NOT_FOUND: { status: 404, retryable: false, description: 'No function with that name is registered.' },
+  CALL_NOT_FOUND: { status: 404, retryable: false, description: 'No call with that number exists.' },
+  PACKAGE_NOT_FOUND: { status: 404, retryable: false, description: 'No package with that hash is stored.' },
+  CALL_ALREADY_FINAL: { status: 409, retryable: false, description: 'The call already reached a final state; the first final state wins.' },
+  DB_UNAVAILABLE: { status: 503, retryable: true, description: 'The database service does not answer.' },
+  DOCKER_UNAVAILABLE: { status: 503, retryable: true, description: 'The Docker engine does not answer.' },
+  REQUEST_TIMEOUT: { status: 504, retryable: true, description: 'A peer did not answer in time.' },
+  PROTOCOL_ERROR: { status: 400, retryable: false, description: 'A message does not follow the platform protocol.' },
+  VERSION_MISMATCH: { status: 400, retryable: false, description: 'A message carries another protocol version.' },
+  INTERNAL: { status: 500, retryable: false, description: 'An unexpected error inside the platform.' },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** The plain form in which errors cross process boundaries. */
+export interface ErrorShape {
+  code: ErrorCode;
+  message: string;
+  retryable?: boolean;
+  data?: unknown;
+}
+
+export class PlatformError extends Error {
+  readonly code: ErrorCode;
+  readonly data?: unknown;
+
+  constructor(code: ErrorCode, message: string, data?: unknown) {
+    super(message);
+    this.name = 'PlatformError';
+    this.code = code;
+    this.data = data;
+  }
+
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+
+  get retryable(): boolean {
+    return ERROR_CODES[this.code].retryable;
+  }
+
+  toJSON(): ErrorShape {
+    const shape: ErrorShape = { code: this.code, message: this.message, retryable: this.retryable };
+    if (this.data !== undefined) shape.data = this.data;
+    return shape;
+  }
+
+  /** Rebuilds an error that arrived from another process; unknown codes become INTERNAL. */
+  static fromJSON(shape: Partial<ErrorShape> | undefined): PlatformError {
+    const code = shape?.code && shape.code in ERROR_CODES ? shape.code : 'INTERNAL';
+    return new PlatformError(code, typeof shape?.message === 'string' ? shape.message : 'unknown error', shape?.data);
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && value in ERROR_CODES;
+}
+
+/** Any thrown value as a PlatformError, never leaking a stack or a file path. */
+export function asPlatformError(err: unknown): PlatformError {
+  if (err instanceof PlatformError) return err;
+  return new PlatformError('INTERNAL', 'internal error');
+}

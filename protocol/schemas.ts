@@ -1,0 +1,71 @@
+import { z } from 'zod';
+import { NAME_PATTERN } from './names';
+
+/** Schemas shared by the HTTP api and the db-service protocol; each object is validated where it enters. */
+export const nameSchema = z.string().regex(NAME_PATTERN, 'must match ^[a-z0-9][a-z0-9_-]{0,62}$');
+
+export const callStatusSchema = z.enum(['PENDING', 'RUNNING', 'DONE', 'ERROR', 'TIMEOUT']);
+
+export const runtimeSchema = z.object({
+  name: nameSchema,
+  image: z.string().min(1).max(256),
+  path: z.string().regex(/^\/[^\0]*$/, 'must be an absolute path').max(256),
+  dependencies: z.string().max(4096),
+  run: z.string().min(1).max(4096),
+  mode: z.literal('process'),
+  registeredAt: z.string(),
+});
+
+/** What a user sends to registerRuntime: the seed's RUNTIME object, `name` optional. */
+export const runtimeInputSchema = z.object({
+  name: z.string().optional(),
+  image: z.string({ required_error: 'image is required' }).min(1, 'image is required').max(256),
+  path: z.string({ required_error: 'path is required' }).regex(/^\/[^\0]*$/, 'path must be an absolute path').max(256),
+  dependencies: z.string().max(4096).default(''),
+  run: z.string({ required_error: 'run is required' }).min(1, 'run is required').max(4096),
+  mode: z.literal('process').default('process'),
+});
+
+export const functionSchema = z.object({
+  functionName: nameSchema,
+  runtimeName: nameSchema,
+  version: z.string().regex(/^[a-f0-9]{64}$/),
+  size: z.number().int().nonnegative(),
+  format: z.enum(['tar.gz', 'zip']),
+  fieldname: z.string(),
+  originalname: z.string(),
+  registeredAt: z.string(),
+});
+
+export const callPatchSchema = z
+  .object({
+    status: callStatusSchema,
+    result: z.string(),
+    node: z.string(),
+    startedAt: z.string(),
+    endedAt: z.string(),
+    durationMs: z.number(),
+    exitCode: z.number().int(),
+    stderr: z.string(),
+    reason: z.enum([
+      'exit_code',
+      'timeout',
+      'dependencies_failed',
+      'image_missing',
+      'docker_error',
+      'worker_lost',
+      'node_lost',
+      'out_of_memory',
+      'function_missing',
+    ]),
+    error: z.string(),
+    truncated: z.boolean(),
+  })
+  .partial()
+  .strict();
+
+export const invokeInputSchema = z.object({
+  funcName: z.string({ required_error: 'funcName is required' }),
+  params: z.unknown().optional(),
+  wait: z.boolean().optional(),
+});

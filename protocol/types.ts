@@ -1,0 +1,83 @@
+/** The objects the platform stores, as in the seed: RUNTIME, FUNCTION and CALL. */
+
+export type CallStatus = 'PENDING' | 'RUNNING' | 'DONE' | 'ERROR' | 'TIMEOUT';
+export const FINAL_STATUSES: ReadonlySet<CallStatus> = new Set<CallStatus>(['DONE', 'ERROR', 'TIMEOUT']);
+
+export function isFinal(status: CallStatus): boolean {
+  return FINAL_STATUSES.has(status);
+}
+
+export interface Runtime {
+  name: string;
+  image: string;
+  /** Folder inside the container where the function's files are put. */
+  path: string;
+  /** Shell command run once per function version to install its dependencies. */
+  dependencies: string;
+  /** Shell command run for each invocation (process mode). */
+  run: string;
+  mode: 'process';
+  registeredAt: string;
+}
+
+export interface FunctionRecord {
+  functionName: string;
+  runtimeName: string;
+  /** sha256 of the canonical package (.tar.gz) that the api serves to workers. */
+  version: string;
+  size: number;
+  format: 'tar.gz' | 'zip';
+  fieldname: string;
+  originalname: string;
+  registeredAt: string;
+}
+
+/** Why a call ended ERROR, when the platform rather than the function decided it. */
+export type CallReason =
+  | 'exit_code'
+  | 'timeout'
+  | 'dependencies_failed'
+  | 'image_missing'
+  | 'docker_error'
+  | 'worker_lost'
+  | 'node_lost'
+  | 'out_of_memory'
+  | 'function_missing';
+
+export interface Call {
+  callNum: number;
+  funcName: string;
+  params: unknown;
+  status: CallStatus;
+  result: string;
+  createdAt: string;
+  functionVersion?: string;
+  runtimeName?: string;
+  node?: string;
+  startedAt?: string;
+  endedAt?: string;
+  durationMs?: number;
+  exitCode?: number;
+  stderr?: string;
+  reason?: CallReason;
+  error?: string;
+  truncated?: boolean;
+}
+
+/** The fields a worker or miniworker may change on a call. */
+export type CallPatch = Partial<
+  Pick<
+    Call,
+    | 'status'
+    | 'result'
+    | 'node'
+    | 'startedAt'
+    | 'endedAt'
+    | 'durationMs'
+    | 'exitCode'
+    | 'stderr'
+    | 'reason'
+    | 'error'
+    | 'truncated'
+  >
+>;

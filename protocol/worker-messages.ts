@@ -1,0 +1,46 @@
+import type { Call, FunctionRecord, Runtime } from './types';
+
+/**
+ * The api–worker channel (api ROUTER, worker DEALER) and the worker–miniworker channel (worker
+ * ROUTER, miniworker DEALER). All messages are one-way events in the common envelope.
+ */
+
+/** What a worker needs to run one call: the call and the records it refers to, as they were at invoke time. */
+export interface Invocation {
+  call: Call;
+  fn: FunctionRecord;
+  runtime: Runtime;
+}
+
+export interface WorkerToApi {
+  hello: { nodeId: string; capacity: number; pid: number };
+  heartbeat: { load: number; queued: number };
+  callDone: { call: Call };
+  bye: Record<string, never>;
+}
+
+export interface ApiToWorker {
+  welcome: { runtimes: Runtime[]; functions: FunctionRecord[]; heartbeatMs: number };
+  heartbeat: Record<string, never>;
+  /** Sent to a worker the api does not know (after an api restart or an expiry): say hello again. */
+  reregister: Record<string, never>;
+  invoke: Invocation;
+  runtimeRegistered: { runtime: Runtime };
+  functionRegistered: { fn: FunctionRecord };
+}
+
+/** A job handed to a miniworker: the invocation plus what the worker decided for it. */
+export interface Job extends Invocation {
+  image: string;
+  timeoutMs: number;
+  memoryBytes: number;
+}
+
+export interface MiniworkerToWorker {
+  ready: { pid: number };
+  done: { call: Call };
+}
+
+export interface WorkerToMiniworker {
+  job: Job;
+}

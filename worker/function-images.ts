@@ -1,0 +1,89 @@
+import { LABELS } from '../protocol/labels';
+import type { Logger } from '../protocol/log';
+import type { FunctionRecord, Runtime } from '../protocol/types';
+import { BuildError, type ContainerDriver } from '../miniworker/container-driver';
+import type { PackageCache } from './package-cache';
+
+export class PrepareError extends Error {
+  constructor(
+    message: string,
+    readonly reason: 'dependencies_failed' | 'image_missing' | 'docker_error',
+    readonly log = '',
+  ) {
+    super(message);
+    this.name = 'PrepareError';
+  }
+}
+
+/**
+ * One image per function version per node, with code and dependencies in place: dependencies are
+ * installed once, never per call. Concurrent requests for the same version share one build.
+ */
+export class FunctionImages {
+  private readonly building = new Map<string, Promise<string>>();
+
+  constructor(
+    private readonly driver: ContainerDriver,
+    private readonly packages: PackageCache,
+    private readonly options: { platformLabel: string; nodeId: string; depsNetwork: string; depsTimeoutMs: number; log: Logger },
+  ) {}
+
+  imageName(fn: FunctionRecord): { repo: string; tag: string; ref: string } {
+    const repo = `${this.options.platformLabel}-fn/${fn.functionName}`;
+    const tag = fn.version.slice(0, 16);
+    return { repo, tag, ref: `${repo}:${tag}` };
+  }
+
+  ensure(fn: FunctionRecord, runtime: Runtime): Promise<string> {
+    const { ref } = this.imageName(fn);
+    let pending = this.building.get(ref);
+    if (!pending) {
+      pending = this.build(fn, runtime).finally(() => this.building.delete(ref));
+      this.building.set(ref, pending);
+    }
+    return pending;
+  }
+
+  private async build(fn: FunctionRecord, runtime: Runtime): Promise<string> {
+    const { repo, tag, ref } = this.imageName(fn);
+    const log = this.options.log.child({ function: fn.functionName, version: fn.version.slice(0, 12) });
+    try {
+      if (await this.driver.imageExists(ref)) return ref;
+      if (!(await this.driver.imageExists(runtime.image))) {
+        throw new PrepareError(
+          `runtime image "${runtime.image}" is not present on node ${this.options.nodeId}; build it (npm run images) or push it to the registry`,
+          'image_missing',
+        );
+      }
+      const packagePath = await this.packages.get(fn.version);
+      const started = Date.now();
+      await this.driver.buildFunctionImage({
+        runtimeImage: runtime.image,
+        workingDir: runtime.path,
+        dependencies: runtime.dependencies,
+        packagePath,
+        labels: {
+          [LABELS.platform]: this.options.platformLabel,
+          [LABELS.node]: this.options.nodeId,
+          [LABELS.function]: fn.functionName,
+          [LABELS.version]: fn.version,
+          [LABELS.role]: 'prepare',
+        },
+        repo,
+        tag,
+        networkMode: this.options.depsNetwork,
+        timeoutMs: this.options.depsTimeoutMs,
+      });
+      log.info({ image: ref, ms: Date.now() - started }, 'function image ready');
+      return ref;
+    } catch (err) {
+      if (err instanceof PrepareError) throw err;
+      if (err instanceof BuildError) throw new PrepareError(`${err.message}: ${tail(err.log, 2000)}`, 'dependencies_failed', err.log);
+      throw new PrepareError(`preparing the function failed: ${err instanceof Error ? err.message : String(err)}`, 'docker_error');
+    }
+  }
+}
+
+export function tail(text: string, max: number): string {
+  return text.length <= max ? text : text.slice(text.length - max);
+}

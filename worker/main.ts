@@ -1,0 +1,25 @@
+import { runMain } from '../protocol/config';
+import { createLogger } from '../protocol/log';
+import { loadWorkerConfig } from './config';
+import { Worker } from './worker';
+
+runMain('worker', async () => {
+  const config = loadWorkerConfig();
+  const log = createLogger('worker', { node: config.nodeId });
+  const worker = new Worker(config, log);
+  await worker.start();
+  log.info({ api: config.apiEndpoint, capacity: config.capacity, dataDir: config.dataDir }, 'worker started');
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'worker stopping');
+    const force = setTimeout(() => process.exit(1), 15_000);
+    force.unref();
+    await worker.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+});

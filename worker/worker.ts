@@ -1,0 +1,203 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import * as zmq from 'zeromq';
+import { DbClient } from '../protocol/db-client';
+import { decodeMessage, encodeRequest, isReply } from '../protocol/envelope';
+import { PlatformError } from '../protocol/errors';
+import { LABELS } from '../protocol/labels';
+import type { Logger } from '../protocol/log';
+import { Outbox } from '../protocol/outbox';
+import type { ApiToWorker, Invocation, Job, WorkerToApi } from '../protocol/worker-messages';
+import type { Call, CallPatch } from '../protocol/types';
+import { ContainerDriver } from '../miniworker/container-driver';
+import type { WorkerConfig } from './config';
+import { FunctionImages, PrepareError } from './function-images';
+import { MiniworkerPool } from './miniworker-pool';
+import { PackageCache } from './package-cache';
+import { randomUUID } from 'node:crypto';
+
+/**
+ * One per node. Talks to the api over a DEALER (hello, heartbeats, invocations, results), prepares
+ * function images, and brokers jobs to its miniworkers. Docker is only reached through async calls,
+ * so the event loop never blocks on it.
+ */
+export class Worker {
+  private readonly socket: zmq.Dealer;
+  private readonly outbox: Outbox;
+  private readonly driver = new ContainerDriver();
+  private readonly packages: PackageCache;
+  private readonly images: FunctionImages;
+  private readonly pool: MiniworkerPool;
+  private readonly db: DbClient;
+  private readonly ready: Job[] = [];
+  private preparing = 0;
+  private lastHeardFromApi = Date.now();
+  private timer?: NodeJS.Timeout;
+  private loop?: Promise<void>;
+  private closing = false;
+
+  constructor(
+    private readonly config: WorkerConfig,
+    private readonly log: Logger,
+  ) {
+    this.socket = new zmq.Dealer({ routingId: `${config.nodeId}:${randomUUID().slice(0, 8)}`, linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0 });
+    this.outbox = new Outbox(this.socket, (err) => this.log.warn({ err: String(err) }, 'send to the api failed'));
+    this.packages = new PackageCache(path.join(config.dataDir, 'packages'), config.apiUrl);
+    this.images = new FunctionImages(this.driver, this.packages, {
+      platformLabel: config.platformLabel,
+      nodeId: config.nodeId,
+      depsNetwork: config.depsNetwork,
+      depsTimeoutMs: config.depsTimeoutMs,
+      log,
+    });
+    this.db = new DbClient(config.dbEndpoint, { log });
+    this.pool = new MiniworkerPool({
+      endpoint: `ipc://${path.join(config.dataDir, `miniworkers-${process.pid}.sock`)}`,
+      size: config.capacity,
+      script: path.join(__dirname, '..', 'miniworker', 'main.js'),
+      env: { ...process.env, FAAS_DB_ENDPOINT: config.dbEndpoint, FAAS_NODE_ID: config.nodeId, FAAS_PLATFORM_LABEL: config.platformLabel },
+      log,
+    });
+    this.pool.on('done', (call: Call) => this.report(call));
+    this.pool.on('lost', (job: Job) => void this.fail(job, { reason: 'worker_lost', error: 'the miniworker running this call died' }));
+    this.pool.on('idle', () => this.pump());
+  }
+
+  async start(): Promise<void> {
+    await this.driver.ping();
+    const orphans = await this.driver.removeLabelled({ [LABELS.platform]: this.config.platformLabel, [LABELS.node]: this.config.nodeId });
+    if (orphans > 0) this.log.info({ orphans }, 'removed containers left by an earlier run');
+    await mkdir(this.config.dataDir, { recursive: true });
+    await this.packages.init();
+    this.db.start();
+    await this.pool.start();
+    this.socket.connect(this.config.apiEndpoint);
+    this.loop = this.receiveLoop();
+    this.hello();
+    this.timer = setInterval(() => this.beat(), this.config.heartbeatMs);
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.timer) clearInterval(this.timer);
+    this.send('bye', {});
+    await new Promise((r) => setTimeout(r, 50));
+    await this.pool.close().catch((err) => this.log.warn({ err: String(err) }, 'stopping miniworkers failed'));
+    await this.driver
+      .removeLabelled({ [LABELS.platform]: this.config.platformLabel, [LABELS.node]: this.config.nodeId })
+      .catch((err) => this.log.warn({ err: String(err) }, 'removing containers failed'));
+    this.socket.close();
+    this.db.close();
+    await this.loop?.catch(() => undefined);
+  }
+
+  private send<K extends keyof WorkerToApi>(msgType: K, content: WorkerToApi[K]): void {
+    this.outbox.send([encodeRequest(randomUUID(), msgType, content)]);
+  }
+
+  private hello(): void {
+    this.send('hello', { nodeId: this.config.nodeId, capacity: this.config.capacity, pid: process.pid });
+  }
+
+  private beat(): void {
+    this.send('heartbeat', { load: this.pool.busy, queued: this.ready.length + this.preparing });
+    // An api that went silent may have restarted: say hello again, it costs nothing.
+    if (Date.now() - this.lastHeardFromApi > this.config.heartbeatMs * 3) {
+      this.lastHeardFromApi = Date.now();
+      this.hello();
+    }
+  }
+
+  private async receiveLoop(): Promise<void> {
+    try {
+      for await (const [frame] of this.socket) this.handle(frame);
+    } catch (err) {
+      if (!this.closing) this.log.error({ err: String(err) }, 'api channel receive loop ended');
+    }
+  }
+
+  private handle(frame: Buffer | undefined): void {
+    let message;
+    try {
+      message = decodeMessage(frame);
+    } catch (err) {
+      this.log.warn({ err: String(err) }, 'dropped a malformed frame from the api');
+      return;
+    }
+    if (isReply(message)) return;
+    this.lastHeardFromApi = Date.now();
+    switch (message.msgType) {
+      case 'invoke':
+        void this.accept(message.content as ApiToWorker['invoke']);
+        return;
+      case 'reregister':
+        this.hello();
+        return;
+      case 'welcome': {
+        const welcome = message.content as ApiToWorker['welcome'];
+        this.log.info({ runtimes: welcome?.runtimes?.length, functions: welcome?.functions?.length }, 'registered with the api');
+        return;
+      }
+      case 'heartbeat':
+      case 'runtimeRegistered':
+      case 'functionRegistered':
+        return;
+      default:
+        this.log.warn({ msgType: message.msgType }, 'dropped an unknown message from the api');
+    }
+  }
+
+  private async accept(invocation: Invocation): Promise<void> {
+    if (!invocation?.call || !invocation.fn || !invocation.runtime) {
+      this.log.warn('dropped an incomplete invocation');
+      return;
+    }
+    this.preparing += 1;
+    try {
+      const image = await this.images.ensure(invocation.fn, invocation.runtime);
+      this.ready.push({
+        ...invocation,
+        image,
+        timeoutMs: this.config.callTimeoutMs,
+        memoryBytes: this.config.memoryMb * 1024 * 1024,
+      });
+    } catch (err) {
+      const prepare = err instanceof PrepareError ? err : new PrepareError(String(err), 'docker_error');
+      this.log.warn({ callNum: invocation.call.callNum, reason: prepare.reason, err: prepare.message }, 'function could not be prepared');
+      await this.fail(invocation, { reason: prepare.reason, error: prepare.message, stderr: prepare.log || undefined });
+      return;
+    } finally {
+      this.preparing -= 1;
+    }
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.ready.length > 0 && this.pool.assign(this.ready[0]!)) this.ready.shift();
+  }
+
+  private report(call: Call): void {
+    this.send('callDone', { call });
+  }
+
+  /** Ends a call ERROR on the platform's behalf; the first final state wins. */
+  private async fail(invocation: Invocation, patch: Omit<CallPatch, 'status'>): Promise<void> {
+    try {
+      const call = await this.db.updateCall(invocation.call.callNum, {
+        ...patch,
+        status: 'ERROR',
+        node: this.config.nodeId,
+        endedAt: new Date().toISOString(),
+      });
+      this.report(call);
+    } catch (err) {
+      if (err instanceof PlatformError && err.code === 'CALL_ALREADY_FINAL') {
+        const call = (err.data as { call?: Call })?.call;
+        if (call) this.report(call);
+        return;
+      }
+      this.log.error({ callNum: invocation.call.callNum, err: String(err) }, 'could not record a failed call');
+    }
+  }
+}
