@@ -2,7 +2,7 @@
 module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
-  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, tsconfig: { types: ['node', 'jest'] } }] },
+  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: { isolatedModules: true, types: ['node', 'jest'] } }] },
   testMatch: ['**/*.test.ts'],
   globalSetup: '<rootDir>/test/helpers/global-setup.ts',
   testTimeout: 120000,

@@ -4,7 +4,12 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 
-export const PROJECT_ROOT = path.resolve(__dirname, '..', '..', '..');
+/** The checkout's root, found from here whether running from dist/ or from the sources. */
+export const PROJECT_ROOT = (() => {
+  let dir = __dirname;
+  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+})();
 export const LOCAL_BASE_IMAGE = 'faas-base/debian:bookworm';
 
 /** The runtime images the project ships: folder under runtimes/, image name, official base. */

@@ -1,0 +1,135 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Docker from 'dockerode';
+import { freePort } from './ports';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const DIST = path.join(ROOT, 'dist');
+export const docker = new Docker();
+
+export type ServiceName = 'db' | 'api' | 'worker';
+const SCRIPTS: Record<ServiceName, string> = {
+  db: path.join(DIST, 'db-service', 'main.js'),
+  api: path.join(DIST, 'api', 'main.js'),
+  worker: path.join(DIST, 'worker', 'main.js'),
+};
+
+export interface PlatformOptions {
+  env?: NodeJS.ProcessEnv;
+  services?: ServiceName[];
+}
+
+/**
+ * The real processes (db-service, api, worker) from dist/, on free loopback ports, with a fresh
+ * data folder and a platform label of their own, so that cleanup finds exactly what they made.
+ */
+export class TestPlatform {
+  readonly label = `t${randomBytes(4).toString('hex')}`;
+  readonly dataDir = mkdtempSync(path.join(os.tmpdir(), 'faas-test-'));
+  readonly procs = new Map<ServiceName, ChildProcess>();
+  env: NodeJS.ProcessEnv = {};
+  url = '';
+
+  static async start(options: PlatformOptions = {}): Promise<TestPlatform> {
+    const platform = new TestPlatform();
+    const [httpPort, dbPort, workerPort] = await Promise.all([freePort(), freePort(), freePort()]);
+    platform.url = `http://127.0.0.1:${httpPort}`;
+    platform.env = {
+      ...process.env,
+      FAAS_LOG_LEVEL: 'info',
+      FAAS_API_HOST: '127.0.0.1',
+      FAAS_API_PORT: String(httpPort),
+      FAAS_API_URL: platform.url,
+      FAAS_DB_ENDPOINT: `tcp://127.0.0.1:${dbPort}`,
+      FAAS_WORKER_ENDPOINT: `tcp://127.0.0.1:${workerPort}`,
+      FAAS_DB_DIR: path.join(platform.dataDir, 'db'),
+      FAAS_API_DATA_DIR: path.join(platform.dataDir, 'api'),
+      FAAS_WORKER_DATA_DIR: path.join(platform.dataDir, 'worker'),
+      FAAS_PLATFORM_LABEL: platform.label,
+      FAAS_NODE_ID: `node-${platform.label}`,
+      FAAS_WORKER_CAPACITY: '2',
+      ...options.env,
+    };
+    for (const name of options.services ?? ['db', 'api', 'worker']) platform.spawn(name);
+    if ((options.services ?? ['worker']).includes('worker')) await platform.waitHealthy();
+    return platform;
+  }
+
+  spawn(name: ServiceName, extraEnv: NodeJS.ProcessEnv = {}): ChildProcess {
+    const log = createWriteStream(path.join(this.dataDir, `${name}.log`), { flags: 'a' });
+    const child = spawn(process.execPath, [SCRIPTS[name]], { env: { ...this.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.pipe(log);
+    child.stderr!.pipe(log);
+    this.procs.set(name, child);
+    return child;
+  }
+
+  async stopService(name: ServiceName, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = this.procs.get(name);
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      child.once('exit', () => {
+        clearTimeout(force);
+        resolve();
+      });
+      child.kill(signal);
+    });
+  }
+
+  async waitHealthy(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      try {
+        if ((await fetch(`${this.url}/health`)).status === 200) return;
+      } catch {
+        /* not up yet */
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`platform not healthy within ${timeoutMs} ms; logs in ${this.dataDir}`);
+  }
+
+  /** Containers that carry this platform's label, running or not. */
+  async containers(filters: string[] = []): Promise<Docker.ContainerInfo[]> {
+    return docker.listContainers({ all: true, filters: { label: [`io.faas.platform=${this.label}`, ...filters] } });
+  }
+
+  async stop(): Promise<void> {
+    for (const name of ['worker', 'api', 'db'] as ServiceName[]) await this.stopService(name);
+    for (const c of await this.containers()) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    const images = await docker.listImages({ filters: { label: [`io.faas.platform=${this.label}`] } });
+    for (const image of images) await docker.getImage(image.Id).remove({ force: true }).catch(() => undefined);
+    if (!process.env.FAAS_KEEP_TEST_DATA) rmSync(this.dataDir, { recursive: true, force: true });
+  }
+
+  async json<T = any>(method: string, route: string, body?: unknown): Promise<{ status: number; body: T; headers: Headers }> {
+    const response = await fetch(`${this.url}${route}`, {
+      method,
+      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
+  }
+
+  async upload(runtime: string, name: string, data: Buffer, filename = 'package.tar.gz'): Promise<{ status: number; body: any }> {
+    const form = new FormData();
+    form.append('module', new Blob([data]), filename);
+    const response = await fetch(`${this.url}/registerFunction/${runtime}/${name}`, { method: 'POST', body: form });
+    return { status: response.status, body: await response.json() };
+  }
+
+  /** Polls GET /call/:n until the call is final. */
+  async waitFinal(callNum: number, timeoutMs = 90_000): Promise<any> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const { body } = await this.json('GET', `/call/${callNum}`);
+      if (['DONE', 'ERROR', 'TIMEOUT'].includes(body.status)) return body;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`call ${callNum} not final within ${timeoutMs} ms`);
+  }
+}
