@@ -5,6 +5,7 @@ module.exports = {
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: { isolatedModules: true, types: ['node', 'jest'] } }] },
   testMatch: ['**/*.test.ts'],
   globalSetup: '<rootDir>/test/helpers/global-setup.ts',
+  globalTeardown: '<rootDir>/test/helpers/global-teardown.ts',
   testTimeout: 120000,
   maxWorkers: 1,
 };

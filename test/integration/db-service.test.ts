@@ -1,0 +1,94 @@
+import { DbClient } from '../../protocol/db-client';
+import { TestPlatform } from '../helpers/platform';
+
+describe('db-service on a real LevelDB behind a real ZeroMQ socket', () => {
+  let platform: TestPlatform;
+  let db: DbClient;
+
+  const connect = () => {
+    db?.close();
+    db = new DbClient(platform.env.FAAS_DB_ENDPOINT!, { timeoutMs: 5000 }).start();
+  };
+  const waitUp = async () => {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      try {
+        await db.ping(500);
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+      }
+    }
+  };
+
+  beforeAll(async () => {
+    platform = await TestPlatform.start({ services: ['db'] });
+    connect();
+    await waitUp();
+  });
+
+  afterAll(async () => {
+    db?.close();
+    await platform?.stop();
+  });
+
+  test('callNum is 1, 2, 3… and continues after a restart', async () => {
+    const first = await db.createCall({ funcName: 'f', params: { a: 1 } });
+    const second = await db.createCall({ funcName: 'f', params: { a: 2 } });
+    expect(second.callNum).toBe(first.callNum + 1);
+
+    await platform.stopService('db');
+    platform.spawn('db');
+    connect();
+    await waitUp();
+    const third = await db.createCall({ funcName: 'f', params: {} });
+    expect(third.callNum).toBe(second.callNum + 1);
+    expect(await db.getCall(first.callNum)).toMatchObject({ callNum: first.callNum, params: { a: 1 }, status: 'PENDING' });
+  });
+
+  test('concurrent creates get distinct, increasing numbers', async () => {
+    const calls = await Promise.all(Array.from({ length: 200 }, (_, i) => db.createCall({ funcName: 'f', params: { i } })));
+    const nums = calls.map((c) => c.callNum);
+    expect(new Set(nums).size).toBe(200);
+    expect(Math.max(...nums) - Math.min(...nums)).toBe(199);
+  });
+
+  test('an acknowledged call and update survive kill -9, and numbers are never reused', async () => {
+    const call = await db.createCall({ funcName: 'durable', params: { keep: true } });
+    await db.updateCall(call.callNum, { status: 'RUNNING', node: 'n1' });
+    // Killed right after the acknowledgement, with no chance to flush anything.
+    await platform.stopService('db', 'SIGKILL');
+    platform.spawn('db');
+    connect();
+    await waitUp();
+    expect(await db.getCall(call.callNum)).toMatchObject({ callNum: call.callNum, funcName: 'durable', status: 'RUNNING', node: 'n1' });
+    const next = await db.createCall({ funcName: 'after', params: {} });
+    expect(next.callNum).toBe(call.callNum + 1);
+  });
+
+  test('the first final state wins', async () => {
+    const call = await db.createCall({ funcName: 'f', params: {} });
+    await db.updateCall(call.callNum, { status: 'DONE', result: 'first' });
+    await expect(db.updateCall(call.callNum, { status: 'ERROR', result: 'late' })).rejects.toMatchObject({ code: 'CALL_ALREADY_FINAL' });
+    expect((await db.getCall(call.callNum))?.result).toBe('first');
+  });
+
+  test('runtimes and functions are stored and listed; unknown ones are null', async () => {
+    const runtime = { name: 'rt1', image: 'img', path: '/ws', dependencies: '', run: 'true', mode: 'process' as const, registeredAt: new Date().toISOString() };
+    expect((await db.putRuntime(runtime)).created).toBe(true);
+    expect((await db.putRuntime(runtime)).created).toBe(false);
+    expect(await db.getRuntime('rt1')).toEqual(runtime);
+    expect(await db.getRuntime('nope')).toBeNull();
+    expect((await db.listRuntimes()).map((r) => r.name)).toEqual(['rt1']);
+    const fn = { functionName: 'fn1', runtimeName: 'rt1', version: 'a'.repeat(64), size: 1, format: 'zip' as const, fieldname: 'module', originalname: 'x.zip', registeredAt: new Date().toISOString() };
+    await db.putFunction(fn);
+    expect(await db.getFunction('fn1')).toEqual(fn);
+    expect(await db.listFunctions()).toEqual([fn]);
+  });
+
+  test('a malformed request gets a clear error and the service keeps answering', async () => {
+    await expect(db.updateCall(1, { status: 'NOPE' as never })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(db.updateCall(987654, { status: 'DONE' })).rejects.toMatchObject({ code: 'CALL_NOT_FOUND' });
+    expect((await db.ping()).ok).toBe(true);
+  });
+});
