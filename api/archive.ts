@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
@@ -158,7 +159,6 @@ async function extractZip(file: string, dest: string, limits: ArchiveLimits): Pr
 
 /** Hashes a file with sha256, streaming. */
 export async function sha256File(file: string): Promise<string> {
-  const { createHash } = await import('node:crypto');
   const hash = createHash('sha256');
   await pipeline(createReadStream(file), hash);
   return hash.digest('hex');

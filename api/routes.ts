@@ -120,7 +120,9 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
     const sha = req.params.sha256;
     if (!platform.packages.has(sha)) throw new PlatformError('PACKAGE_NOT_FOUND', `no package ${sha}`);
     res.setHeader('Content-Type', 'application/gzip');
-    createReadStream(platform.packages.path(sha)).pipe(res);
+    const stream = createReadStream(platform.packages.path(sha));
+    stream.on('error', () => res.destroy());
+    stream.pipe(res);
   });
 
   app.use(() => {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import * as zmq from 'zeromq';
@@ -14,7 +15,6 @@ import type { WorkerConfig } from './config';
 import { FunctionImages, PrepareError } from './function-images';
 import { MiniworkerPool } from './miniworker-pool';
 import { PackageCache } from './package-cache';
-import { randomUUID } from 'node:crypto';
 
 /**
  * One per node. Talks to the api over a DEALER (hello, heartbeats, invocations, results), prepares
@@ -59,7 +59,7 @@ export class Worker {
       log,
     });
     this.pool.on('done', (call: Call) => this.report(call));
-    this.pool.on('lost', (job: Job) => void this.fail(job, { reason: 'worker_lost', error: 'the miniworker running this call died' }));
+    this.pool.on('lost', (job: Job) => void this.onMiniworkerLost(job));
     this.pool.on('idle', () => this.pump());
   }
 
@@ -179,6 +179,14 @@ export class Worker {
 
   private report(call: Call): void {
     this.send('callDone', { call });
+  }
+
+  /** The call of a miniworker that died ends ERROR, and the container it left is removed. */
+  private async onMiniworkerLost(job: Job): Promise<void> {
+    await this.fail(job, { reason: 'worker_lost', error: 'the miniworker running this call died' });
+    await this.driver
+      .removeLabelled({ [LABELS.platform]: this.config.platformLabel, [LABELS.node]: this.config.nodeId, [LABELS.call]: String(job.call.callNum) })
+      .catch((err) => this.log.warn({ callNum: job.call.callNum, err: String(err) }, 'could not remove the container of a lost call'));
   }
 
   /** Ends a call ERROR on the platform's behalf; the first final state wins. */

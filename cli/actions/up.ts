@@ -30,7 +30,7 @@ export async function up(options: UpOptions): Promise<void> {
     await new Docker().ping();
   } catch {
     process.stderr.write(
-      'No Docker engine answers at /var/run/docker.sock: start one (`sudo systemctl start docker`, or run `dockerd` as root) and run `npm start` again.\n',
+      `No Docker engine answers at ${process.env.DOCKER_HOST ?? '/var/run/docker.sock'}: start one (\`sudo systemctl start docker\`, or run \`dockerd\` as root) and run \`npm start\` again.\n`,
     );
     process.exitCode = 1;
     return;
