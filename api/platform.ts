@@ -86,7 +86,7 @@ export class Platform {
     return this.hub.list().map((w) => ({
       nodeId: w.nodeId,
       routingId: w.routingId,
-      state: 'ready',
+      state: w.draining ? 'draining' : 'ready',
       capacity: w.capacity,
       load: w.inflight.size,
       queued: w.queued,

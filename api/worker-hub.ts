@@ -14,6 +14,7 @@ export interface WorkerNode {
   capacity: number;
   inflight: Map<number, Invocation>;
   queued: number;
+  draining: boolean;
   connectedAt: number;
   lastSeen: number;
 }
@@ -96,7 +97,7 @@ export class WorkerHub extends EventEmitter {
   private leastLoaded(): WorkerNode | undefined {
     let best: WorkerNode | undefined;
     for (const worker of this.workers.values()) {
-      if (worker.inflight.size >= worker.capacity) continue;
+      if (worker.draining || worker.inflight.size >= worker.capacity) continue;
       if (!best || worker.inflight.size / worker.capacity < best.inflight.size / best.capacity) best = worker;
     }
     return best;
@@ -142,6 +143,18 @@ export class WorkerHub extends EventEmitter {
         this.pump();
         return;
       }
+      case 'draining':
+        if (worker) worker.draining = true;
+        return;
+      case 'handBack': {
+        const callNum = (content as WorkerToApi['handBack'])?.callNum;
+        const invocation = typeof callNum === 'number' ? worker?.inflight.get(callNum) : undefined;
+        if (!worker || !invocation) return;
+        worker.inflight.delete(callNum);
+        this.queue.unshift(invocation);
+        this.pump();
+        return;
+      }
       case 'bye':
         if (worker) this.expire(worker, 'said bye');
         return;
@@ -162,6 +175,7 @@ export class WorkerHub extends EventEmitter {
       capacity,
       inflight: new Map(),
       queued: 0,
+      draining: false,
       connectedAt: now,
       lastSeen: now,
     };

@@ -16,6 +16,10 @@ export interface WorkerToApi {
   hello: { nodeId: string; capacity: number; pid: number };
   heartbeat: { load: number; queued: number };
   callDone: { call: Call };
+  /** The worker is stopping: send it nothing more; its calls in flight still end normally. */
+  draining: Record<string, never>;
+  /** A call the worker will not run (it is stopping): queue it for another worker. */
+  handBack: { callNum: number };
   bye: Record<string, never>;
 }
 

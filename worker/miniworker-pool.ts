@@ -36,6 +36,7 @@ export class MiniworkerPool extends EventEmitter {
   private readonly socket = new zmq.Router({ linger: 0, mandatory: true, receiveHighWaterMark: 0, sendHighWaterMark: 0 });
   private readonly outbox: Outbox;
   private readonly slots: Slot[] = [];
+  private readonly abandoned: Job[] = [];
   private closing = false;
   private loop?: Promise<void>;
 
@@ -72,8 +73,12 @@ export class MiniworkerPool extends EventEmitter {
     return true;
   }
 
-  async close(): Promise<void> {
-    if (this.closing) return;
+  /**
+   * Stops every miniworker: SIGTERM lets a call in flight finish within the grace period, then
+   * SIGKILL. Returns the jobs that were cut short, for the caller to record.
+   */
+  async close(): Promise<Job[]> {
+    if (this.closing) return [];
     this.closing = true;
     const grace = this.options.stopGraceMs ?? 5000;
     await Promise.all(
@@ -81,7 +86,6 @@ export class MiniworkerPool extends EventEmitter {
         (slot) =>
           new Promise<void>((resolve) => {
             const child = slot.child;
-            slot.state = 'stopped';
             if (!child || child.exitCode !== null || child.signalCode !== null) return resolve();
             const kill = setTimeout(() => child.kill('SIGKILL'), grace);
             child.once('exit', () => {
@@ -94,6 +98,7 @@ export class MiniworkerPool extends EventEmitter {
     );
     this.socket.close();
     await this.loop?.catch(() => undefined);
+    return this.abandoned.splice(0);
   }
 
   private spawn(slot: Slot): void {
@@ -112,7 +117,10 @@ export class MiniworkerPool extends EventEmitter {
       const job = slot.job;
       slot.job = undefined;
       slot.state = 'stopped';
-      if (this.closing) return;
+      if (this.closing) {
+        if (job) this.abandoned.push(job);
+        return;
+      }
       this.options.log.warn({ miniworker: slot.routingId, code, signal, callNum: job?.call.callNum }, 'miniworker exited');
       if (job) this.emit('lost', job);
       setTimeout(() => {

@@ -80,10 +80,18 @@ export class Worker {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    this.send('draining', {});
+    const cutShort = await this.pool.close().catch((err) => {
+      this.log.warn({ err: String(err) }, 'stopping miniworkers failed');
+      return [] as Job[];
+    });
+    // Calls that never started go back to the api for another worker; a call cut short ends ERROR,
+    // so none stays RUNNING because this worker stopped.
+    for (const job of this.ready.splice(0)) this.send('handBack', { callNum: job.call.callNum });
+    await Promise.all(cutShort.map((job) => this.fail(job, { reason: 'worker_lost', error: 'the worker stopped while this call ran' })));
     if (this.timer) clearInterval(this.timer);
     this.send('bye', {});
     await new Promise((r) => setTimeout(r, 50));
-    await this.pool.close().catch((err) => this.log.warn({ err: String(err) }, 'stopping miniworkers failed'));
     await this.driver
       .removeLabelled({ [LABELS.platform]: this.config.platformLabel, [LABELS.node]: this.config.nodeId })
       .catch((err) => this.log.warn({ err: String(err) }, 'removing containers failed'));
@@ -153,15 +161,14 @@ export class Worker {
       this.log.warn('dropped an incomplete invocation');
       return;
     }
+    if (this.closing) {
+      this.send('handBack', { callNum: invocation.call.callNum });
+      return;
+    }
     this.preparing += 1;
+    let image: string;
     try {
-      const image = await this.images.ensure(invocation.fn, invocation.runtime);
-      this.ready.push({
-        ...invocation,
-        image,
-        timeoutMs: this.config.callTimeoutMs,
-        memoryBytes: this.config.memoryMb * 1024 * 1024,
-      });
+      image = await this.images.ensure(invocation.fn, invocation.runtime);
     } catch (err) {
       const prepare = err instanceof PrepareError ? err : new PrepareError(String(err), 'docker_error');
       this.log.warn({ callNum: invocation.call.callNum, reason: prepare.reason, err: prepare.message }, 'function could not be prepared');
@@ -170,10 +177,16 @@ export class Worker {
     } finally {
       this.preparing -= 1;
     }
+    if (this.closing) {
+      this.send('handBack', { callNum: invocation.call.callNum });
+      return;
+    }
+    this.ready.push({ ...invocation, image, timeoutMs: this.config.callTimeoutMs, memoryBytes: this.config.memoryMb * 1024 * 1024 });
     this.pump();
   }
 
   private pump(): void {
+    if (this.closing) return;
     while (this.ready.length > 0 && this.pool.assign(this.ready[0]!)) this.ready.shift();
   }
 
