@@ -3,6 +3,11 @@ import { Writable } from 'node:stream';
 import Docker from 'dockerode';
 import { PlatformError } from '../protocol/errors';
 
+/** The last `max` characters of a text: where a failing program says why. */
+export function tail(text: string, max: number): string {
+  return text.length <= max ? text : text.slice(text.length - max);
+}
+
 /** Keeps the first `limit` bytes written to it and remembers whether more came. */
 export class CappedBuffer extends Writable {
   private readonly chunks: Buffer[] = [];

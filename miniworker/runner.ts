@@ -4,16 +4,12 @@ import { LABELS } from '../protocol/labels';
 import type { Logger } from '../protocol/log';
 import type { Job } from '../protocol/worker-messages';
 import type { Call, CallPatch } from '../protocol/types';
-import type { ContainerDriver, RunOutcome } from './container-driver';
+import { tail, type ContainerDriver, type RunOutcome } from './container-driver';
 
 export const MAX_RESULT_BYTES = 1024 * 1024;
 export const MAX_STDERR_BYTES = 1024 * 1024;
 /** Linux refuses a single environment string past 128 KiB; larger params travel on stdin only. */
 const MAX_ENV_PARAMS = 100 * 1024;
-
-function tail(text: string, max: number): string {
-  return text.length <= max ? text : text.slice(text.length - max);
-}
 
 /**
  * Runs one call in process mode: RUNNING is recorded, the function's `run` command gets the params

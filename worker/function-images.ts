@@ -1,7 +1,7 @@
 import { LABELS } from '../protocol/labels';
 import type { Logger } from '../protocol/log';
 import type { FunctionRecord, Runtime } from '../protocol/types';
-import { BuildError, type ContainerDriver } from '../miniworker/container-driver';
+import { BuildError, tail, type ContainerDriver } from '../miniworker/container-driver';
 import type { PackageCache } from './package-cache';
 
 export class PrepareError extends Error {
@@ -82,8 +82,4 @@ export class FunctionImages {
       throw new PrepareError(`preparing the function failed: ${err instanceof Error ? err.message : String(err)}`, 'docker_error');
     }
   }
-}
-
-export function tail(text: string, max: number): string {
-  return text.length <= max ? text : text.slice(text.length - max);
 }
