@@ -63,6 +63,11 @@ export class MiniworkerPool extends EventEmitter {
     return this.slots.filter((s) => s.state === 'busy').length;
   }
 
+  /** The calls the miniworkers hold right now. */
+  activeCalls(): Set<number> {
+    return new Set(this.slots.flatMap((s) => (s.job ? [s.job.call.callNum] : [])));
+  }
+
   /** Hands the job to an idle miniworker; false when none is idle. */
   assign(job: Job): boolean {
     const slot = this.slots.find((s) => s.state === 'idle');

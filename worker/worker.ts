@@ -33,6 +33,7 @@ export class Worker {
   private preparing = 0;
   private lastHeardFromApi = Date.now();
   private timer?: NodeJS.Timeout;
+  private reaper?: NodeJS.Timeout;
   private loop?: Promise<void>;
   private closing = false;
 
@@ -75,6 +76,8 @@ export class Worker {
     this.loop = this.receiveLoop();
     this.hello();
     this.timer = setInterval(() => this.beat(), this.config.heartbeatMs);
+    this.reaper = setInterval(() => void this.reap().catch((err) => this.log.warn({ err: String(err) }, 'reaping containers failed')), 15_000);
+    this.reaper.unref();
   }
 
   async close(): Promise<void> {
@@ -90,6 +93,7 @@ export class Worker {
     for (const job of this.ready.splice(0)) this.send('handBack', { callNum: job.call.callNum });
     await Promise.all(cutShort.map((job) => this.fail(job, { reason: 'worker_lost', error: 'the worker stopped while this call ran' })));
     if (this.timer) clearInterval(this.timer);
+    if (this.reaper) clearInterval(this.reaper);
     this.send('bye', {});
     await new Promise((r) => setTimeout(r, 50));
     await this.driver
@@ -194,12 +198,27 @@ export class Worker {
     this.send('callDone', { call });
   }
 
-  /** The call of a miniworker that died ends ERROR, and the container it left is removed. */
+  /**
+   * The call of a miniworker that died ends ERROR, and the container it left is removed. A create
+   * request the miniworker sent just before dying may still complete, so a second pass follows.
+   */
   private async onMiniworkerLost(job: Job): Promise<void> {
     await this.fail(job, { reason: 'worker_lost', error: 'the miniworker running this call died' });
-    await this.driver
-      .removeLabelled({ [LABELS.platform]: this.config.platformLabel, [LABELS.node]: this.config.nodeId, [LABELS.call]: String(job.call.callNum) })
-      .catch((err) => this.log.warn({ callNum: job.call.callNum, err: String(err) }, 'could not remove the container of a lost call'));
+    const labels = { [LABELS.platform]: this.config.platformLabel, [LABELS.node]: this.config.nodeId, [LABELS.call]: String(job.call.callNum) };
+    const remove = () =>
+      this.driver.removeLabelled(labels).catch((err) => this.log.warn({ callNum: job.call.callNum, err: String(err) }, 'could not remove the container of a lost call'));
+    await remove();
+    setTimeout(() => void remove(), 2000).unref();
+  }
+
+  /** Removes call containers of this node that no miniworker holds: what crashes left behind. */
+  private async reap(): Promise<void> {
+    const active = this.pool.activeCalls();
+    const filters = { label: [`${LABELS.platform}=${this.config.platformLabel}`, `${LABELS.node}=${this.config.nodeId}`, `${LABELS.role}=call`] };
+    const found = await this.driver.docker.listContainers({ all: true, filters });
+    const stale = found.filter((c) => !active.has(Number(c.Labels[LABELS.call])) && Date.now() / 1000 - c.Created > 5);
+    await Promise.all(stale.map((c) => this.driver.remove(c.Id)));
+    if (stale.length > 0) this.log.info({ removed: stale.length }, 'removed orphaned call containers');
   }
 
   /** Ends a call ERROR on the platform's behalf; the first final state wins. */
