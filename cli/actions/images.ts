@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
@@ -12,8 +13,28 @@ export const PROJECT_ROOT = (() => {
 })();
 export const LOCAL_BASE_IMAGE = 'faas-base/debian:bookworm';
 
-/** The runtime images the project ships: folder under runtimes/, image name, official base. */
-export const RUNTIME_IMAGES = [{ dir: 'python', image: 'pythonruntime', officialBase: 'python:3.12-slim' }];
+/** The runtime images the project ships: folder under runtimes/, image name, official base, build context. */
+export const RUNTIME_IMAGES = [
+  { dir: 'python', image: 'pythonruntime', officialBase: 'python:3.12-slim', src: ['Dockerfile', 'bootstrap/handler.py'] },
+  { dir: 'node', image: 'noderuntime', officialBase: 'node:20-slim', src: ['Dockerfile', 'bootstrap/handler.js'] },
+];
+
+const CONTEXT_LABEL = 'io.faas.context';
+
+/** A digest of an image's build context, kept as a label, so that a changed runtime is rebuilt. */
+function contextDigest(dir: string, src: string[]): string {
+  const hash = createHash('sha256');
+  for (const file of src) hash.update(file).update('\0').update(readFileSync(path.join(dir, file)));
+  return hash.digest('hex').slice(0, 16);
+}
+
+async function labelOf(docker: Docker, name: string, label: string): Promise<string | undefined> {
+  try {
+    return (await docker.getImage(name).inspect()).Config?.Labels?.[label];
+  } catch {
+    return undefined;
+  }
+}
 
 async function exists(docker: Docker, name: string): Promise<boolean> {
   try {
@@ -49,11 +70,15 @@ export async function ensureRuntimeImages(options: { force?: boolean; say?: (lin
   const docker = new Docker();
   const built: string[] = [];
   for (const runtime of RUNTIME_IMAGES) {
-    if (!options.force && (await exists(docker, runtime.image))) continue;
+    const context = path.join(PROJECT_ROOT, 'runtimes', runtime.dir);
+    const digest = contextDigest(context, runtime.src);
+    if (!options.force && (await labelOf(docker, runtime.image, CONTEXT_LABEL)) === digest) continue;
     const base = await chooseBase(docker, runtime.officialBase, say);
     say(`building runtime image ${runtime.image} on ${base}`);
-    const context = path.join(PROJECT_ROOT, 'runtimes', runtime.dir);
-    const stream = await docker.buildImage({ context, src: ['Dockerfile'] }, { t: runtime.image, buildargs: { BASE_IMAGE: base }, rm: true, forcerm: true });
+    const stream = await docker.buildImage(
+      { context, src: runtime.src },
+      { t: runtime.image, buildargs: { BASE_IMAGE: base }, labels: { [CONTEXT_LABEL]: digest }, rm: true, forcerm: true },
+    );
     await new Promise<void>((resolve, reject) => {
       docker.modem.followProgress(
         stream,

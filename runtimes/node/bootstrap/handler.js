@@ -1,0 +1,82 @@
+'use strict';
+/*
+ * Handler-mode bootstrap of the node runtime. Started once per container: reads one JSON request
+ * per line on stdin, answers with one line on stdout that starts with the frame token the platform
+ * passed in FAAS_FRAME_TOKEN; anything else on stdout or stderr is a log line of the call in flight.
+ *   {"op": "load", "handler": "handler.handle"}  require the function (once)
+ *   {"op": "call", "id": 7, "params": {...}}     run it (sync or async)
+ * console output during a call is captured and returned with the answer.
+ */
+const fs = require('node:fs');
+const path = require('node:path');
+const readline = require('node:readline');
+const util = require('node:util');
+
+const TOKEN = process.env.FAAS_FRAME_TOKEN || '';
+const MAX_LOG = Number(process.env.FAAS_MAX_LOG_BYTES || 1024 * 1024);
+const send = (frame) => fs.writeSync(1, `${TOKEN} ${JSON.stringify(frame)}\n`);
+
+let handler = null;
+let capture = null;
+for (const [name, stream] of [['log', 'stdout'], ['info', 'stdout'], ['debug', 'stdout'], ['warn', 'stderr'], ['error', 'stderr']]) {
+  const original = console[name].bind(console);
+  console[name] = (...args) => {
+    if (!capture) return original(...args);
+    const line = `${util.format(...args)}\n`;
+    if (capture[stream].length < MAX_LOG) capture[stream] += line;
+  };
+}
+
+function load(spec) {
+  const workdir = process.env.FAAS_WORKDIR || process.cwd();
+  const at = spec.lastIndexOf('.');
+  const file = at > 0 ? spec.slice(0, at) : spec;
+  const attr = at > 0 ? spec.slice(at + 1) : 'handle';
+  process.chdir(workdir);
+  const mod = require(path.resolve(workdir, file));
+  const fn = typeof mod === 'function' && attr === 'handle' ? mod : mod[attr];
+  if (typeof fn !== 'function') throw new TypeError(`${spec} is not a function`);
+  return fn;
+}
+
+async function call(request) {
+  capture = { stdout: '', stderr: '' };
+  const frame = { op: 'result', id: request.id };
+  try {
+    const result = await handler(request.params);
+    frame.ok = true;
+    frame.result = JSON.stringify(result === undefined ? null : result);
+  } catch (err) {
+    frame.ok = false;
+    frame.error = String((err && err.stack) || err).slice(-4000);
+  }
+  frame.stdout = capture.stdout.slice(0, MAX_LOG);
+  frame.stderr = capture.stderr.slice(0, MAX_LOG);
+  capture = null;
+  send(frame);
+}
+
+const lines = readline.createInterface({ input: process.stdin });
+let chain = Promise.resolve();
+lines.on('line', (line) => {
+  let request;
+  try {
+    request = JSON.parse(line);
+  } catch {
+    return;
+  }
+  if (request.op === 'load') {
+    try {
+      handler = load(request.handler || 'handler.handle');
+      send({ op: 'loaded' });
+    } catch (err) {
+      send({ op: 'loaded', error: String((err && err.stack) || err).slice(-4000) });
+      process.exit(3);
+    }
+  } else if (request.op === 'call') {
+    // One call at a time, in order.
+    chain = chain.then(() => call(request));
+  }
+});
+lines.on('close', () => process.exit(0));
+send({ op: 'ready' });

@@ -1,0 +1,101 @@
+"""Handler-mode bootstrap of the python runtime.
+
+Started once per container. It reads one JSON request per line on stdin and answers with one line on
+stdout that starts with the frame token the platform passed in FAAS_FRAME_TOKEN; anything else
+written to stdout or stderr is a log line of the call in flight. Requests:
+  {"op": "load", "handler": "handler.handle"}  import the function (once)
+  {"op": "call", "id": 7, "params": {...}}     run it
+The function's own prints are captured per call and returned with the answer.
+"""
+import contextlib
+import importlib
+import io
+import json
+import os
+import sys
+import traceback
+
+TOKEN = os.environ.get("FAAS_FRAME_TOKEN", "")
+# The protocol keeps its own copy of stdout; stray writes to fd 1 go where stderr goes.
+_proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+os.dup2(2, 1)
+sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True)
+
+MAX_LOG = int(os.environ.get("FAAS_MAX_LOG_BYTES", str(1024 * 1024)))
+
+
+def send(frame):
+    _proto.write(TOKEN + " " + json.dumps(frame, separators=(",", ":"), default=str) + "\n")
+    _proto.flush()
+
+
+def load(spec, workdir):
+    module_name, _, attr = spec.rpartition(".")
+    if not module_name:
+        module_name, attr = spec, "handle"
+    for extra in (os.path.join(workdir, ".packages"), workdir):
+        if os.path.isdir(extra) and extra not in sys.path:
+            sys.path.insert(0, extra)
+    os.chdir(workdir)
+    module = importlib.import_module(module_name)
+    fn = getattr(module, attr)
+    if not callable(fn):
+        raise TypeError(f"{spec} is not callable")
+    return fn
+
+
+def run(fn, params):
+    result = fn(params)
+    if hasattr(result, "__await__"):
+        import asyncio
+
+        result = asyncio.run(_await(result))
+    return result
+
+
+async def _await(awaitable):
+    return await awaitable
+
+
+def main():
+    workdir = os.environ.get("FAAS_WORKDIR", os.getcwd())
+    handler = None
+    send({"op": "ready"})
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            request = json.loads(line)
+        except ValueError:
+            continue
+        op = request.get("op")
+        if op == "load":
+            try:
+                handler = load(request.get("handler") or "handler.handle", workdir)
+                send({"op": "loaded"})
+            except BaseException:  # an import error is the function's, reported, not fatal to the protocol
+                send({"op": "loaded", "error": traceback.format_exc(limit=20)[-4000:]})
+                sys.exit(3)
+        elif op == "call":
+            out, err = io.StringIO(), io.StringIO()
+            frame = {"op": "result", "id": request.get("id")}
+            try:
+                with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                    result = run(handler, request.get("params"))
+                frame["ok"] = True
+                frame["result"] = json.dumps(result, separators=(",", ":"))
+            except BaseException as exc:  # the function's error ends this call, not the container
+                if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                    frame["exit"] = True
+                frame["ok"] = False
+                frame["error"] = traceback.format_exc(limit=20)[-4000:]
+            frame["stdout"] = out.getvalue()[:MAX_LOG]
+            frame["stderr"] = err.getvalue()[:MAX_LOG]
+            send(frame)
+            if frame.get("exit"):
+                sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
