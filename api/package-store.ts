@@ -63,6 +63,11 @@ export class PackageStore {
     }
   }
 
+  /** Removes an upload that will not be ingested. */
+  async discard(uploadPath: string): Promise<void> {
+    await rm(uploadPath, { force: true });
+  }
+
   path(sha256: string): string {
     if (!SHA256.test(sha256)) throw new PlatformError('PACKAGE_NOT_FOUND', 'not a sha256');
     return path.join(this.packagesDir, `${sha256}.tar.gz`);

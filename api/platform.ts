@@ -90,6 +90,7 @@ export class Platform {
       capacity: w.capacity,
       load: w.inflight.size,
       queued: w.queued,
+      warm: Object.entries(w.warm).map(([key, count]) => ({ function: key.split('@')[0], version: key.split('@')[1], containers: count })),
       connectedAt: new Date(w.connectedAt).toISOString(),
       lastSeen: new Date(w.lastSeen).toISOString(),
     }));

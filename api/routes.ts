@@ -3,7 +3,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import multer from 'multer';
 import { PlatformError, asPlatformError } from '../protocol/errors';
 import { isValidName } from '../protocol/names';
-import { invokeInputSchema, runtimeInputSchema } from '../protocol/schemas';
+import { functionOptionsSchema, invokeInputSchema, runtimeInputSchema } from '../protocol/schemas';
 import type { FunctionRecord, Runtime } from '../protocol/types';
 import type { ApiConfig } from './config';
 import type { Platform } from './platform';
@@ -59,6 +59,11 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
       if (err) return next(err);
       if (!req.file) return next(new PlatformError('BAD_REQUEST', 'the multipart body needs a file in the field "module"'));
       const file = req.file;
+      const options = functionOptionsSchema.safeParse(req.body ?? {});
+      if (!options.success) {
+        void platform.packages.discard(file.path);
+        return next(new PlatformError('BAD_REQUEST', zodMessage(options.error)));
+      }
       platform.packages
         .ingest(file.path)
         .then(async (pkg) => {
@@ -71,6 +76,8 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
             fieldname: file.fieldname,
             originalname: file.originalname.slice(0, 256),
             registeredAt: new Date().toISOString(),
+            ...(options.data.handler ? { handler: options.data.handler } : {}),
+            ...(options.data.preload ? { preload: options.data.preload } : {}),
           };
           const { created } = await platform.registerFunction(fn);
           res.status(created ? 201 : 200).json(fn);

@@ -14,6 +14,8 @@ export interface WorkerNode {
   capacity: number;
   inflight: Map<number, Invocation>;
   queued: number;
+  /** Warm containers by function version ("name@sha256"), from the worker's heartbeats. */
+  warm: Record<string, number>;
   draining: boolean;
   connectedAt: number;
   lastSeen: number;
@@ -133,6 +135,7 @@ export class WorkerHub extends EventEmitter {
         if (!worker) return this.send(routingId, 'reregister', {});
         const beat = content as WorkerToApi['heartbeat'];
         worker.queued = typeof beat?.queued === 'number' ? beat.queued : 0;
+        if (beat?.warm && typeof beat.warm === 'object') worker.warm = beat.warm;
         return;
       }
       case 'callDone': {
@@ -175,6 +178,7 @@ export class WorkerHub extends EventEmitter {
       capacity,
       inflight: new Map(),
       queued: 0,
+      warm: {},
       draining: false,
       connectedAt: now,
       lastSeen: now,

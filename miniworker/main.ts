@@ -3,9 +3,9 @@ import * as zmq from 'zeromq';
 import { DbClient } from '../protocol/db-client';
 import { decodeMessage, encodeRequest, isReply } from '../protocol/envelope';
 import { createLogger } from '../protocol/log';
-import type { Job, MiniworkerToWorker } from '../protocol/worker-messages';
+import type { MiniworkerToWorker, WorkerToMiniworker } from '../protocol/worker-messages';
 import { ContainerDriver } from './container-driver';
-import { CallRunner } from './runner';
+import { Miniworker } from './miniworker';
 
 /**
  * A miniworker: a process of its own, started by its worker, that asks for work and drives one
@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   const nodeId = process.env.FAAS_NODE_ID ?? 'node';
   const log = createLogger('miniworker', { node: nodeId, miniworker: routingId });
   const db = new DbClient(dbEndpoint, { log }).start();
-  const runner = new CallRunner(new ContainerDriver(), db, { nodeId, platformLabel: process.env.FAAS_PLATFORM_LABEL ?? 'faas', log });
+  const miniworker = new Miniworker(new ContainerDriver(), db, { nodeId, platformLabel: process.env.FAAS_PLATFORM_LABEL ?? 'faas', log });
   const socket = new zmq.Dealer({ routingId, linger: 0 });
   socket.connect(endpoint);
   const send = <K extends keyof MiniworkerToWorker>(msgType: K, content: MiniworkerToWorker[K]) =>
@@ -27,19 +27,21 @@ async function main(): Promise<void> {
 
   let busy = false;
   let stopping = false;
+  const exit = async (code: number) => {
+    await miniworker.retire().catch(() => undefined);
+    socket.close();
+    db.close();
+    process.exit(code);
+  };
   const stop = () => {
     stopping = true;
     // A call in flight is finished first; its worker waits for us.
-    if (!busy) {
-      socket.close();
-      db.close();
-      process.exit(0);
-    }
+    if (!busy) void exit(0);
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  // The worker is our parent; if it goes, so do we.
-  process.on('disconnect', () => process.exit(0));
+  // The worker is our parent; if it goes, so do we (and our container).
+  process.on('disconnect', () => void exit(0));
 
   await send('ready', { pid: process.pid });
   for await (const [frame] of socket) {
@@ -50,19 +52,43 @@ async function main(): Promise<void> {
       log.warn({ err: String(err) }, 'dropped a malformed frame');
       continue;
     }
-    if (isReply(message) || message.msgType !== 'job') continue;
+    if (isReply(message)) continue;
     busy = true;
-    const job = message.content as Job;
     try {
-      const call = await runner.run(job);
-      await send('done', { call });
-    } catch (err) {
-      // Could not record the outcome (db-service unreachable): crash, so the worker reports the job lost.
-      log.error({ callNum: job?.call?.callNum, err: String(err) }, 'call could not be completed');
-      process.exit(1);
+      switch (message.msgType) {
+        case 'job': {
+          const job = message.content as WorkerToMiniworker['job'];
+          try {
+            const call = await miniworker.run(job);
+            await send('done', { call, warm: miniworker.warmKey });
+          } catch (err) {
+            // Could not record the outcome (db-service unreachable): crash, so the worker reports the job lost.
+            log.error({ callNum: job?.call?.callNum, err: String(err) }, 'call could not be completed');
+            await exit(1);
+          }
+          break;
+        }
+        case 'prewarm': {
+          const request = message.content as WorkerToMiniworker['prewarm'];
+          const error = await miniworker.prewarm(request).then(
+            () => undefined,
+            (err: unknown) => (err instanceof Error ? err.message : String(err)),
+          );
+          if (error) log.warn({ function: request?.fn?.functionName, err: error }, 'prewarm failed');
+          await send('warmed', { warm: miniworker.warmKey, ...(error ? { error } : {}) });
+          break;
+        }
+        case 'retire':
+          await miniworker.retire();
+          await send('warmed', { warm: null });
+          break;
+        default:
+          log.warn({ msgType: message.msgType }, 'dropped an unknown message');
+      }
+    } finally {
+      busy = false;
     }
-    busy = false;
-    if (stopping) stop();
+    if (stopping) await exit(0);
   }
 }
 

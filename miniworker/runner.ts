@@ -5,6 +5,7 @@ import type { Logger } from '../protocol/log';
 import type { Job } from '../protocol/worker-messages';
 import type { Call, CallPatch } from '../protocol/types';
 import { tail, type ContainerDriver, type RunOutcome } from './container-driver';
+import type { HandlerOutcome } from './handler-container';
 
 export const MAX_RESULT_BYTES = 1024 * 1024;
 export const MAX_STDERR_BYTES = 1024 * 1024;
@@ -74,6 +75,28 @@ export class CallRunner {
       if (already) return already;
       throw err;
     }
+  }
+}
+
+/** The final state of a handler-mode call from what its container answered. */
+export function handlerPatch(outcome: HandlerOutcome, timeoutMs: number): CallPatch {
+  const logs: CallPatch = { stdout: outcome.stdout, stderr: outcome.stderr, ...(outcome.truncated ? { truncated: true } : {}) };
+  switch (outcome.kind) {
+    case 'ok':
+      return { ...logs, status: 'DONE', result: outcome.result };
+    case 'error':
+      return { ...logs, status: 'ERROR', reason: 'handler_error', error: tail(outcome.error, 4000) };
+    case 'timeout':
+      return { ...logs, status: 'TIMEOUT', reason: 'timeout', error: `the call ran past its timeout of ${timeoutMs} ms` };
+    case 'crashed':
+      if (outcome.oomKilled) return { ...logs, status: 'ERROR', reason: 'out_of_memory', error: 'the function ran out of memory', exitCode: outcome.exitCode ?? 137 };
+      return {
+        ...logs,
+        status: 'ERROR',
+        reason: 'handler_crashed',
+        ...(outcome.exitCode !== null ? { exitCode: outcome.exitCode } : {}),
+        error: `the handler's process exited${outcome.exitCode !== null ? ` with code ${outcome.exitCode}` : ''}: ${tail(outcome.stderr.trim(), 2000)}`,
+      };
   }
 }
 

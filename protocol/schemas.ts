@@ -12,7 +12,7 @@ export const runtimeSchema = z.object({
   path: z.string().regex(/^\/[^\0]*$/, 'must be an absolute path').max(256),
   dependencies: z.string().max(4096),
   run: z.string().min(1).max(4096),
-  mode: z.literal('process'),
+  mode: z.enum(['process', 'handler']),
   registeredAt: z.string(),
 });
 
@@ -23,7 +23,7 @@ export const runtimeInputSchema = z.object({
   path: z.string({ required_error: 'path is required' }).regex(/^\/[^\0]*$/, 'path must be an absolute path').max(256),
   dependencies: z.string().max(4096).default(''),
   run: z.string({ required_error: 'run is required' }).min(1, 'run is required').max(4096),
-  mode: z.literal('process').default('process'),
+  mode: z.enum(['process', 'handler']).default('process'),
 });
 
 export const functionSchema = z.object({
@@ -35,6 +35,14 @@ export const functionSchema = z.object({
   fieldname: z.string(),
   originalname: z.string(),
   registeredAt: z.string(),
+  handler: z.string().optional(),
+  preload: z.enum(['none', 'runtime', 'function']).optional(),
+});
+
+/** Optional fields of the registerFunction multipart form, beside the `module` file. */
+export const functionOptionsSchema = z.object({
+  handler: z.string().regex(/^[A-Za-z_][A-Za-z0-9_./-]{0,127}$/, 'must look like module.attribute').optional(),
+  preload: z.enum(['none', 'runtime', 'function']).optional(),
 });
 
 export const callPatchSchema = z
@@ -46,6 +54,7 @@ export const callPatchSchema = z
     endedAt: z.string(),
     durationMs: z.number(),
     exitCode: z.number().int(),
+    stdout: z.string(),
     stderr: z.string(),
     reason: z.enum([
       'exit_code',
@@ -56,6 +65,9 @@ export const callPatchSchema = z
       'worker_lost',
       'node_lost',
       'out_of_memory',
+      'handler_error',
+      'handler_crashed',
+      'load_failed',
       'function_missing',
     ]),
     error: z.string(),

@@ -7,6 +7,9 @@ export function isFinal(status: CallStatus): boolean {
   return FINAL_STATUSES.has(status);
 }
 
+export type RuntimeMode = 'process' | 'handler';
+export type PreloadPolicy = 'none' | 'runtime' | 'function';
+
 export interface Runtime {
   name: string;
   image: string;
@@ -16,7 +19,11 @@ export interface Runtime {
   dependencies: string;
   /** Shell command run for each invocation (process mode). */
   run: string;
-  mode: 'process';
+  /**
+   * `process`: the seed's contract, `run` once per call with params on stdin, result on stdout.
+   * `handler`: `run` starts a bootstrap that loads the function once and serves many calls.
+   */
+  mode: RuntimeMode;
   registeredAt: string;
 }
 
@@ -30,6 +37,10 @@ export interface FunctionRecord {
   fieldname: string;
   originalname: string;
   registeredAt: string;
+  /** Handler mode: module.attribute to call, default "handler.handle". */
+  handler?: string;
+  /** Overrides the worker's preload policy for this function. */
+  preload?: PreloadPolicy;
 }
 
 /** Why a call ended ERROR, when the platform rather than the function decided it. */
@@ -42,6 +53,9 @@ export type CallReason =
   | 'worker_lost'
   | 'node_lost'
   | 'out_of_memory'
+  | 'handler_error'
+  | 'handler_crashed'
+  | 'load_failed'
   | 'function_missing';
 
 export interface Call {
@@ -58,6 +72,8 @@ export interface Call {
   endedAt?: string;
   durationMs?: number;
   exitCode?: number;
+  /** Logs of the call: what the function wrote while it ran. */
+  stdout?: string;
   stderr?: string;
   reason?: CallReason;
   error?: string;
@@ -75,6 +91,7 @@ export type CallPatch = Partial<
     | 'endedAt'
     | 'durationMs'
     | 'exitCode'
+    | 'stdout'
     | 'stderr'
     | 'reason'
     | 'error'

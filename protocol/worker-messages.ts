@@ -14,7 +14,7 @@ export interface Invocation {
 
 export interface WorkerToApi {
   hello: { nodeId: string; capacity: number; pid: number };
-  heartbeat: { load: number; queued: number };
+  heartbeat: { load: number; queued: number; warm?: Record<string, number> };
   callDone: { call: Call };
   /** The worker is stopping: send it nothing more; its calls in flight still end normally. */
   draining: Record<string, never>;
@@ -38,13 +38,34 @@ export interface Job extends Invocation {
   image: string;
   timeoutMs: number;
   memoryBytes: number;
+  /** Handler mode: keep the container for the next call of this function version. */
+  keepWarm: boolean;
+}
+
+/** A warm container is known by function name and version. */
+export function warmKey(fn: Pick<FunctionRecord, 'functionName' | 'version'>): string {
+  return `${fn.functionName}@${fn.version}`;
+}
+
+export interface Prewarm {
+  fn: FunctionRecord;
+  runtime: Runtime;
+  image: string;
+  memoryBytes: number;
 }
 
 export interface MiniworkerToWorker {
   ready: { pid: number };
-  done: { call: Call };
+  /** A call ended; `warm` is the key of the container this miniworker now keeps, if any. */
+  done: { call: Call; warm: string | null };
+  /** Answer to prewarm and retire. */
+  warmed: { warm: string | null; error?: string };
 }
 
 export interface WorkerToMiniworker {
   job: Job;
+  /** Start (handler mode) a container of this function version and keep it. */
+  prewarm: Prewarm;
+  /** Stop the warm container. */
+  retire: Record<string, never>;
 }

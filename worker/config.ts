@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, envEndpoint, envInt, envString } from '../protocol/config';
+import type { PreloadPolicy } from '../protocol/types';
 
 export interface WorkerConfig {
   /** This node's name. FAAS_NODE_ID, default the host name. */
@@ -11,8 +12,18 @@ export interface WorkerConfig {
   apiUrl: string;
   /** db-service. FAAS_DB_ENDPOINT, default tcp://127.0.0.1:5555. */
   dbEndpoint: string;
-  /** Miniworker processes, so calls run at once on this node. FAAS_WORKER_CAPACITY, default 4. */
+  /** The cap on miniworkers, and so on containers, on this node. FAAS_WORKER_CAPACITY, default 8. */
   capacity: number;
+  /** Miniworkers kept when idle. FAAS_MIN_MINIWORKERS, default 1. */
+  minMiniworkers: number;
+  /** Preload policy: none (a container per call), runtime, function. FAAS_PRELOAD, default function. */
+  preload: PreloadPolicy;
+  /** Warm containers started per function on registration under the function policy. FAAS_PREWARM, default 1. */
+  prewarm: number;
+  /** A warm container unused this long is removed. FAAS_KEEP_ALIVE_MS, default 300000. */
+  keepAliveMs: number;
+  /** A miniworker without a container exits after this long idle. FAAS_IDLE_EXIT_MS, default 60000. */
+  idleExitMs: number;
   /** Package cache and the miniworker socket. FAAS_WORKER_DATA_DIR, default ./data/worker-<node>. */
   dataDir: string;
   /** Label value on everything this platform creates in Docker. FAAS_PLATFORM_LABEL, default "faas". */
@@ -43,7 +54,12 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     apiEndpoint: envEndpoint(env, 'FAAS_WORKER_ENDPOINT', 'tcp://127.0.0.1:5556'),
     apiUrl,
     dbEndpoint: envEndpoint(env, 'FAAS_DB_ENDPOINT', 'tcp://127.0.0.1:5555'),
-    capacity: envInt(env, 'FAAS_WORKER_CAPACITY', 4, { min: 1, max: 256 }),
+    capacity: envInt(env, 'FAAS_WORKER_CAPACITY', 8, { min: 1, max: 256 }),
+    minMiniworkers: envInt(env, 'FAAS_MIN_MINIWORKERS', 1, { min: 0, max: 256 }),
+    preload: preloadPolicy(env.FAAS_PRELOAD),
+    prewarm: envInt(env, 'FAAS_PREWARM', 1, { min: 0, max: 256 }),
+    keepAliveMs: envInt(env, 'FAAS_KEEP_ALIVE_MS', 300_000, { min: 100, max: 86_400_000 }),
+    idleExitMs: envInt(env, 'FAAS_IDLE_EXIT_MS', 60_000, { min: 100, max: 86_400_000 }),
     dataDir: path.resolve(envString(env, 'FAAS_WORKER_DATA_DIR', `./data/worker-${nodeId}`)),
     platformLabel,
     callTimeoutMs: envInt(env, 'FAAS_CALL_TIMEOUT_MS', 60_000, { min: 100, max: 3_600_000 }),
@@ -52,4 +68,12 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     depsTimeoutMs: envInt(env, 'FAAS_DEPS_TIMEOUT_MS', 300_000, { min: 1000, max: 3_600_000 }),
     heartbeatMs: envInt(env, 'FAAS_HEARTBEAT_MS', 1000, { min: 50, max: 60_000 }),
   };
+}
+
+function preloadPolicy(raw: string | undefined): PreloadPolicy {
+  const value = raw === undefined || raw === '' ? 'function' : raw;
+  if (value !== 'none' && value !== 'runtime' && value !== 'function') {
+    throw new ConfigError(`FAAS_PRELOAD must be one of none, runtime, function, got "${value}"`);
+  }
+  return value;
 }

@@ -5,21 +5,35 @@ import * as zmq from 'zeromq';
 import { decodeMessage, encodeRequest, isReply } from '../protocol/envelope';
 import type { Logger } from '../protocol/log';
 import { Outbox } from '../protocol/outbox';
-import type { Job, MiniworkerToWorker } from '../protocol/worker-messages';
+import { warmKey, type Job, type MiniworkerToWorker, type Prewarm, type WorkerToMiniworker } from '../protocol/worker-messages';
 import type { Call } from '../protocol/types';
 
+type SlotState = 'starting' | 'idle' | 'busy' | 'stopping' | 'stopped';
+
 interface Slot {
-  index: number;
-  generation: number;
+  id: number;
   routingId: string;
   child?: ChildProcess;
-  state: 'starting' | 'idle' | 'busy' | 'stopped';
+  state: SlotState;
   job?: Job;
+  /** The function version whose container this miniworker keeps, if any. */
+  warm: string | null;
+  /** Where the warm container is going, while a prewarm runs or waits for the miniworker to start. */
+  warming?: Prewarm;
+  lastUsed: number;
+  idleSince: number;
 }
 
 export interface PoolOptions {
   endpoint: string;
-  size: number;
+  /** Miniworkers kept even when idle. */
+  minSize: number;
+  /** The cap: miniworkers, and so containers, on this node. */
+  maxSize: number;
+  /** A warm container unused this long is removed. */
+  keepAliveMs: number;
+  /** A miniworker without a container, idle this long above minSize, exits. */
+  idleExitMs: number;
   script: string;
   env: NodeJS.ProcessEnv;
   log: Logger;
@@ -28,17 +42,23 @@ export interface PoolOptions {
 }
 
 /**
- * The worker–miniworker channel, the seed's broker pattern: the worker binds a ROUTER, forks the
- * miniworkers, and each one asks for work ('ready') and gets one job at a time. A miniworker that
- * dies is replaced; the job it held is reported 'lost'. Events: 'done' (call, job), 'lost' (job), 'idle'.
+ * The worker–miniworker channel, the seed's broker pattern, and the node's warm pool. The worker
+ * binds a ROUTER and forks miniworkers; each asks for work ('ready') and gets one message at a
+ * time. A miniworker in handler mode keeps its container warm, so a call goes first to a miniworker
+ * warm for its function version, then to one without a container, then (evicting the least recently
+ * used) to one warm for another function. Miniworkers are added while calls wait, up to the cap,
+ * and exit when idle; warm containers are retired after keepAliveMs.
+ * Events: 'done' (call, job), 'lost' (job), 'idle'.
  */
 export class MiniworkerPool extends EventEmitter {
   private readonly socket = new zmq.Router({ linger: 0, mandatory: true, receiveHighWaterMark: 0, sendHighWaterMark: 0 });
   private readonly outbox: Outbox;
-  private readonly slots: Slot[] = [];
+  private readonly slots = new Map<number, Slot>();
   private readonly abandoned: Job[] = [];
+  private nextId = 0;
   private closing = false;
   private loop?: Promise<void>;
+  private timer?: NodeJS.Timeout;
 
   constructor(private readonly options: PoolOptions) {
     super();
@@ -48,34 +68,68 @@ export class MiniworkerPool extends EventEmitter {
   async start(): Promise<void> {
     await this.socket.bind(this.options.endpoint);
     this.loop = this.receiveLoop();
-    for (let i = 0; i < this.options.size; i++) {
-      const slot: Slot = { index: i, generation: 0, routingId: '', state: 'stopped' };
-      this.slots.push(slot);
-      this.spawn(slot);
-    }
+    for (let i = 0; i < this.options.minSize; i++) this.spawn();
+    this.timer = setInterval(() => this.tick(), Math.min(1000, Math.max(50, this.options.keepAliveMs / 4)));
+    this.timer.unref();
   }
 
-  get idle(): number {
-    return this.slots.filter((s) => s.state === 'idle').length;
+  get size(): number {
+    return [...this.slots.values()].filter((s) => s.state !== 'stopped').length;
   }
 
   get busy(): number {
-    return this.slots.filter((s) => s.state === 'busy').length;
+    return this.count((s) => s.state === 'busy' && s.job !== undefined);
   }
 
-  /** The calls the miniworkers hold right now. */
+  /** The function versions with a warm container here, and how many of each. */
+  warmCounts(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const slot of this.slots.values()) if (slot.warm) counts[slot.warm] = (counts[slot.warm] ?? 0) + 1;
+    return counts;
+  }
+
   activeCalls(): Set<number> {
-    return new Set(this.slots.flatMap((s) => (s.job ? [s.job.call.callNum] : [])));
+    return new Set([...this.slots.values()].flatMap((s) => (s.job ? [s.job.call.callNum] : [])));
   }
 
-  /** Hands the job to an idle miniworker; false when none is idle. */
+  /** Hands the job to the best idle miniworker; false when none is idle (the caller may grow()). */
   assign(job: Job): boolean {
-    const slot = this.slots.find((s) => s.state === 'idle');
+    const key = job.runtime.mode === 'handler' ? warmKey(job.fn) : null;
+    const idle = [...this.slots.values()].filter((s) => s.state === 'idle');
+    const slot =
+      (key ? idle.find((s) => s.warm === key) : undefined) ??
+      idle.find((s) => s.warm === null) ??
+      idle.sort((a, b) => a.lastUsed - b.lastUsed)[0];
     if (!slot) return false;
     slot.state = 'busy';
     slot.job = job;
-    this.outbox.send([slot.routingId, encodeRequest(randomUUID(), 'job', job)]);
+    this.send(slot, 'job', job);
     return true;
+  }
+
+  /** Starts miniworkers for calls that wait, within the cap. */
+  grow(waiting: number): void {
+    const starting = this.count((s) => s.state === 'starting');
+    const room = this.options.maxSize - this.size;
+    for (let i = 0; i < Math.min(waiting - starting, room); i++) this.spawn();
+  }
+
+  /** Makes sure `count` containers of this function version are warm (without evicting others). */
+  prewarm(request: Prewarm, count: number): void {
+    const key = warmKey(request.fn);
+    let have = [...this.slots.values()].filter((s) => s.warm === key || (s.warming && warmKey(s.warming.fn) === key)).length;
+    for (const slot of this.slots.values()) {
+      if (have >= count) return;
+      if ((slot.state === 'idle' || slot.state === 'starting') && slot.warm === null && !slot.warming) {
+        slot.warming = request;
+        if (slot.state === 'idle') this.startPrewarm(slot);
+        have += 1;
+      }
+    }
+    while (have < count && this.size < this.options.maxSize) {
+      this.spawn().warming = request;
+      have += 1;
+    }
   }
 
   /**
@@ -85,53 +139,84 @@ export class MiniworkerPool extends EventEmitter {
   async close(): Promise<Job[]> {
     if (this.closing) return [];
     this.closing = true;
-    const grace = this.options.stopGraceMs ?? 5000;
-    await Promise.all(
-      this.slots.map(
-        (slot) =>
-          new Promise<void>((resolve) => {
-            const child = slot.child;
-            if (!child || child.exitCode !== null || child.signalCode !== null) return resolve();
-            const kill = setTimeout(() => child.kill('SIGKILL'), grace);
-            child.once('exit', () => {
-              clearTimeout(kill);
-              resolve();
-            });
-            child.kill('SIGTERM');
-          }),
-      ),
-    );
+    if (this.timer) clearInterval(this.timer);
+    await Promise.all([...this.slots.values()].map((slot) => this.stopSlot(slot)));
     this.socket.close();
     await this.loop?.catch(() => undefined);
     return this.abandoned.splice(0);
   }
 
-  private spawn(slot: Slot): void {
-    slot.generation += 1;
-    slot.routingId = `mw-${slot.index}-${slot.generation}-${process.pid}`;
-    slot.state = 'starting';
-    slot.job = undefined;
+  private count(predicate: (slot: Slot) => boolean): number {
+    let n = 0;
+    for (const slot of this.slots.values()) if (predicate(slot)) n += 1;
+    return n;
+  }
+
+  private send<K extends keyof WorkerToMiniworker>(slot: Slot, msgType: K, content: WorkerToMiniworker[K]): void {
+    this.outbox.send([slot.routingId, encodeRequest(randomUUID(), msgType, content)]);
+  }
+
+  private startPrewarm(slot: Slot): void {
+    slot.state = 'busy';
+    this.send(slot, 'prewarm', slot.warming!);
+  }
+
+  private spawn(): Slot {
+    const id = this.nextId++;
+    const slot: Slot = { id, routingId: `mw-${id}-${process.pid}`, state: 'starting', warm: null, lastUsed: 0, idleSince: Date.now() };
+    this.slots.set(id, slot);
     const child = fork(this.options.script, [], {
       env: { ...this.options.env, FAAS_MINIWORKER_ENDPOINT: this.options.endpoint, FAAS_MINIWORKER_ID: slot.routingId },
       stdio: 'inherit',
     });
     slot.child = child;
-    const generation = slot.generation;
     child.once('exit', (code, signal) => {
-      if (slot.generation !== generation) return;
       const job = slot.job;
+      const wasStopping = slot.state === 'stopping';
       slot.job = undefined;
       slot.state = 'stopped';
+      slot.warm = null;
+      this.slots.delete(id);
       if (this.closing) {
         if (job) this.abandoned.push(job);
         return;
       }
-      this.options.log.warn({ miniworker: slot.routingId, code, signal, callNum: job?.call.callNum }, 'miniworker exited');
+      if (!wasStopping || job) this.options.log.warn({ miniworker: slot.routingId, code, signal, callNum: job?.call.callNum }, 'miniworker exited');
       if (job) this.emit('lost', job);
-      setTimeout(() => {
-        if (!this.closing) this.spawn(slot);
-      }, 200);
+      if (this.size < this.options.minSize) setTimeout(() => !this.closing && this.size < this.options.minSize && this.spawn(), 200);
+      this.emit('idle');
     });
+    return slot;
+  }
+
+  private stopSlot(slot: Slot): Promise<void> {
+    const child = slot.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    if (slot.state !== 'busy') slot.state = 'stopping';
+    return new Promise<void>((resolve) => {
+      const kill = setTimeout(() => child.kill('SIGKILL'), this.options.stopGraceMs ?? 5000);
+      child.once('exit', () => {
+        clearTimeout(kill);
+        resolve();
+      });
+      child.kill('SIGTERM');
+    });
+  }
+
+  /** Retires warm containers past their keep-alive, and miniworkers idle past idleExitMs. */
+  private tick(): void {
+    const now = Date.now();
+    let size = this.size;
+    for (const slot of this.slots.values()) {
+      if (slot.state !== 'idle') continue;
+      if (slot.warm && now - slot.lastUsed > this.options.keepAliveMs) {
+        slot.state = 'busy';
+        this.send(slot, 'retire', {});
+      } else if (!slot.warm && size > this.options.minSize && now - slot.idleSince > this.options.idleExitMs) {
+        size -= 1;
+        void this.stopSlot(slot);
+      }
+    }
   }
 
   private async receiveLoop(): Promise<void> {
@@ -140,6 +225,12 @@ export class MiniworkerPool extends EventEmitter {
     } catch (err) {
       if (!this.closing) this.options.log.error({ err: String(err) }, 'miniworker channel receive loop ended');
     }
+  }
+
+  private findSlot(routingId: string): Slot | undefined {
+    const id = Number(routingId.split('-')[1]);
+    const slot = this.slots.get(id);
+    return slot && slot.routingId === routingId ? slot : undefined;
   }
 
   private handle(routingId: string, frame: Buffer | undefined): void {
@@ -151,22 +242,30 @@ export class MiniworkerPool extends EventEmitter {
       return;
     }
     if (isReply(message)) return;
-    const slot = this.slots.find((s) => s.routingId === routingId);
+    const slot = this.findSlot(routingId);
     if (!slot || slot.state === 'stopped') return;
     switch (message.msgType) {
       case 'ready':
-        if (slot.state === 'starting') {
-          slot.state = 'idle';
-          this.emit('idle');
-        }
+        if (slot.state !== 'starting') return;
+        if (slot.warming) return this.startPrewarm(slot);
+        this.becomeIdle(slot);
         return;
       case 'done': {
-        const call = (message.content as MiniworkerToWorker['done'])?.call as Call | undefined;
+        const content = message.content as MiniworkerToWorker['done'];
         const job = slot.job;
         slot.job = undefined;
-        slot.state = 'idle';
-        if (call && job) this.emit('done', call, job);
-        this.emit('idle');
+        slot.warm = typeof content?.warm === 'string' ? content.warm : null;
+        slot.lastUsed = Date.now();
+        if (content?.call && job) this.emit('done', content.call as Call, job);
+        this.becomeIdle(slot);
+        return;
+      }
+      case 'warmed': {
+        const content = message.content as MiniworkerToWorker['warmed'];
+        slot.warm = typeof content?.warm === 'string' ? content.warm : null;
+        slot.warming = undefined;
+        slot.lastUsed = Date.now();
+        this.becomeIdle(slot);
         return;
       }
       default:
@@ -174,8 +273,16 @@ export class MiniworkerPool extends EventEmitter {
     }
   }
 
+  private becomeIdle(slot: Slot): void {
+    if (slot.state === 'stopping' || slot.state === 'stopped') return;
+    slot.state = 'idle';
+    slot.idleSince = Date.now();
+    if (this.closing) return;
+    this.emit('idle');
+  }
+
   private onSendFailed(err: unknown, frames: zmq.MessageLike[]): void {
-    const slot = this.slots.find((s) => s.routingId === String(frames[0]));
+    const slot = this.findSlot(String(frames[0]));
     this.options.log.warn({ routingId: String(frames[0]), err: String(err) }, 'send to a miniworker failed');
     if (slot?.child && slot.state === 'busy') slot.child.kill('SIGKILL'); // its exit reports the job lost
   }

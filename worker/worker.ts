@@ -9,7 +9,7 @@ import { LABELS } from '../protocol/labels';
 import type { Logger } from '../protocol/log';
 import { Outbox } from '../protocol/outbox';
 import type { ApiToWorker, Invocation, Job, WorkerToApi } from '../protocol/worker-messages';
-import type { Call, CallPatch } from '../protocol/types';
+import type { Call, CallPatch, FunctionRecord, Runtime } from '../protocol/types';
 import { ContainerDriver } from '../miniworker/container-driver';
 import type { WorkerConfig } from './config';
 import { FunctionImages, PrepareError } from './function-images';
@@ -30,6 +30,7 @@ export class Worker {
   private readonly pool: MiniworkerPool;
   private readonly db: DbClient;
   private readonly ready: Job[] = [];
+  private readonly runtimes = new Map<string, Runtime>();
   private preparing = 0;
   private lastHeardFromApi = Date.now();
   private timer?: NodeJS.Timeout;
@@ -54,7 +55,10 @@ export class Worker {
     this.db = new DbClient(config.dbEndpoint, { log });
     this.pool = new MiniworkerPool({
       endpoint: `ipc://${path.join(config.dataDir, `miniworkers-${process.pid}.sock`)}`,
-      size: config.capacity,
+      minSize: Math.min(config.minMiniworkers, config.capacity),
+      maxSize: config.capacity,
+      keepAliveMs: config.keepAliveMs,
+      idleExitMs: config.idleExitMs,
       script: path.join(__dirname, '..', 'miniworker', 'main.js'),
       env: { ...process.env, FAAS_DB_ENDPOINT: config.dbEndpoint, FAAS_NODE_ID: config.nodeId, FAAS_PLATFORM_LABEL: config.platformLabel },
       log,
@@ -113,7 +117,7 @@ export class Worker {
   }
 
   private beat(): void {
-    this.send('heartbeat', { load: this.pool.busy, queued: this.ready.length + this.preparing });
+    this.send('heartbeat', { load: this.pool.busy, queued: this.ready.length + this.preparing, warm: this.pool.warmCounts() });
     // An api that went silent may have restarted: say hello again, it costs nothing.
     if (Date.now() - this.lastHeardFromApi > this.config.heartbeatMs * 3) {
       this.lastHeardFromApi = Date.now();
@@ -149,11 +153,21 @@ export class Worker {
       case 'welcome': {
         const welcome = message.content as ApiToWorker['welcome'];
         this.log.info({ runtimes: welcome?.runtimes?.length, functions: welcome?.functions?.length }, 'registered with the api');
+        for (const runtime of welcome?.runtimes ?? []) this.runtimes.set(runtime.name, runtime);
+        for (const fn of welcome?.functions ?? []) void this.preload(fn, this.runtimes.get(fn.runtimeName));
+        return;
+      }
+      case 'runtimeRegistered': {
+        const runtime = (message.content as ApiToWorker['runtimeRegistered'])?.runtime;
+        if (runtime?.name) this.runtimes.set(runtime.name, runtime);
+        return;
+      }
+      case 'functionRegistered': {
+        const fn = (message.content as ApiToWorker['functionRegistered'])?.fn;
+        if (fn?.functionName) void this.preload(fn, this.runtimes.get(fn.runtimeName));
         return;
       }
       case 'heartbeat':
-      case 'runtimeRegistered':
-      case 'functionRegistered':
         return;
       default:
         this.log.warn({ msgType: message.msgType }, 'dropped an unknown message from the api');
@@ -185,13 +199,27 @@ export class Worker {
       this.send('handBack', { callNum: invocation.call.callNum });
       return;
     }
-    this.ready.push({ ...invocation, image, timeoutMs: this.config.callTimeoutMs, memoryBytes: this.config.memoryMb * 1024 * 1024 });
+    const keepWarm = (invocation.fn.preload ?? this.config.preload) !== 'none';
+    this.ready.push({ ...invocation, image, keepWarm, timeoutMs: this.config.callTimeoutMs, memoryBytes: this.config.memoryMb * 1024 * 1024 });
     this.pump();
   }
 
   private pump(): void {
     if (this.closing) return;
     while (this.ready.length > 0 && this.pool.assign(this.ready[0]!)) this.ready.shift();
+    if (this.ready.length > 0) this.pool.grow(this.ready.length);
+  }
+
+  /** Under the function policy, a registered handler-mode function gets warm containers before its first call. */
+  private async preload(fn: FunctionRecord, runtime: Runtime | undefined): Promise<void> {
+    if (!runtime || runtime.mode !== 'handler' || (fn.preload ?? this.config.preload) !== 'function' || this.config.prewarm === 0) return;
+    try {
+      const image = await this.images.ensure(fn, runtime);
+      if (this.closing) return;
+      this.pool.prewarm({ fn, runtime, image, memoryBytes: this.config.memoryMb * 1024 * 1024 }, this.config.prewarm);
+    } catch (err) {
+      this.log.warn({ function: fn.functionName, err: String(err) }, 'preloading failed');
+    }
   }
 
   private report(call: Call): void {

@@ -1,0 +1,245 @@
+import { randomBytes } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import type Docker from 'dockerode';
+import type { ContainerDriver } from './container-driver';
+
+export interface HandlerSpec {
+  image: string;
+  /** The runtime's `run`: starts the handler bootstrap. */
+  cmd: string;
+  workingDir: string;
+  /** module.attribute of the function, e.g. "handler.handle". */
+  handler: string;
+  env: string[];
+  labels: Record<string, string>;
+  memoryBytes: number;
+  startTimeoutMs: number;
+  maxLogBytes: number;
+}
+
+export type HandlerOutcome =
+  | { kind: 'ok'; result: string; stdout: string; stderr: string; truncated: boolean }
+  | { kind: 'error'; error: string; stdout: string; stderr: string; truncated: boolean; exited: boolean }
+  | { kind: 'timeout'; stdout: string; stderr: string; truncated: boolean }
+  | { kind: 'crashed'; exitCode: number | null; oomKilled: boolean; stdout: string; stderr: string; truncated: boolean };
+
+interface Frame {
+  op: string;
+  id?: number;
+  ok?: boolean;
+  result?: string;
+  error?: string;
+  stdout?: string;
+  stderr?: string;
+  exit?: boolean;
+}
+
+export class HandlerStartError extends Error {
+  constructor(
+    message: string,
+    readonly log: string,
+  ) {
+    super(message);
+    this.name = 'HandlerStartError';
+  }
+}
+
+/**
+ * One running container in handler mode: its bootstrap loads the function once and then serves
+ * calls over a framed channel (one JSON line in on stdin, one token-prefixed JSON line out on
+ * stdout). Other output while a call runs is that call's log. A crash or a timeout ends the container.
+ */
+export class HandlerContainer {
+  private stdin?: NodeJS.WritableStream;
+  private waiting?: { resolve: (frame: Frame) => void; reject: (err: Error) => void; op: string; id?: number };
+  private logOut = '';
+  private logErr = '';
+  private logTruncated = false;
+  private partial = '';
+  private exited?: Promise<{ StatusCode: number }>;
+  alive = false;
+  lastUsed = Date.now();
+  calls = 0;
+
+  private constructor(
+    private readonly driver: ContainerDriver,
+    private readonly container: Docker.Container,
+    private readonly spec: HandlerSpec,
+    private readonly token: string,
+  ) {}
+
+  get id(): string {
+    return this.container.id;
+  }
+
+  /** Creates, starts and loads the function: after this the container answers calls. */
+  static async start(driver: ContainerDriver, spec: HandlerSpec): Promise<HandlerContainer> {
+    const token = randomBytes(12).toString('hex');
+    const container = await driver.docker.createContainer({
+      Image: spec.image,
+      Cmd: ['sh', '-c', `exec ${spec.cmd}`],
+      WorkingDir: spec.workingDir,
+      Env: [...spec.env, `FAAS_FRAME_TOKEN=${token}`, `FAAS_WORKDIR=${spec.workingDir}`, `FAAS_MAX_LOG_BYTES=${spec.maxLogBytes}`],
+      Labels: spec.labels,
+      AttachStdin: true,
+      AttachStdout: true,
+      AttachStderr: true,
+      OpenStdin: true,
+      StdinOnce: false,
+      Tty: false,
+      HostConfig: {
+        NetworkMode: 'none',
+        Memory: spec.memoryBytes,
+        MemorySwap: spec.memoryBytes,
+        LogConfig: { Type: 'none', Config: {} },
+      },
+    });
+    const handler = new HandlerContainer(driver, container, spec, token);
+    try {
+      await handler.boot();
+      return handler;
+    } catch (err) {
+      await handler.dispose();
+      if (err instanceof HandlerStartError) throw err;
+      throw new HandlerStartError(`the handler did not start: ${err instanceof Error ? err.message : String(err)}`, handler.logErr + handler.logOut);
+    }
+  }
+
+  private async boot(): Promise<void> {
+    const stream = (await this.container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as NodeJS.ReadWriteStream;
+    this.stdin = stream;
+    const out = new PassThrough();
+    const err = new PassThrough();
+    out.on('data', (chunk: Buffer) => this.onStdout(chunk));
+    err.on('data', (chunk: Buffer) => this.appendLog('err', chunk.toString('utf8')));
+    this.driver.docker.modem.demuxStream(stream, out, err);
+    stream.on('error', () => undefined);
+    await this.container.start();
+    this.alive = true;
+    this.exited = this.container.wait() as Promise<{ StatusCode: number }>;
+    this.exited.then(
+      () => this.onExit(),
+      () => this.onExit(),
+    );
+    await this.expect('ready', this.spec.startTimeoutMs);
+    const loaded = await this.request({ op: 'load', handler: this.spec.handler }, 'loaded', this.spec.startTimeoutMs);
+    if (loaded.error) throw new HandlerStartError('the function could not be loaded', loaded.error);
+  }
+
+  async invoke(id: number, params: unknown, timeoutMs: number): Promise<HandlerOutcome> {
+    this.logOut = '';
+    this.logErr = '';
+    this.logTruncated = false;
+    this.calls += 1;
+    try {
+      const frame = await this.request({ op: 'call', id, params }, 'result', timeoutMs, id);
+      const stdout = (frame.stdout ?? '') + this.logOut;
+      const stderr = (frame.stderr ?? '') + this.logErr;
+      this.lastUsed = Date.now();
+      if (frame.ok) return { kind: 'ok', result: frame.result ?? 'null', stdout, stderr, truncated: this.logTruncated };
+      return { kind: 'error', error: frame.error ?? 'the handler failed', stdout, stderr, truncated: this.logTruncated, exited: Boolean(frame.exit) };
+    } catch (err) {
+      if (err instanceof TimeoutError) {
+        await this.dispose();
+        return { kind: 'timeout', stdout: this.logOut, stderr: this.logErr, truncated: this.logTruncated };
+      }
+      const status = await this.exited?.catch(() => undefined);
+      const info = await this.container.inspect().catch(() => undefined);
+      await this.dispose();
+      return {
+        kind: 'crashed',
+        exitCode: status?.StatusCode ?? null,
+        oomKilled: Boolean(info?.State?.OOMKilled),
+        stdout: this.logOut,
+        stderr: this.logErr,
+        truncated: this.logTruncated,
+      };
+    }
+  }
+
+  async dispose(): Promise<void> {
+    this.alive = false;
+    this.fail(new Error('the container was stopped'));
+    await this.driver.remove(this.container.id).catch(() => undefined);
+  }
+
+  private request(body: Record<string, unknown>, op: string, timeoutMs: number, id?: number): Promise<Frame> {
+    if (!this.alive || !this.stdin) return Promise.reject(new Error('the container is not running'));
+    const answer = this.expect(op, timeoutMs, id);
+    this.stdin.write(`${JSON.stringify(body)}\n`);
+    return answer;
+  }
+
+  private expect(op: string, timeoutMs: number, id?: number): Promise<Frame> {
+    return new Promise<Frame>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting = undefined;
+        reject(new TimeoutError(`no ${op} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiting = {
+        op,
+        id,
+        resolve: (frame) => {
+          clearTimeout(timer);
+          resolve(frame);
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      };
+    });
+  }
+
+  private onStdout(chunk: Buffer): void {
+    const text = this.partial + chunk.toString('utf8');
+    const lines = text.split('\n');
+    this.partial = lines.pop() ?? '';
+    if (this.partial.length > this.spec.maxLogBytes) {
+      this.appendLog('out', this.partial);
+      this.partial = '';
+    }
+    for (const line of lines) {
+      if (line.startsWith(this.token + ' ')) {
+        let frame: Frame;
+        try {
+          frame = JSON.parse(line.slice(this.token.length + 1));
+        } catch {
+          continue;
+        }
+        const waiting = this.waiting;
+        if (waiting && waiting.op === frame.op && (waiting.id === undefined || waiting.id === frame.id)) {
+          this.waiting = undefined;
+          waiting.resolve(frame);
+        }
+      } else {
+        this.appendLog('out', `${line}\n`);
+      }
+    }
+  }
+
+  private appendLog(stream: 'out' | 'err', text: string): void {
+    const current = stream === 'out' ? this.logOut : this.logErr;
+    if (current.length >= this.spec.maxLogBytes) {
+      this.logTruncated = true;
+      return;
+    }
+    const next = current + text.slice(0, this.spec.maxLogBytes - current.length);
+    if (next.length - current.length < text.length) this.logTruncated = true;
+    if (stream === 'out') this.logOut = next;
+    else this.logErr = next;
+  }
+
+  private onExit(): void {
+    this.alive = false;
+    this.fail(new Error('the container exited'));
+  }
+
+  private fail(err: Error): void {
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    waiting?.reject(err);
+  }
+}
+
+class TimeoutError extends Error {}

@@ -1,0 +1,110 @@
+import { DbClient } from '../protocol/db-client';
+import { PlatformError } from '../protocol/errors';
+import { LABELS } from '../protocol/labels';
+import type { Logger } from '../protocol/log';
+import { warmKey, type Job, type Prewarm } from '../protocol/worker-messages';
+import type { Call, CallPatch } from '../protocol/types';
+import type { ContainerDriver } from './container-driver';
+import { HandlerContainer, HandlerStartError } from './handler-container';
+import { CallRunner, handlerPatch, MAX_STDERR_BYTES } from './runner';
+
+const DEFAULT_HANDLER = 'handler.handle';
+
+/**
+ * What a miniworker does with its one container: process-mode calls get a container each; in
+ * handler mode the container stays warm for the next call of the same function version, and is
+ * replaced when a call of another version comes, when it crashes, or when the worker retires it.
+ */
+export class Miniworker {
+  private warm?: { key: string; container: HandlerContainer };
+  private readonly runner: CallRunner;
+
+  constructor(
+    private readonly driver: ContainerDriver,
+    private readonly db: DbClient,
+    private readonly options: { nodeId: string; platformLabel: string; log: Logger },
+  ) {
+    this.runner = new CallRunner(driver, db, options);
+  }
+
+  get warmKey(): string | null {
+    return this.warm?.container.alive ? this.warm.key : null;
+  }
+
+  async run(job: Job): Promise<Call> {
+    if (job.runtime.mode !== 'handler') {
+      await this.retire();
+      return this.runner.run(job);
+    }
+    const { call } = job;
+    const started = new Date();
+    // RUNNING is written without waiting: the final write follows on the same socket, in order.
+    const running = this.db
+      .updateCall(call.callNum, { status: 'RUNNING', startedAt: started.toISOString(), node: this.options.nodeId })
+      .catch((err: unknown) => err);
+    let patch: CallPatch;
+    try {
+      const container = await this.ensure(job, job.memoryBytes);
+      const outcome = await container.invoke(call.callNum, call.params ?? {}, job.timeoutMs);
+      patch = handlerPatch(outcome, job.timeoutMs);
+      if (!job.keepWarm || !container.alive || (outcome.kind === 'error' && outcome.exited)) await this.retire();
+    } catch (err) {
+      await this.retire();
+      if (err instanceof HandlerStartError) {
+        patch = { status: 'ERROR', reason: 'load_failed', error: `${err.message}: ${err.log.slice(-2000)}`, stderr: err.log };
+      } else {
+        this.options.log.error({ callNum: call.callNum, err: String(err) }, 'the container could not run');
+        patch = { status: 'ERROR', reason: 'docker_error', error: `the container could not run: ${err instanceof Error ? err.message : String(err)}` };
+      }
+    }
+    const ended = new Date();
+    patch.endedAt = ended.toISOString();
+    patch.durationMs = ended.getTime() - started.getTime();
+    const runningResult = await running;
+    if (runningResult instanceof PlatformError && runningResult.code === 'CALL_ALREADY_FINAL') {
+      return ((runningResult.data as { call?: Call })?.call ?? call) as Call;
+    }
+    try {
+      return await this.db.updateCall(call.callNum, patch);
+    } catch (err) {
+      if (err instanceof PlatformError && err.code === 'CALL_ALREADY_FINAL') return (err.data as { call: Call }).call;
+      throw err;
+    }
+  }
+
+  /** Starts a warm container of this function version (handler mode), replacing any other. */
+  async prewarm(request: Prewarm): Promise<void> {
+    await this.ensure(request, request.memoryBytes);
+  }
+
+  async retire(): Promise<void> {
+    const warm = this.warm;
+    this.warm = undefined;
+    if (warm) await warm.container.dispose();
+  }
+
+  private async ensure(job: Pick<Job, 'fn' | 'runtime' | 'image'>, memoryBytes: number): Promise<HandlerContainer> {
+    const key = warmKey(job.fn);
+    if (this.warm && this.warm.key === key && this.warm.container.alive) return this.warm.container;
+    await this.retire();
+    const container = await HandlerContainer.start(this.driver, {
+      image: job.image,
+      cmd: job.runtime.run,
+      workingDir: job.runtime.path,
+      handler: job.fn.handler ?? DEFAULT_HANDLER,
+      env: [`FAAS_FUNCTION=${job.fn.functionName}`],
+      labels: {
+        [LABELS.platform]: this.options.platformLabel,
+        [LABELS.node]: this.options.nodeId,
+        [LABELS.function]: job.fn.functionName,
+        [LABELS.version]: job.fn.version,
+        [LABELS.role]: 'warm',
+      },
+      memoryBytes,
+      startTimeoutMs: 30_000,
+      maxLogBytes: MAX_STDERR_BYTES,
+    });
+    this.warm = { key, container };
+    return container;
+  }
+}
