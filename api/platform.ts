@@ -21,6 +21,12 @@ export class Platform {
   readonly packages: PackageStore;
   readonly hub: WorkerHub;
   private readonly waiters = new CallWaiters();
+  /**
+   * Functions and runtimes as last registered through this api, so that an invocation does not ask
+   * db-service for them each time; a miss falls back to db-service.
+   */
+  private readonly functions = new Map<string, FunctionRecord>();
+  private readonly runtimes = new Map<string, Runtime>();
 
   constructor(
     private readonly config: ApiConfig,
@@ -53,27 +59,45 @@ export class Platform {
 
   async registerRuntime(runtime: Runtime): Promise<{ created: boolean }> {
     const { created } = await this.db.putRuntime(runtime);
+    this.runtimes.set(runtime.name, runtime);
     this.hub.broadcast('runtimeRegistered', { runtime });
     return { created };
   }
 
   async registerFunction(fn: FunctionRecord): Promise<{ created: boolean }> {
     const { created } = await this.db.putFunction(fn);
+    this.functions.set(fn.functionName, fn);
     this.hub.broadcast('functionRegistered', { fn });
     return { created };
   }
 
   /** Persists the call before answering, then queues it; with `wait`, also returns its end. */
   async invoke(funcName: string, params: unknown, wait: boolean): Promise<{ call: Call; done?: Promise<Call | null> }> {
-    const fn = typeof funcName === 'string' && funcName.length <= 64 ? await this.db.getFunction(funcName) : null;
+    const fn = typeof funcName === 'string' && funcName.length <= 64 ? await this.lookupFunction(funcName) : null;
     if (!fn) throw new PlatformError('FUNCTION_NOT_FOUND', `no function named "${String(funcName).slice(0, 64)}"`);
-    const runtime = await this.db.getRuntime(fn.runtimeName);
+    const runtime = await this.lookupRuntime(fn.runtimeName);
     if (!runtime) throw new PlatformError('RUNTIME_NOT_FOUND', `function "${funcName}" uses runtime "${fn.runtimeName}", which is not registered`);
     const call = await this.db.createCall({ funcName, params, functionVersion: fn.version, runtimeName: runtime.name });
     // The waiter is in place before the call can end.
     const done = wait ? this.waiters.wait(call.callNum, this.config.waitTimeoutMs) : undefined;
     this.hub.dispatch({ call, fn, runtime });
     return { call, done };
+  }
+
+  private async lookupFunction(name: string): Promise<FunctionRecord | null> {
+    const cached = this.functions.get(name);
+    if (cached) return cached;
+    const fn = await this.db.getFunction(name);
+    if (fn) this.functions.set(name, fn);
+    return fn;
+  }
+
+  private async lookupRuntime(name: string): Promise<Runtime | null> {
+    const cached = this.runtimes.get(name);
+    if (cached) return cached;
+    const runtime = await this.db.getRuntime(name);
+    if (runtime) this.runtimes.set(name, runtime);
+    return runtime;
   }
 
   async currentCall(callNum: number): Promise<Call> {

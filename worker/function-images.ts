@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { LABELS } from '../protocol/labels';
 import type { Logger } from '../protocol/log';
 import type { FunctionRecord, Runtime } from '../protocol/types';
@@ -21,6 +22,8 @@ export class PrepareError extends Error {
  */
 export class FunctionImages {
   private readonly building = new Map<string, Promise<string>>();
+  /** Images known to be here: the hot path does not ask Docker again. */
+  private readonly ready = new Set<string>();
 
   constructor(
     private readonly driver: ContainerDriver,
@@ -28,24 +31,39 @@ export class FunctionImages {
     private readonly options: { platformLabel: string; nodeId: string; depsNetwork: string; depsTimeoutMs: number; log: Logger },
   ) {}
 
-  imageName(fn: FunctionRecord): { repo: string; tag: string; ref: string } {
-    const repo = `${this.options.platformLabel}-fn/${fn.functionName}`;
-    const tag = fn.version.slice(0, 16);
+  /**
+   * An image is named by what goes into it: the runtime's image, folder and dependencies command,
+   * and the package. Functions registered with the same package on the same runtime share it.
+   */
+  imageName(fn: FunctionRecord, runtime: Runtime): { repo: string; tag: string; ref: string } {
+    const repo = `${this.options.platformLabel}-fn/${runtime.name}`;
+    const tag = createHash('sha256').update(JSON.stringify([runtime.image, runtime.path, runtime.dependencies, fn.version])).digest('hex').slice(0, 24);
     return { repo, tag, ref: `${repo}:${tag}` };
   }
 
   ensure(fn: FunctionRecord, runtime: Runtime): Promise<string> {
-    const { ref } = this.imageName(fn);
+    const { ref } = this.imageName(fn, runtime);
+    if (this.ready.has(ref)) return Promise.resolve(ref);
     let pending = this.building.get(ref);
     if (!pending) {
-      pending = this.build(fn, runtime).finally(() => this.building.delete(ref));
+      pending = this.build(fn, runtime)
+        .then((image) => {
+          this.ready.add(image);
+          return image;
+        })
+        .finally(() => this.building.delete(ref));
       this.building.set(ref, pending);
     }
     return pending;
   }
 
+  /** Forgets an image (for example when a call found it gone), so that the next call builds it again. */
+  forget(ref: string): void {
+    this.ready.delete(ref);
+  }
+
   private async build(fn: FunctionRecord, runtime: Runtime): Promise<string> {
-    const { repo, tag, ref } = this.imageName(fn);
+    const { repo, tag, ref } = this.imageName(fn, runtime);
     const log = this.options.log.child({ function: fn.functionName, version: fn.version.slice(0, 12) });
     try {
       if (await this.driver.imageExists(ref)) return ref;
@@ -65,7 +83,6 @@ export class FunctionImages {
         labels: {
           [LABELS.platform]: this.options.platformLabel,
           [LABELS.node]: this.options.nodeId,
-          [LABELS.function]: fn.functionName,
           [LABELS.version]: fn.version,
           [LABELS.role]: 'prepare',
         },

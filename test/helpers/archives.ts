@@ -2,9 +2,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as tar from 'tar';
 import yazl from 'yazl';
+import { PROJECT_ROOT } from '../../cli/actions/images';
 
-export const FIXTURES = path.resolve(__dirname, '..', 'fixtures', 'functions');
-export const DICE = path.resolve(__dirname, '..', '..', 'runtimes', 'python', 'dice');
+export const FIXTURES = path.join(PROJECT_ROOT, 'test', 'fixtures', 'functions');
+export const DICE = path.join(PROJECT_ROOT, 'runtimes', 'python', 'dice');
 
 /** The files of a folder, at the root of a .tar.gz. */
 export async function tarGzOf(dir: string): Promise<Buffer> {

@@ -4,10 +4,10 @@ import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
+import { PROJECT_ROOT } from '../../cli/actions/images';
 import { freePort } from './ports';
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const DIST = path.join(ROOT, 'dist');
+const DIST = path.join(PROJECT_ROOT, 'dist');
 export const docker = new Docker();
 
 export type ServiceName = 'db' | 'api' | 'worker';
