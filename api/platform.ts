@@ -77,7 +77,8 @@ export class Platform {
     if (!fn) throw new PlatformError('FUNCTION_NOT_FOUND', `no function named "${String(funcName).slice(0, 64)}"`);
     const runtime = await this.lookupRuntime(fn.runtimeName);
     if (!runtime) throw new PlatformError('RUNTIME_NOT_FOUND', `function "${funcName}" uses runtime "${fn.runtimeName}", which is not registered`);
-    const call = await this.db.createCall({ funcName, params, functionVersion: fn.version, runtimeName: runtime.name });
+    // A synchronous call is acknowledged by its final (synced) write, so its first write skips the fsync.
+    const call = await this.db.createCall({ funcName, params, functionVersion: fn.version, runtimeName: runtime.name, durable: !wait });
     // The waiter is in place before the call can end.
     const done = wait ? this.waiters.wait(call.callNum, this.config.waitTimeoutMs) : undefined;
     this.hub.dispatch({ call, fn, runtime });

@@ -4,13 +4,15 @@ export type BatchOp = { type: 'put'; key: string; value: unknown } | { type: 'de
 
 interface Waiter {
   ops: BatchOp[];
+  sync: boolean;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
 
 /**
  * Synced writes, grouped: writes that arrive while a batch is being flushed wait for the next one,
- * so one fsync acknowledges many writes. Batches are flushed one after the other, so a later write
+ * so one fsync acknowledges many writes. A write may skip the fsync; a synced batch after it covers
+ * it too, since LevelDB's log is written in order. Batches are flushed one after the other, so a later write
  * to a key never lands before an earlier one.
  */
 export class GroupCommit {
@@ -19,9 +21,10 @@ export class GroupCommit {
 
   constructor(private readonly db: Level<string, unknown>) {}
 
-  write(ops: BatchOp[]): Promise<void> {
+  /** `sync: false` skips the fsync for this write (it still survives a crash of the process). */
+  write(ops: BatchOp[], sync = true): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.waiting.push({ ops, resolve, reject });
+      this.waiting.push({ ops, sync, resolve, reject });
       if (!this.flushing) void this.flush();
     });
   }
@@ -34,7 +37,7 @@ export class GroupCommit {
       try {
         await this.db.batch(
           group.flatMap((w) => w.ops),
-          { sync: true },
+          { sync: group.some((w) => w.sync) },
         );
         for (const w of group) w.resolve();
       } catch (err) {

@@ -23,6 +23,9 @@ export class PlatformStore {
   private readonly commits: GroupCommit;
   private lastCallNum = 0;
   private readonly callLocks = new Map<number, Promise<unknown>>();
+  /** Calls not yet final, as last written: an update does not read them back from disk. */
+  private readonly live = new Map<number, Call>();
+  private static readonly MAX_LIVE = 200_000;
 
   private constructor(private readonly db: Level<string, unknown>) {
     this.commits = new GroupCommit(db);
@@ -97,10 +100,14 @@ export class PlatformStore {
     };
     if (input.functionVersion) call.functionVersion = input.functionVersion;
     if (input.runtimeName) call.runtimeName = input.runtimeName;
-    await this.commits.write([
-      { type: 'put', key: callKey(callNum), value: call },
-      { type: 'put', key: SEQ_KEY, value: this.lastCallNum },
-    ]);
+    await this.commits.write(
+      [
+        { type: 'put', key: callKey(callNum), value: call },
+        { type: 'put', key: SEQ_KEY, value: this.lastCallNum },
+      ],
+      input.durable !== false,
+    );
+    if (this.live.size < PlatformStore.MAX_LIVE) this.live.set(callNum, call);
     return call;
   }
 
@@ -108,13 +115,15 @@ export class PlatformStore {
   updateCall(callNum: number, patch: CallPatch): Promise<Call> {
     const previous = this.callLocks.get(callNum) ?? Promise.resolve();
     const next = previous.catch(() => undefined).then(async () => {
-      const current = (await this.db.get(callKey(callNum))) as Call | undefined;
+      const current = this.live.get(callNum) ?? ((await this.db.get(callKey(callNum))) as Call | undefined);
       if (!current) throw new PlatformError('CALL_NOT_FOUND', `no call ${callNum}`);
       if (isFinal(current.status)) {
         throw new PlatformError('CALL_ALREADY_FINAL', `call ${callNum} is already ${current.status}`, { call: current });
       }
       const updated: Call = { ...current, ...patch };
       await this.commits.write([{ type: 'put', key: callKey(callNum), value: updated }]);
+      if (isFinal(updated.status)) this.live.delete(callNum);
+      else if (this.live.has(callNum) || this.live.size < PlatformStore.MAX_LIVE) this.live.set(callNum, updated);
       return updated;
     });
     this.callLocks.set(callNum, next);

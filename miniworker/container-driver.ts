@@ -78,6 +78,16 @@ export class ContainerDriver {
     }
   }
 
+  /** The image's id, or undefined when it is not here. */
+  async imageId(name: string): Promise<string | undefined> {
+    try {
+      return (await this.docker.getImage(name).inspect()).Id;
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
   async imageExists(name: string): Promise<boolean> {
     try {
       await this.docker.getImage(name).inspect();

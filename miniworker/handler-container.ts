@@ -56,6 +56,8 @@ export class HandlerContainer {
   private logErr = '';
   private logTruncated = false;
   private partial = '';
+  /** Frames that arrived before anyone waited for them. */
+  private readonly early: Frame[] = [];
   private exited?: Promise<{ StatusCode: number }>;
   alive = false;
   lastUsed = Date.now();
@@ -171,6 +173,9 @@ export class HandlerContainer {
   }
 
   private expect(op: string, timeoutMs: number, id?: number): Promise<Frame> {
+    // The frame may have come already: the bootstrap can say "ready" before start() returns to us.
+    const early = this.early.findIndex((f) => f.op === op && (id === undefined || f.id === id));
+    if (early >= 0) return Promise.resolve(this.early.splice(early, 1)[0]!);
     return new Promise<Frame>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting = undefined;
@@ -211,6 +216,8 @@ export class HandlerContainer {
         if (waiting && waiting.op === frame.op && (waiting.id === undefined || waiting.id === frame.id)) {
           this.waiting = undefined;
           waiting.resolve(frame);
+        } else if (this.early.length < 8) {
+          this.early.push(frame);
         }
       } else {
         this.appendLog('out', `${line}\n`);

@@ -61,6 +61,7 @@ async function main(): Promise<void> {
           try {
             const call = await miniworker.run(job);
             await send('done', { call, warm: miniworker.warmKey });
+            await miniworker.cleanUp();
           } catch (err) {
             // Could not record the outcome (db-service unreachable): crash, so the worker reports the job lost.
             log.error({ callNum: job?.call?.callNum, err: String(err) }, 'call could not be completed');

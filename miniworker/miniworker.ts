@@ -19,6 +19,7 @@ const RUNNING_AFTER_MS = 20;
  */
 export class Miniworker {
   private warm?: { key: string; container: HandlerContainer };
+  private readonly detached: HandlerContainer[] = [];
   private readonly runner: CallRunner;
 
   constructor(
@@ -53,7 +54,8 @@ export class Miniworker {
       const container = await this.ensure(job, job.memoryBytes);
       const outcome = await container.invoke(call.callNum, call.params ?? {}, job.timeoutMs);
       patch = handlerPatch(outcome, job.timeoutMs);
-      if (!job.keepWarm || !container.alive || (outcome.kind === 'error' && outcome.exited)) await this.retire();
+      // A container that is not kept is removed after the call is reported, off the call's path.
+      if (!job.keepWarm || !container.alive || (outcome.kind === 'error' && outcome.exited)) this.detach();
     } catch (err) {
       await this.retire();
       if (err instanceof HandlerStartError) {
@@ -87,9 +89,19 @@ export class Miniworker {
   }
 
   async retire(): Promise<void> {
-    const warm = this.warm;
+    this.detach();
+    await this.cleanUp();
+  }
+
+  /** Removes containers detached from this miniworker; run after a call is reported. */
+  async cleanUp(): Promise<void> {
+    const doomed = this.detached.splice(0);
+    await Promise.all(doomed.map((c) => c.dispose()));
+  }
+
+  private detach(): void {
+    if (this.warm) this.detached.push(this.warm.container);
     this.warm = undefined;
-    if (warm) await warm.container.dispose();
   }
 
   private async ensure(job: Pick<Job, 'fn' | 'runtime' | 'image'>, memoryBytes: number): Promise<HandlerContainer> {
@@ -110,7 +122,7 @@ export class Miniworker {
         [LABELS.role]: 'warm',
       },
       memoryBytes,
-      startTimeoutMs: 30_000,
+      startTimeoutMs: 60_000,
       maxLogBytes: MAX_STDERR_BYTES,
     });
     this.warm = { key, container };

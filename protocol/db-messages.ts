@@ -15,6 +15,11 @@ export const dbRequestSchemas = {
     params: z.unknown(),
     functionVersion: z.string().optional(),
     runtimeName: z.string().optional(),
+    /**
+     * false: not fsynced before the answer (it survives a crash of db-service, not of the machine).
+     * For synchronous calls, whose caller is acknowledged only by the final, synced write.
+     */
+    durable: z.boolean().optional(),
   }),
   updateCall: z.object({ callNum: z.number().int().positive(), patch: callPatchSchema }),
   getCall: z.object({ callNum: z.number().int().positive() }),

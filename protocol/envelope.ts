@@ -59,6 +59,12 @@ export function decodeMessage(frame: Buffer | undefined, maxBytes = MAX_FRAME_BY
   if (v !== PROTOCOL_VERSION) {
     throw new PlatformError('VERSION_MISMATCH', `protocol version ${String(v)} is not ${PROTOCOL_VERSION}`);
   }
+  // The common shapes are checked by hand (this runs for every frame on the invocation path); the
+  // schemas decide the rest and give the error.
+  const m = parsed as Record<string, unknown>;
+  const idOk = typeof m.id === 'string' && m.id.length > 0 && m.id.length <= 128;
+  if (idOk && typeof m.msgType === 'string' && m.msgType.length > 0 && m.msgType.length <= 64 && !('ok' in m)) return m as unknown as Request;
+  if (idOk && m.ok === true && 'data' in m) return m as unknown as Reply;
   const request = requestSchema.safeParse(parsed);
   if (request.success) return request.data as Request;
   const reply = replySchema.safeParse(parsed);

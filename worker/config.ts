@@ -24,6 +24,8 @@ export interface WorkerConfig {
   keepAliveMs: number;
   /** A miniworker without a container exits after this long idle. FAAS_IDLE_EXIT_MS, default 60000. */
   idleExitMs: number;
+  /** Miniworkers are added for calls that waited this long for one. FAAS_SCALE_UP_AFTER_MS, default 50. */
+  scaleUpAfterMs: number;
   /** Package cache and the miniworker socket. FAAS_WORKER_DATA_DIR, default ./data/worker-<node>. */
   dataDir: string;
   /** Label value on everything this platform creates in Docker. FAAS_PLATFORM_LABEL, default "faas". */
@@ -60,6 +62,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     prewarm: envInt(env, 'FAAS_PREWARM', 1, { min: 0, max: 256 }),
     keepAliveMs: envInt(env, 'FAAS_KEEP_ALIVE_MS', 300_000, { min: 100, max: 86_400_000 }),
     idleExitMs: envInt(env, 'FAAS_IDLE_EXIT_MS', 60_000, { min: 100, max: 86_400_000 }),
+    scaleUpAfterMs: envInt(env, 'FAAS_SCALE_UP_AFTER_MS', 50, { min: 0, max: 60_000 }),
     dataDir: path.resolve(envString(env, 'FAAS_WORKER_DATA_DIR', `./data/worker-${nodeId}`)),
     platformLabel,
     callTimeoutMs: envInt(env, 'FAAS_CALL_TIMEOUT_MS', 60_000, { min: 100, max: 3_600_000 }),

@@ -22,8 +22,8 @@ export class PrepareError extends Error {
  */
 export class FunctionImages {
   private readonly building = new Map<string, Promise<string>>();
-  /** Images known to be here: the hot path does not ask Docker again. */
-  private readonly ready = new Set<string>();
+  /** Images known to be here, by what they are made of: the hot path does not ask Docker again. */
+  private readonly ready = new Map<string, string>();
 
   constructor(
     private readonly driver: ContainerDriver,
@@ -32,47 +32,46 @@ export class FunctionImages {
   ) {}
 
   /**
-   * An image is named by what goes into it: the runtime's image, folder and dependencies command,
-   * and the package. Functions registered with the same package on the same runtime share it.
+   * An image is named by what goes into it: the runtime image (by id, so a rebuilt runtime gives new
+   * images), its folder and dependencies command, and the package. Functions registered with the
+   * same package on the same runtime share it.
    */
-  imageName(fn: FunctionRecord, runtime: Runtime): { repo: string; tag: string; ref: string } {
+  private imageName(runtimeImageId: string, fn: FunctionRecord, runtime: Runtime): { repo: string; tag: string; ref: string } {
     const repo = `${this.options.platformLabel}-fn/${runtime.name}`;
-    const tag = createHash('sha256').update(JSON.stringify([runtime.image, runtime.path, runtime.dependencies, fn.version])).digest('hex').slice(0, 24);
+    const tag = createHash('sha256').update(JSON.stringify([runtimeImageId, runtime.path, runtime.dependencies, fn.version])).digest('hex').slice(0, 24);
     return { repo, tag, ref: `${repo}:${tag}` };
   }
 
+  /** The function image, built when missing. Known images are answered from memory. */
   ensure(fn: FunctionRecord, runtime: Runtime): Promise<string> {
-    const { ref } = this.imageName(fn, runtime);
-    if (this.ready.has(ref)) return Promise.resolve(ref);
-    let pending = this.building.get(ref);
+    const key = JSON.stringify([runtime.image, runtime.path, runtime.dependencies, fn.version]);
+    const known = this.ready.get(key);
+    if (known) return Promise.resolve(known);
+    let pending = this.building.get(key);
     if (!pending) {
       pending = this.build(fn, runtime)
         .then((image) => {
-          this.ready.add(image);
+          this.ready.set(key, image);
           return image;
         })
-        .finally(() => this.building.delete(ref));
-      this.building.set(ref, pending);
+        .finally(() => this.building.delete(key));
+      this.building.set(key, pending);
     }
     return pending;
   }
 
-  /** Forgets an image (for example when a call found it gone), so that the next call builds it again. */
-  forget(ref: string): void {
-    this.ready.delete(ref);
-  }
-
   private async build(fn: FunctionRecord, runtime: Runtime): Promise<string> {
-    const { repo, tag, ref } = this.imageName(fn, runtime);
     const log = this.options.log.child({ function: fn.functionName, version: fn.version.slice(0, 12) });
     try {
-      if (await this.driver.imageExists(ref)) return ref;
-      if (!(await this.driver.imageExists(runtime.image))) {
+      const runtimeImageId = await this.driver.imageId(runtime.image);
+      if (!runtimeImageId) {
         throw new PrepareError(
           `runtime image "${runtime.image}" is not present on node ${this.options.nodeId}; build it (npm run images) or push it to the registry`,
           'image_missing',
         );
       }
+      const { repo, tag, ref } = this.imageName(runtimeImageId, fn, runtime);
+      if (await this.driver.imageExists(ref)) return ref;
       const packagePath = await this.packages.get(fn.version);
       const started = Date.now();
       await this.driver.buildFunctionImage({

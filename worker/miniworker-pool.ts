@@ -8,6 +8,9 @@ import { Outbox } from '../protocol/outbox';
 import { warmKey, type Job, type MiniworkerToWorker, type Prewarm, type WorkerToMiniworker } from '../protocol/worker-messages';
 import type { Call } from '../protocol/types';
 
+/** Miniworkers started at once: each start costs a process and a container. */
+const MAX_STARTING = 4;
+
 type SlotState = 'starting' | 'idle' | 'busy' | 'stopping' | 'stopped';
 
 interface Slot {
@@ -107,11 +110,12 @@ export class MiniworkerPool extends EventEmitter {
     return true;
   }
 
-  /** Starts miniworkers for calls that wait, within the cap. */
+  /** Starts miniworkers for calls that wait, within the cap, a few at a time. */
   grow(waiting: number): void {
     const starting = this.count((s) => s.state === 'starting');
     const room = this.options.maxSize - this.size;
-    for (let i = 0; i < Math.min(waiting - starting, room); i++) this.spawn();
+    const step = Math.max(0, Math.min(waiting - starting, room, MAX_STARTING - starting));
+    for (let i = 0; i < step; i++) this.spawn();
   }
 
   /** Makes sure `count` containers of this function version are warm (without evicting others). */

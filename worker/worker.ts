@@ -29,7 +29,9 @@ export class Worker {
   private readonly images: FunctionImages;
   private readonly pool: MiniworkerPool;
   private readonly db: DbClient;
-  private readonly ready: Job[] = [];
+  /** Jobs prepared and waiting for a miniworker, with when they started waiting. */
+  private readonly ready: Array<{ job: Job; at: number }> = [];
+  private scaleTimer?: NodeJS.Timeout;
   private readonly runtimes = new Map<string, Runtime>();
   private preparing = 0;
   private lastHeardFromApi = Date.now();
@@ -94,9 +96,10 @@ export class Worker {
     });
     // Calls that never started go back to the api for another worker; a call cut short ends ERROR,
     // so none stays RUNNING because this worker stopped.
-    for (const job of this.ready.splice(0)) this.send('handBack', { callNum: job.call.callNum });
+    for (const { job } of this.ready.splice(0)) this.send('handBack', { callNum: job.call.callNum });
     await Promise.all(cutShort.map((job) => this.fail(job, { reason: 'worker_lost', error: 'the worker stopped while this call ran' })));
     if (this.timer) clearInterval(this.timer);
+    if (this.scaleTimer) clearTimeout(this.scaleTimer);
     if (this.reaper) clearInterval(this.reaper);
     this.send('bye', {});
     await new Promise((r) => setTimeout(r, 50));
@@ -200,14 +203,27 @@ export class Worker {
       return;
     }
     const keepWarm = (invocation.fn.preload ?? this.config.preload) !== 'none';
-    this.ready.push({ ...invocation, image, keepWarm, timeoutMs: this.config.callTimeoutMs, memoryBytes: this.config.memoryMb * 1024 * 1024 });
+    this.ready.push({
+      job: { ...invocation, image, keepWarm, timeoutMs: this.config.callTimeoutMs, memoryBytes: this.config.memoryMb * 1024 * 1024 },
+      at: Date.now(),
+    });
     this.pump();
   }
 
   private pump(): void {
     if (this.closing) return;
-    while (this.ready.length > 0 && this.pool.assign(this.ready[0]!)) this.ready.shift();
-    if (this.ready.length > 0) this.pool.grow(this.ready.length);
+    while (this.ready.length > 0 && this.pool.assign(this.ready[0]!.job)) this.ready.shift();
+    if (this.ready.length === 0) return;
+    // A new miniworker (and container) costs hundreds of milliseconds; a busy one is usually free
+    // again in a few. Grow only for calls that have waited a while.
+    const waited = Date.now() - this.ready[0]!.at;
+    if (waited >= this.config.scaleUpAfterMs || this.pool.size === 0) this.pool.grow(this.ready.length);
+    else if (!this.scaleTimer) {
+      this.scaleTimer = setTimeout(() => {
+        this.scaleTimer = undefined;
+        this.pump();
+      }, this.config.scaleUpAfterMs - waited);
+    }
   }
 
   /** Under the function policy, a registered handler-mode function gets warm containers before its first call. */

@@ -5,7 +5,8 @@
  * passed in FAAS_FRAME_TOKEN; anything else on stdout or stderr is a log line of the call in flight.
  *   {"op": "load", "handler": "handler.handle"}  require the function (once)
  *   {"op": "call", "id": 7, "params": {...}}     run it (sync or async)
- * console output during a call is captured and returned with the answer.
+ * console.log/info/debug output during a call is captured and returned with the answer (stdout is
+ * the protocol's channel); console.warn/error go to stderr as written, so that they survive a crash.
  */
 const fs = require('node:fs');
 const path = require('node:path');
@@ -18,13 +19,15 @@ const send = (frame) => fs.writeSync(1, `${TOKEN} ${JSON.stringify(frame)}\n`);
 
 let handler = null;
 let capture = null;
-for (const [name, stream] of [['log', 'stdout'], ['info', 'stdout'], ['debug', 'stdout'], ['warn', 'stderr'], ['error', 'stderr']]) {
+for (const name of ['log', 'info', 'debug']) {
   const original = console[name].bind(console);
   console[name] = (...args) => {
     if (!capture) return original(...args);
-    const line = `${util.format(...args)}\n`;
-    if (capture[stream].length < MAX_LOG) capture[stream] += line;
+    if (capture.stdout.length < MAX_LOG) capture.stdout += `${util.format(...args)}\n`;
   };
+}
+for (const name of ['warn', 'error']) {
+  console[name] = (...args) => fs.writeSync(2, `${util.format(...args)}\n`);
 }
 
 function load(spec) {
@@ -40,7 +43,7 @@ function load(spec) {
 }
 
 async function call(request) {
-  capture = { stdout: '', stderr: '' };
+  capture = { stdout: '' };
   const frame = { op: 'result', id: request.id };
   try {
     const result = await handler(request.params);
@@ -51,7 +54,6 @@ async function call(request) {
     frame.error = String((err && err.stack) || err).slice(-4000);
   }
   frame.stdout = capture.stdout.slice(0, MAX_LOG);
-  frame.stderr = capture.stderr.slice(0, MAX_LOG);
   capture = null;
   send(frame);
 }

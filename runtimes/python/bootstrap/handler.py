@@ -5,7 +5,8 @@ stdout that starts with the frame token the platform passed in FAAS_FRAME_TOKEN;
 written to stdout or stderr is a log line of the call in flight. Requests:
   {"op": "load", "handler": "handler.handle"}  import the function (once)
   {"op": "call", "id": 7, "params": {...}}     run it
-The function's own prints are captured per call and returned with the answer.
+What the function prints to stdout is captured per call and returned with the answer (stdout is the
+protocol's channel); what it writes to stderr goes out as it is written, so that it survives a crash.
 """
 import contextlib
 import importlib
@@ -78,10 +79,10 @@ def main():
                 send({"op": "loaded", "error": traceback.format_exc(limit=20)[-4000:]})
                 sys.exit(3)
         elif op == "call":
-            out, err = io.StringIO(), io.StringIO()
+            out = io.StringIO()
             frame = {"op": "result", "id": request.get("id")}
             try:
-                with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                with contextlib.redirect_stdout(out):
                     result = run(handler, request.get("params"))
                 frame["ok"] = True
                 frame["result"] = json.dumps(result, separators=(",", ":"))
@@ -91,7 +92,7 @@ def main():
                 frame["ok"] = False
                 frame["error"] = traceback.format_exc(limit=20)[-4000:]
             frame["stdout"] = out.getvalue()[:MAX_LOG]
-            frame["stderr"] = err.getvalue()[:MAX_LOG]
+            sys.stderr.flush()
             send(frame)
             if frame.get("exit"):
                 sys.exit(1)

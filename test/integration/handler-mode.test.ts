@@ -1,0 +1,157 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { tarGzOf } from '../helpers/archives';
+import { TestPlatform } from '../helpers/platform';
+
+const TRICKY = path.resolve(__dirname, '..', 'fixtures', 'handlers', 'tricky');
+const NODE_HELLO = path.resolve(__dirname, '..', '..', 'runtimes', 'node', 'hello');
+const PYTHON = { name: 'python', image: 'pythonruntime', path: '/ws', dependencies: 'pip3 install -r requirements.txt', run: 'python3 /opt/faas/handler.py', mode: 'handler' };
+const NODE = { name: 'node', image: 'noderuntime', path: '/ws', dependencies: '', run: 'node /opt/faas/handler.js', mode: 'handler' };
+
+async function versionPackage(version: string): Promise<Buffer> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'faas-version-'));
+  writeFileSync(path.join(dir, 'requirements.txt'), '');
+  writeFileSync(path.join(dir, 'handler.py'), `n = 0\n\ndef handle(params):\n    global n\n    n += 1\n    return {"version": "${version}", "calls": n}\n`);
+  return tarGzOf(dir);
+}
+
+async function until<T>(probe: () => Promise<T>, ok: (value: T) => boolean, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (ok(value)) return value;
+    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function register(platform: TestPlatform, runtime: string, name: string, data: Buffer, fields: Record<string, string> = {}): Promise<void> {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(fields)) form.append(k, v);
+  form.append('module', new Blob([data]), 'package.tar.gz');
+  const response = await fetch(`${platform.url}/registerFunction/${runtime}/${name}`, { method: 'POST', body: form });
+  expect(response.status).toBeLessThan(300);
+}
+
+const sync = async (platform: TestPlatform, funcName: string, params: unknown = {}) => (await platform.json('POST', '/invokeFunction?wait=true', { funcName, params })).body;
+
+describe('handler mode and the warm pool', () => {
+  let platform: TestPlatform;
+  beforeAll(async () => {
+    platform = await TestPlatform.start({ env: { FAAS_PRELOAD: 'runtime', FAAS_WORKER_CAPACITY: '4', FAAS_CALL_TIMEOUT_MS: '3000' } });
+    expect((await platform.json('POST', '/registerRuntime', PYTHON)).status).toBe(201);
+    expect((await platform.json('POST', '/registerRuntime', NODE)).status).toBe(201);
+  });
+  afterAll(async () => platform?.stop());
+
+  test('a handler keeps its state between calls in one container, and its prints are the call log', async () => {
+    await register(platform, 'python', 'tricky', await tarGzOf(TRICKY));
+    const first = await sync(platform, 'tricky', { say: 'one' });
+    const second = await sync(platform, 'tricky', { say: 'two' });
+    expect(first.status).toBe('DONE');
+    expect(JSON.parse(first.result)).toMatchObject({ calls: 1 });
+    expect(JSON.parse(second.result)).toMatchObject({ calls: 2, pid: JSON.parse(first.result).pid });
+    expect(first.stdout).toBe('call 1 says one\n');
+    expect(second.stdout).toBe('call 2 says two\n');
+    const warm = await platform.containers(['io.faas.function=tricky', 'io.faas.role=warm']);
+    expect(warm).toHaveLength(1);
+  });
+
+  test('an error raised by the handler ends that call ERROR and keeps the container', async () => {
+    const failed = await sync(platform, 'tricky', { raise: true });
+    expect(failed).toMatchObject({ status: 'ERROR', reason: 'handler_error' });
+    expect(failed.error).toContain('asked to raise');
+    expect(JSON.parse((await sync(platform, 'tricky')).result).calls).toBeGreaterThan(2);
+  });
+
+  test('a handler that crashes takes its container with it; the next call gets a fresh one', async () => {
+    const before = JSON.parse((await sync(platform, 'tricky')).result).pid;
+    const crashed = await sync(platform, 'tricky', { crash: true });
+    expect(crashed).toMatchObject({ status: 'ERROR', reason: 'handler_crashed', exitCode: 7 });
+    expect(crashed.stderr).toContain('about to crash');
+    const after = await sync(platform, 'tricky');
+    expect(after.status).toBe('DONE');
+    expect(JSON.parse(after.result).calls).toBe(1);
+    void before;
+  });
+
+  test('a handler past its timeout ends TIMEOUT, its container is removed, and the next call runs', async () => {
+    const warmBefore = await platform.containers(['io.faas.function=tricky', 'io.faas.role=warm']);
+    const slow = await sync(platform, 'tricky', { sleep: 30 });
+    expect(slow).toMatchObject({ status: 'TIMEOUT', reason: 'timeout' });
+    const ids = warmBefore.map((c) => c.Id);
+    const still = (await platform.containers(['io.faas.function=tricky'])).filter((c) => ids.includes(c.Id));
+    expect(still).toEqual([]);
+    expect(JSON.parse((await sync(platform, 'tricky')).result).calls).toBe(1);
+  });
+
+  test('a new function version never runs in the old version’s container', async () => {
+    await register(platform, 'python', 'versioned', await versionPackage('v1'));
+    expect(JSON.parse((await sync(platform, 'versioned')).result)).toEqual({ version: 'v1', calls: 1 });
+    expect(JSON.parse((await sync(platform, 'versioned')).result)).toEqual({ version: 'v1', calls: 2 });
+    await register(platform, 'python', 'versioned', await versionPackage('v2'));
+    expect(JSON.parse((await sync(platform, 'versioned')).result)).toEqual({ version: 'v2', calls: 1 });
+  });
+
+  test('the node runtime serves handler calls too', async () => {
+    await register(platform, 'node', 'nodehello', await tarGzOf(NODE_HELLO));
+    const one = await sync(platform, 'nodehello', { name: 'ada' });
+    const two = await sync(platform, 'nodehello', { name: 'bob' });
+    expect(JSON.parse(one.result)).toEqual({ hello: 'ada', calls: 1 });
+    expect(JSON.parse(two.result)).toEqual({ hello: 'bob', calls: 2 });
+    expect(two.stdout).toBe('hello called 2 times\n');
+  });
+
+  test('with preload "none" each call gets its own container, removed after it', async () => {
+    await register(platform, 'python', 'oneshot', await tarGzOf(TRICKY), { preload: 'none' });
+    expect(JSON.parse((await sync(platform, 'oneshot')).result).calls).toBe(1);
+    expect(JSON.parse((await sync(platform, 'oneshot')).result).calls).toBe(1);
+    await until(() => platform.containers(['io.faas.function=oneshot']), (c) => c.length === 0, 5000, 'no oneshot container');
+  });
+});
+
+describe('preload policy "function", keep-alive and the per-node cap', () => {
+  let platform: TestPlatform;
+  beforeAll(async () => {
+    platform = await TestPlatform.start({ env: { FAAS_PRELOAD: 'function', FAAS_WORKER_CAPACITY: '3', FAAS_KEEP_ALIVE_MS: '2000', FAAS_SCALE_UP_AFTER_MS: '0' } });
+    await platform.json('POST', '/registerRuntime', PYTHON);
+  });
+  afterAll(async () => platform?.stop());
+
+  test('a container is ready before the first call, and the first call uses it', async () => {
+    await register(platform, 'python', 'eager', await tarGzOf(TRICKY));
+    const [ready] = await until(() => platform.containers(['io.faas.function=eager', 'io.faas.role=warm']), (c) => c.length === 1, 60_000, 'a warm eager container');
+    const workers = (await platform.json('GET', '/workers')).body;
+    await until(async () => (await platform.json('GET', '/workers')).body[0].warm.map((w: { function: string }) => w.function), (f: string[]) => f.includes('eager'), 5000, 'eager listed warm');
+    void workers;
+    const first = await sync(platform, 'eager');
+    expect(JSON.parse(first.result).calls).toBe(1);
+    const after = await platform.containers(['io.faas.function=eager']);
+    expect(after.map((c) => c.Id)).toEqual([ready!.Id]);
+  });
+
+  test('a warm container unused past its keep-alive is removed', async () => {
+    await sync(platform, 'eager');
+    await until(() => platform.containers(['io.faas.function=eager']), (c) => c.length === 0, 15_000, 'eager container removed');
+  });
+
+  test('the cap on containers per node holds under load, and every call ends DONE', async () => {
+    const names = ['capa', 'capb', 'capc', 'capd', 'cape'];
+    for (const name of names) await register(platform, 'python', name, await tarGzOf(TRICKY), { preload: 'runtime' });
+    let peak = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        peak = Math.max(peak, (await platform.containers(['io.faas.role=warm'])).length + (await platform.containers(['io.faas.role=call'])).length);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => sync(platform, names[i % names.length]!, { i })));
+    sampling = false;
+    await sampler;
+    expect(results.map((r) => r.status)).toEqual(Array(40).fill('DONE'));
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThanOrEqual(3);
+  });
+});
