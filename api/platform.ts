@@ -115,7 +115,12 @@ export class Platform {
       capacity: w.capacity,
       load: w.inflight.size,
       queued: w.queued,
-      warm: Object.entries(w.warm).map(([key, count]) => ({ function: key.split('@')[0], version: key.split('@')[1], containers: count })),
+      warm: Object.entries(w.warm)
+        .filter(([key]) => !key.startsWith('stem:'))
+        .map(([key, count]) => ({ function: key.split('@')[0], version: key.split('@')[1], containers: count })),
+      stems: Object.entries(w.warm)
+        .filter(([key]) => key.startsWith('stem:'))
+        .map(([key, count]) => ({ runtime: key.slice('stem:'.length), containers: count })),
       connectedAt: new Date(w.connectedAt).toISOString(),
       lastSeen: new Date(w.lastSeen).toISOString(),
     }));

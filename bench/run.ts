@@ -61,11 +61,21 @@ async function waitWarm(platform: TestPlatform, names: string[], timeoutMs: numb
   }
 }
 
+async function waitStem(platform: TestPlatform, runtime: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const workers = (await platform.json('GET', '/workers')).body as Array<{ stems: Array<{ runtime: string }> }>;
+    if (workers.some((w) => w.stems.some((s) => s.runtime === runtime))) return;
+    if (Date.now() > deadline) throw new Error(`no stem cell of ${runtime} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   await ensureRuntimeImages({ say: (line) => process.stdout.write(`${line}\n`) });
   const platform = await TestPlatform.start({
-    env: { FAAS_LOG_LEVEL: 'warn', FAAS_WORKER_CAPACITY: '128', FAAS_KEEP_ALIVE_MS: '600000', FAAS_PRELOAD: 'function', FAAS_CALL_TIMEOUT_MS: '30000', FAAS_WAIT_TIMEOUT_MS: '60000' },
+    env: { FAAS_LOG_LEVEL: 'warn', FAAS_WORKER_CAPACITY: '128', FAAS_KEEP_ALIVE_MS: '600000', FAAS_PRELOAD: 'runtime', FAAS_PREWARM: '1', FAAS_CALL_TIMEOUT_MS: '30000', FAAS_WAIT_TIMEOUT_MS: '60000' },
   });
   const base = new URL(platform.url);
   const invoke = (funcName: string, params: unknown, wait: boolean) => requestJson(base, 'POST', `/invokeFunction${wait ? '?wait=true' : ''}`, { funcName, params });
@@ -102,15 +112,23 @@ async function main(): Promise<void> {
     record('cold_ratio', median(cold) / median(createStart), 'cold call / create+start floor', 'x');
 
     process.stdout.write('pre-warmed and warm calls\n');
+    const stemmed = [];
+    for (let i = 0; i < 5; i++) {
+      await waitStem(platform, 'python', 60_000);
+      await uploadWithFields(platform, 'python', `stem${i}`, await handlerPackage(`def handle(params):\n    return ${i}\n`), {});
+      await new Promise((r) => setTimeout(r, 2000)); // its image (dependencies) is made at registration
+      stemmed.push(await timeCall(`stem${i}`));
+    }
+    record('prewarmed_first_ms', median(stemmed), 'first call, runtime policy: code put into a started stem cell (median of 5)');
     const prewarmed = [];
     for (let i = 0; i < 5; i++) {
-      await uploadWithFields(platform, 'python', `pre${i}`, noop, {});
+      await uploadWithFields(platform, 'python', `pre${i}`, noop, { preload: 'function' });
       await waitWarm(platform, [`pre${i}`], 60_000);
       prewarmed.push(await timeCall(`pre${i}`));
     }
-    record('prewarmed_first_ms', median(prewarmed), 'first call of a function pre-warmed at registration (function policy, median of 5)');
+    record('prewarmed_function_first_ms', median(prewarmed), 'first call, function policy: container warmed at registration (median of 5)');
 
-    await uploadWithFields(platform, 'python', 'noop', noop, {});
+    await uploadWithFields(platform, 'python', 'noop', noop, { preload: 'function' });
     await waitWarm(platform, ['noop'], 60_000);
     for (let i = 0; i < 300; i++) await timeCall('noop', { i }); // warm-up of the node processes
     const warm = (await runConcurrent(3000, 1, async (i) => void (await timeCall('noop', { i })))).durations;
@@ -152,7 +170,7 @@ async function main(): Promise<void> {
     process.stdout.write('100 distinct functions\n');
     const names = Array.from({ length: 100 }, (_, i) => `d${String(i).padStart(3, '0')}`);
     const tReg = process.hrtime.bigint();
-    for (const name of names) await uploadWithFields(platform, 'python', name, noop, {});
+    for (const name of names) await uploadWithFields(platform, 'python', name, noop, { preload: 'function' });
     await waitWarm(platform, names, 240_000);
     record('distinct100_warmup_ms', since(tReg), 'registering 100 functions until all are warm');
     await runConcurrent(500, 16, async (i) => void (await timeCall(names[i % 100]!, { i })));

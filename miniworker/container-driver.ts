@@ -59,6 +59,10 @@ export interface RunOutcome {
   stderrTruncated: boolean;
 }
 
+export const INJECTABLE_LABEL = 'io.faas.injectable';
+/** Paths a dependencies step may touch without needing to be in the image: caches and scratch. */
+const IGNORED_CHANGES = ['/tmp', '/root', '/var/tmp', '/var/cache', '/var/log'];
+
 function statusOf(err: unknown): number | undefined {
   return (err as { statusCode?: number })?.statusCode;
 }
@@ -78,10 +82,11 @@ export class ContainerDriver {
     }
   }
 
-  /** The image's id, or undefined when it is not here. */
-  async imageId(name: string): Promise<string | undefined> {
+  /** The image's id and labels, or undefined when it is not here. */
+  async imageInfo(name: string): Promise<{ id: string; labels: Record<string, string> } | undefined> {
     try {
-      return (await this.docker.getImage(name).inspect()).Id;
+      const info = await this.docker.getImage(name).inspect();
+      return { id: info.Id, labels: info.Config?.Labels ?? {} };
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw err;
@@ -183,7 +188,7 @@ export class ContainerDriver {
     tag: string;
     networkMode: string;
     timeoutMs: number;
-  }): Promise<{ log: string }> {
+  }): Promise<{ log: string; injectable: boolean }> {
     const container = await this.docker.createContainer({
       Image: spec.runtimeImage,
       Cmd: ['sh', '-c', spec.dependencies.trim() || 'true'],
@@ -205,8 +210,13 @@ export class ContainerDriver {
       const first = await Promise.race([container.wait() as Promise<{ StatusCode: number }>, timeout]);
       if (first === 'timeout') throw new BuildError(`the dependencies command ran past ${spec.timeoutMs} ms`, log.text());
       if (first.StatusCode !== 0) throw new BuildError(`the dependencies command exited with code ${first.StatusCode}`, log.text());
-      await container.commit({ repo: spec.repo, tag: spec.tag });
-      return { log: log.text() };
+      // A function whose dependencies step changed nothing outside its folder can be put into a
+      // plain runtime container (a stem cell) and run there.
+      const changes = ((await container.changes()) ?? []) as Array<{ Path: string }>;
+      const inside = (p: string) => p === spec.workingDir || p.startsWith(`${spec.workingDir.replace(/\/$/, '')}/`) || IGNORED_CHANGES.some((i) => p === i || p.startsWith(`${i}/`));
+      const injectable = changes.every((c) => inside(c.Path));
+      await container.commit({ repo: spec.repo, tag: spec.tag, changes: [`LABEL ${INJECTABLE_LABEL}=${injectable}`] });
+      return { log: log.text(), injectable };
     } finally {
       if (timer) clearTimeout(timer);
       await this.remove(container.id);

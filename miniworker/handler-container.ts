@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import type { ContainerDriver } from './container-driver';
@@ -15,6 +16,8 @@ export interface HandlerSpec {
   memoryBytes: number;
   startTimeoutMs: number;
   maxLogBytes: number;
+  /** false: start the bootstrap but load no function yet (a stem cell). */
+  load?: boolean;
 }
 
 export type HandlerOutcome =
@@ -124,8 +127,18 @@ export class HandlerContainer {
       () => this.onExit(),
     );
     await this.expect('ready', this.spec.startTimeoutMs);
-    const loaded = await this.request({ op: 'load', handler: this.spec.handler }, 'loaded', this.spec.startTimeoutMs);
+    if (this.spec.load !== false) await this.load(this.spec.handler);
+  }
+
+  private async load(handler: string): Promise<void> {
+    const loaded = await this.request({ op: 'load', handler }, 'loaded', this.spec.startTimeoutMs);
     if (loaded.error) throw new HandlerStartError('the function could not be loaded', loaded.error);
+  }
+
+  /** Turns a stem cell into a function's container: its package goes in, then it is loaded. */
+  async inject(packagePath: string, handler: string): Promise<void> {
+    await this.container.putArchive(createReadStream(packagePath), { path: this.spec.workingDir });
+    await this.load(handler);
   }
 
   async invoke(id: number, params: unknown, timeoutMs: number): Promise<HandlerOutcome> {

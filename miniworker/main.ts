@@ -79,6 +79,16 @@ async function main(): Promise<void> {
           await send('warmed', { warm: miniworker.warmKey, ...(error ? { error } : {}) });
           break;
         }
+        case 'stem': {
+          const request = message.content as WorkerToMiniworker['stem'];
+          const error = await miniworker.stem(request).then(
+            () => undefined,
+            (err: unknown) => (err instanceof Error ? err.message : String(err)),
+          );
+          if (error) log.warn({ runtime: request?.runtime?.name, err: error }, 'stem cell failed');
+          await send('warmed', { warm: miniworker.warmKey, ...(error ? { error } : {}) });
+          break;
+        }
         case 'retire':
           await miniworker.retire();
           await send('warmed', { warm: null });

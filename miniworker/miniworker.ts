@@ -2,10 +2,10 @@ import { DbClient } from '../protocol/db-client';
 import { PlatformError } from '../protocol/errors';
 import { LABELS } from '../protocol/labels';
 import type { Logger } from '../protocol/log';
-import { warmKey, type Job, type Prewarm } from '../protocol/worker-messages';
-import type { Call, CallPatch } from '../protocol/types';
+import { stemKey, warmKey, type Job, type Prewarm, type Stem } from '../protocol/worker-messages';
+import type { Call, CallPatch, Runtime } from '../protocol/types';
 import type { ContainerDriver } from './container-driver';
-import { HandlerContainer, HandlerStartError } from './handler-container';
+import { HandlerContainer, HandlerStartError, type HandlerSpec } from './handler-container';
 import { CallRunner, handlerPatch, MAX_STDERR_BYTES } from './runner';
 
 const DEFAULT_HANDLER = 'handler.handle';
@@ -85,7 +85,20 @@ export class Miniworker {
 
   /** Starts a warm container of this function version (handler mode), replacing any other. */
   async prewarm(request: Prewarm): Promise<void> {
-    await this.ensure(request, request.memoryBytes);
+    await this.ensure({ ...request, injectable: false }, request.memoryBytes);
+  }
+
+  /** Starts a stem cell: a container of the runtime with its bootstrap running and no function yet. */
+  async stem(request: Stem): Promise<void> {
+    const key = stemKey(request.runtime.name);
+    if (this.warm?.key === key && this.warm.container.alive) return;
+    await this.retire();
+    const container = await HandlerContainer.start(this.driver, {
+      ...this.containerSpec(request.runtime, request.runtime.image, DEFAULT_HANDLER, request.memoryBytes),
+      labels: { [LABELS.platform]: this.options.platformLabel, [LABELS.node]: this.options.nodeId, [LABELS.role]: 'stem' },
+      load: false,
+    });
+    this.warm = { key, container };
   }
 
   async retire(): Promise<void> {
@@ -104,16 +117,25 @@ export class Miniworker {
     this.warm = undefined;
   }
 
-  private async ensure(job: Pick<Job, 'fn' | 'runtime' | 'image'>, memoryBytes: number): Promise<HandlerContainer> {
+  private async ensure(job: Pick<Job, 'fn' | 'runtime' | 'image' | 'injectable' | 'packagePath'>, memoryBytes: number): Promise<HandlerContainer> {
     const key = warmKey(job.fn);
+    const handler = job.fn.handler ?? DEFAULT_HANDLER;
     if (this.warm && this.warm.key === key && this.warm.container.alive) return this.warm.container;
+    if (this.warm?.key === stemKey(job.runtime.name) && this.warm.container.alive && job.injectable && job.packagePath) {
+      const stem = this.warm.container;
+      this.warm = undefined;
+      try {
+        await stem.inject(job.packagePath, handler);
+      } catch (err) {
+        await stem.dispose();
+        throw err;
+      }
+      this.warm = { key, container: stem };
+      return stem;
+    }
     await this.retire();
     const container = await HandlerContainer.start(this.driver, {
-      image: job.image,
-      cmd: job.runtime.run,
-      workingDir: job.runtime.path,
-      handler: job.fn.handler ?? DEFAULT_HANDLER,
-      env: [`FAAS_FUNCTION=${job.fn.functionName}`],
+      ...this.containerSpec(job.runtime, job.image, handler, memoryBytes),
       labels: {
         [LABELS.platform]: this.options.platformLabel,
         [LABELS.node]: this.options.nodeId,
@@ -121,11 +143,21 @@ export class Miniworker {
         [LABELS.version]: job.fn.version,
         [LABELS.role]: 'warm',
       },
-      memoryBytes,
-      startTimeoutMs: 60_000,
-      maxLogBytes: MAX_STDERR_BYTES,
     });
     this.warm = { key, container };
     return container;
+  }
+
+  private containerSpec(runtime: Runtime, image: string, handler: string, memoryBytes: number): Omit<HandlerSpec, 'labels'> {
+    return {
+      image,
+      cmd: runtime.run,
+      workingDir: runtime.path,
+      handler,
+      env: [],
+      memoryBytes,
+      startTimeoutMs: 60_000,
+      maxLogBytes: MAX_STDERR_BYTES,
+    };
   }
 }

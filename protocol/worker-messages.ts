@@ -40,6 +40,20 @@ export interface Job extends Invocation {
   memoryBytes: number;
   /** Handler mode: keep the container for the next call of this function version. */
   keepWarm: boolean;
+  /** The function can run in a stem cell of its runtime (its dependencies step changed nothing outside its folder). */
+  injectable: boolean;
+  /** The package on this node, for putting it into a stem cell. */
+  packagePath?: string;
+}
+
+/** A stem cell: a started container of a handler-mode runtime, without code yet. */
+export interface Stem {
+  runtime: Runtime;
+  memoryBytes: number;
+}
+
+export function stemKey(runtimeName: string): string {
+  return `stem:${runtimeName}`;
 }
 
 /** A warm container is known by function name and version. */
@@ -66,6 +80,8 @@ export interface WorkerToMiniworker {
   job: Job;
   /** Start (handler mode) a container of this function version and keep it. */
   prewarm: Prewarm;
+  /** Start a stem cell of this runtime and keep it. */
+  stem: Stem;
   /** Stop the warm container. */
   retire: Record<string, never>;
 }

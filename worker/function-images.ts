@@ -2,8 +2,14 @@ import { createHash } from 'node:crypto';
 import { LABELS } from '../protocol/labels';
 import type { Logger } from '../protocol/log';
 import type { FunctionRecord, Runtime } from '../protocol/types';
-import { BuildError, tail, type ContainerDriver } from '../miniworker/container-driver';
+import { BuildError, INJECTABLE_LABEL, tail, type ContainerDriver } from '../miniworker/container-driver';
 import type { PackageCache } from './package-cache';
+
+export interface FunctionImage {
+  ref: string;
+  /** Its dependencies step changed nothing outside the function's folder: a stem cell can run it. */
+  injectable: boolean;
+}
 
 export class PrepareError extends Error {
   constructor(
@@ -21,9 +27,9 @@ export class PrepareError extends Error {
  * installed once, never per call. Concurrent requests for the same version share one build.
  */
 export class FunctionImages {
-  private readonly building = new Map<string, Promise<string>>();
+  private readonly building = new Map<string, Promise<FunctionImage>>();
   /** Images known to be here, by what they are made of: the hot path does not ask Docker again. */
-  private readonly ready = new Map<string, string>();
+  private readonly ready = new Map<string, FunctionImage>();
 
   constructor(
     private readonly driver: ContainerDriver,
@@ -43,7 +49,7 @@ export class FunctionImages {
   }
 
   /** The function image, built when missing. Known images are answered from memory. */
-  ensure(fn: FunctionRecord, runtime: Runtime): Promise<string> {
+  ensure(fn: FunctionRecord, runtime: Runtime): Promise<FunctionImage> {
     const key = JSON.stringify([runtime.image, runtime.path, runtime.dependencies, fn.version]);
     const known = this.ready.get(key);
     if (known) return Promise.resolve(known);
@@ -60,10 +66,10 @@ export class FunctionImages {
     return pending;
   }
 
-  private async build(fn: FunctionRecord, runtime: Runtime): Promise<string> {
+  private async build(fn: FunctionRecord, runtime: Runtime): Promise<FunctionImage> {
     const log = this.options.log.child({ function: fn.functionName, version: fn.version.slice(0, 12) });
     try {
-      const runtimeImageId = await this.driver.imageId(runtime.image);
+      const runtimeImageId = (await this.driver.imageInfo(runtime.image))?.id;
       if (!runtimeImageId) {
         throw new PrepareError(
           `runtime image "${runtime.image}" is not present on node ${this.options.nodeId}; build it (npm run images) or push it to the registry`,
@@ -71,10 +77,11 @@ export class FunctionImages {
         );
       }
       const { repo, tag, ref } = this.imageName(runtimeImageId, fn, runtime);
-      if (await this.driver.imageExists(ref)) return ref;
+      const existing = await this.driver.imageInfo(ref);
+      if (existing) return { ref, injectable: existing.labels[INJECTABLE_LABEL] === 'true' };
       const packagePath = await this.packages.get(fn.version);
       const started = Date.now();
-      await this.driver.buildFunctionImage({
+      const { injectable } = await this.driver.buildFunctionImage({
         runtimeImage: runtime.image,
         workingDir: runtime.path,
         dependencies: runtime.dependencies,
@@ -90,8 +97,8 @@ export class FunctionImages {
         networkMode: this.options.depsNetwork,
         timeoutMs: this.options.depsTimeoutMs,
       });
-      log.info({ image: ref, ms: Date.now() - started }, 'function image ready');
-      return ref;
+      log.info({ image: ref, injectable, ms: Date.now() - started }, 'function image ready');
+      return { ref, injectable };
     } catch (err) {
       if (err instanceof PrepareError) throw err;
       if (err instanceof BuildError) throw new PrepareError(`${err.message}: ${tail(err.log, 2000)}`, 'dependencies_failed', err.log);

@@ -5,11 +5,13 @@ import * as zmq from 'zeromq';
 import { decodeMessage, encodeRequest, isReply } from '../protocol/envelope';
 import type { Logger } from '../protocol/log';
 import { Outbox } from '../protocol/outbox';
-import { warmKey, type Job, type MiniworkerToWorker, type Prewarm, type WorkerToMiniworker } from '../protocol/worker-messages';
+import { stemKey, warmKey, type Job, type MiniworkerToWorker, type Prewarm, type Stem, type WorkerToMiniworker } from '../protocol/worker-messages';
 import type { Call } from '../protocol/types';
 
 /** Miniworkers started at once: each start costs a process and a container. */
 const MAX_STARTING = 4;
+
+type Warming = { msgType: 'prewarm'; content: Prewarm; key: string } | { msgType: 'stem'; content: Stem; key: string };
 
 type SlotState = 'starting' | 'idle' | 'busy' | 'stopping' | 'stopped';
 
@@ -22,7 +24,7 @@ interface Slot {
   /** The function version whose container this miniworker keeps, if any. */
   warm: string | null;
   /** Where the warm container is going, while a prewarm runs or waits for the miniworker to start. */
-  warming?: Prewarm;
+  warming?: Warming;
   lastUsed: number;
   idleSince: number;
 }
@@ -58,6 +60,8 @@ export class MiniworkerPool extends EventEmitter {
   private readonly outbox: Outbox;
   private readonly slots = new Map<number, Slot>();
   private readonly abandoned: Job[] = [];
+  /** Stem cells to keep, by runtime: under the runtime preload policy. */
+  private readonly stemTargets = new Map<string, { stem: Stem; count: number }>();
   private nextId = 0;
   private closing = false;
   private loop?: Promise<void>;
@@ -99,8 +103,10 @@ export class MiniworkerPool extends EventEmitter {
   assign(job: Job): boolean {
     const key = job.runtime.mode === 'handler' ? warmKey(job.fn) : null;
     const idle = [...this.slots.values()].filter((s) => s.state === 'idle');
+    const stem = stemKey(job.runtime.name);
     const slot =
       (key ? idle.find((s) => s.warm === key) : undefined) ??
+      (key && job.injectable ? idle.find((s) => s.warm === stem) : undefined) ??
       idle.find((s) => s.warm === null) ??
       idle.sort((a, b) => a.lastUsed - b.lastUsed)[0];
     if (!slot) return false;
@@ -118,21 +124,63 @@ export class MiniworkerPool extends EventEmitter {
     for (let i = 0; i < step; i++) this.spawn();
   }
 
-  /** Makes sure `count` containers of this function version are warm (without evicting others). */
+  /**
+   * Makes sure `count` containers of this function version are warm: on miniworkers without a
+   * container, on new ones within the cap, and then on spare ones, idle and warm for a function
+   * that has more than one warm container. A function's only warm container is not taken.
+   */
   prewarm(request: Prewarm, count: number): void {
     const key = warmKey(request.fn);
-    let have = [...this.slots.values()].filter((s) => s.warm === key || (s.warming && warmKey(s.warming.fn) === key)).length;
-    for (const slot of this.slots.values()) {
+    const warming: Warming = { msgType: 'prewarm', content: request, key };
+    let have = this.place(warming, count);
+    if (have >= count) return;
+    if (have >= count) return;
+    const warmCounts = this.warmCounts();
+    const spare = [...this.slots.values()]
+      .filter((s) => s.state === 'idle' && s.warm !== null && s.warm !== key && !s.warming)
+      .sort((a, b) => a.lastUsed - b.lastUsed);
+    for (const slot of spare) {
       if (have >= count) return;
+      if (warmCounts[slot.warm!]! <= 1) continue;
+      warmCounts[slot.warm!]! -= 1;
+      slot.warming = warming;
+      this.startPrewarm(slot);
+      have += 1;
+    }
+  }
+
+  /** Keeps `count` stem cells of this runtime (count 0 stops keeping them). */
+  setStems(stem: Stem, count: number): void {
+    if (count <= 0) this.stemTargets.delete(stem.runtime.name);
+    else this.stemTargets.set(stem.runtime.name, { stem, count });
+    this.refillStems();
+  }
+
+  /**
+   * Puts a warm-up on miniworkers without a container, then on new ones within the cap, until
+   * `count` containers have (or are getting) it. Returns how many have it.
+   */
+  private place(warming: Warming, count: number): number {
+    let have = [...this.slots.values()].filter((s) => s.warm === warming.key || s.warming?.key === warming.key).length;
+    for (const slot of this.slots.values()) {
+      if (have >= count) return have;
       if ((slot.state === 'idle' || slot.state === 'starting') && slot.warm === null && !slot.warming) {
-        slot.warming = request;
+        slot.warming = warming;
         if (slot.state === 'idle') this.startPrewarm(slot);
         have += 1;
       }
     }
     while (have < count && this.size < this.options.maxSize) {
-      this.spawn().warming = request;
+      this.spawn().warming = warming;
       have += 1;
+    }
+    return have;
+  }
+
+  private refillStems(): void {
+    if (this.closing) return;
+    for (const { stem, count } of this.stemTargets.values()) {
+      this.place({ msgType: 'stem', content: stem, key: stemKey(stem.runtime.name) }, count);
     }
   }
 
@@ -162,7 +210,9 @@ export class MiniworkerPool extends EventEmitter {
 
   private startPrewarm(slot: Slot): void {
     slot.state = 'busy';
-    this.send(slot, 'prewarm', slot.warming!);
+    const warming = slot.warming!;
+    if (warming.msgType === 'stem') this.send(slot, 'stem', warming.content);
+    else this.send(slot, 'prewarm', warming.content);
   }
 
   private spawn(): Slot {
@@ -209,11 +259,12 @@ export class MiniworkerPool extends EventEmitter {
 
   /** Retires warm containers past their keep-alive, and miniworkers idle past idleExitMs. */
   private tick(): void {
+    this.refillStems();
     const now = Date.now();
     let size = this.size;
     for (const slot of this.slots.values()) {
       if (slot.state !== 'idle') continue;
-      if (slot.warm && now - slot.lastUsed > this.options.keepAliveMs) {
+      if (slot.warm && !slot.warm.startsWith('stem:') && now - slot.lastUsed > this.options.keepAliveMs) {
         slot.state = 'busy';
         this.send(slot, 'retire', {});
       } else if (!slot.warm && size > this.options.minSize && now - slot.idleSince > this.options.idleExitMs) {

@@ -12,7 +12,7 @@ import type { ApiToWorker, Invocation, Job, WorkerToApi } from '../protocol/work
 import type { Call, CallPatch, FunctionRecord, Runtime } from '../protocol/types';
 import { ContainerDriver } from '../miniworker/container-driver';
 import type { WorkerConfig } from './config';
-import { FunctionImages, PrepareError } from './function-images';
+import { FunctionImages, PrepareError, type FunctionImage } from './function-images';
 import { MiniworkerPool } from './miniworker-pool';
 import { PackageCache } from './package-cache';
 
@@ -156,13 +156,13 @@ export class Worker {
       case 'welcome': {
         const welcome = message.content as ApiToWorker['welcome'];
         this.log.info({ runtimes: welcome?.runtimes?.length, functions: welcome?.functions?.length }, 'registered with the api');
-        for (const runtime of welcome?.runtimes ?? []) this.runtimes.set(runtime.name, runtime);
+        for (const runtime of welcome?.runtimes ?? []) this.learnRuntime(runtime);
         for (const fn of welcome?.functions ?? []) void this.preload(fn, this.runtimes.get(fn.runtimeName));
         return;
       }
       case 'runtimeRegistered': {
         const runtime = (message.content as ApiToWorker['runtimeRegistered'])?.runtime;
-        if (runtime?.name) this.runtimes.set(runtime.name, runtime);
+        if (runtime?.name) this.learnRuntime(runtime);
         return;
       }
       case 'functionRegistered': {
@@ -187,9 +187,11 @@ export class Worker {
       return;
     }
     this.preparing += 1;
-    let image: string;
+    let image: FunctionImage;
+    let packagePath: string;
     try {
       image = await this.images.ensure(invocation.fn, invocation.runtime);
+      packagePath = await this.packages.get(invocation.fn.version);
     } catch (err) {
       const prepare = err instanceof PrepareError ? err : new PrepareError(String(err), 'docker_error');
       this.log.warn({ callNum: invocation.call.callNum, reason: prepare.reason, err: prepare.message }, 'function could not be prepared');
@@ -204,7 +206,15 @@ export class Worker {
     }
     const keepWarm = (invocation.fn.preload ?? this.config.preload) !== 'none';
     this.ready.push({
-      job: { ...invocation, image, keepWarm, timeoutMs: this.config.callTimeoutMs, memoryBytes: this.config.memoryMb * 1024 * 1024 },
+      job: {
+        ...invocation,
+        image: image.ref,
+        injectable: image.injectable,
+        packagePath,
+        keepWarm,
+        timeoutMs: this.config.callTimeoutMs,
+        memoryBytes: this.config.memoryMb * 1024 * 1024,
+      },
       at: Date.now(),
     });
     this.pump();
@@ -226,13 +236,26 @@ export class Worker {
     }
   }
 
-  /** Under the function policy, a registered handler-mode function gets warm containers before its first call. */
+  /** Under the runtime policy, each handler-mode runtime keeps stem cells: started, without code. */
+  private learnRuntime(runtime: Runtime): void {
+    this.runtimes.set(runtime.name, runtime);
+    if (runtime.mode !== 'handler' || this.config.preload !== 'runtime') return;
+    this.pool.setStems({ runtime, memoryBytes: this.config.memoryMb * 1024 * 1024 }, this.config.prewarm);
+  }
+
+  /**
+   * On registration: under the function policy a handler-mode function gets warm containers before
+   * its first call; under the runtime policy its image (dependencies included) is made ready, so
+   * that the first call only puts its code into a stem cell.
+   */
   private async preload(fn: FunctionRecord, runtime: Runtime | undefined): Promise<void> {
-    if (!runtime || runtime.mode !== 'handler' || (fn.preload ?? this.config.preload) !== 'function' || this.config.prewarm === 0) return;
+    const policy = fn.preload ?? this.config.preload;
+    if (!runtime || runtime.mode !== 'handler' || policy === 'none' || this.config.prewarm === 0) return;
     try {
       const image = await this.images.ensure(fn, runtime);
-      if (this.closing) return;
-      this.pool.prewarm({ fn, runtime, image, memoryBytes: this.config.memoryMb * 1024 * 1024 }, this.config.prewarm);
+      await this.packages.get(fn.version);
+      if (this.closing || policy !== 'function') return;
+      this.pool.prewarm({ fn, runtime, image: image.ref, memoryBytes: this.config.memoryMb * 1024 * 1024 }, this.config.prewarm);
     } catch (err) {
       this.log.warn({ function: fn.functionName, err: String(err) }, 'preloading failed');
     }
