@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import * as tar from 'tar';
 import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import type { ContainerDriver } from './container-driver';
@@ -135,9 +137,19 @@ export class HandlerContainer {
     if (loaded.error) throw new HandlerStartError('the function could not be loaded', loaded.error);
   }
 
-  /** Turns a stem cell into a function's container: its package goes in, then it is loaded. */
+  /**
+   * Turns a stem cell into a function's container: its package goes in, then it is loaded. A small
+   * package travels over the container's own channel (a millisecond); a large one through the
+   * Docker API's archive upload (about a hundred).
+   */
   async inject(packagePath: string, handler: string): Promise<void> {
-    await this.container.putArchive(createReadStream(packagePath), { path: this.spec.workingDir });
+    if ((await stat(packagePath)).size <= INLINE_PACKAGE_BYTES) {
+      const files = await packageFiles(packagePath);
+      const written = await this.request({ op: 'files', files }, 'files', this.spec.startTimeoutMs);
+      if (written.error) throw new HandlerStartError('the function could not be put into the container', written.error);
+    } else {
+      await this.container.putArchive(createReadStream(packagePath), { path: this.spec.workingDir });
+    }
     await this.load(handler);
   }
 
@@ -263,3 +275,35 @@ export class HandlerContainer {
 }
 
 class TimeoutError extends Error {}
+
+const INLINE_PACKAGE_BYTES = 2 * 1024 * 1024;
+
+/** The files of a (checked, canonical) package, base64, for the bootstrap to write. */
+async function packageFiles(packagePath: string): Promise<Array<{ path: string; mode: number; data: string }>> {
+  const files: Array<{ path: string; mode: number; data: string }> = [];
+  const pending: Promise<void>[] = [];
+  await tar.t({
+    file: packagePath,
+    onReadEntry: (entry) => {
+      if (entry.type === 'Directory') {
+        files.push({ path: entry.path.endsWith('/') ? entry.path : `${entry.path}/`, mode: 0o755, data: '' });
+        entry.resume();
+        return;
+      }
+      const chunks: Buffer[] = [];
+      const item = { path: entry.path, mode: entry.mode ?? 0o644, data: '' };
+      files.push(item);
+      pending.push(
+        new Promise<void>((resolve) => {
+          entry.on('data', (c: Buffer) => chunks.push(c));
+          entry.on('end', () => {
+            item.data = Buffer.concat(chunks).toString('base64');
+            resolve();
+          });
+        }),
+      );
+    },
+  });
+  await Promise.all(pending);
+  return files;
+}

@@ -222,6 +222,8 @@ export class MiniworkerPool extends EventEmitter {
     const child = fork(this.options.script, [], {
       env: { ...this.options.env, FAAS_MINIWORKER_ENDPOINT: this.options.endpoint, FAAS_MINIWORKER_ID: slot.routingId },
       stdio: 'inherit',
+      // A node can hold a hundred miniworkers: keep each one's heap small.
+      execArgv: [...process.execArgv, '--max-semi-space-size=1', '--max-old-space-size=192'],
     });
     slot.child = child;
     child.once('exit', (code, signal) => {

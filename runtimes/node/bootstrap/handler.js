@@ -3,6 +3,8 @@
  * Handler-mode bootstrap of the node runtime. Started once per container: reads one JSON request
  * per line on stdin, answers with one line on stdout that starts with the frame token the platform
  * passed in FAAS_FRAME_TOKEN; anything else on stdout or stderr is a log line of the call in flight.
+ *   {"op": "files", "files": [{"path", "mode", "data"}]}  write the function's files (base64) first,
+ *                                                when the container started without them (a stem cell)
  *   {"op": "load", "handler": "handler.handle"}  require the function (once)
  *   {"op": "call", "id": 7, "params": {...}}     run it (sync or async)
  * console.log/info/debug output during a call is captured and returned with the answer (stdout is
@@ -28,6 +30,21 @@ for (const name of ['log', 'info', 'debug']) {
 }
 for (const name of ['warn', 'error']) {
   console[name] = (...args) => fs.writeSync(2, `${util.format(...args)}\n`);
+}
+
+function writeFiles(files) {
+  const root = path.resolve(process.env.FAAS_WORKDIR || process.cwd());
+  for (const item of files) {
+    const rel = String(item.path || '');
+    const target = path.resolve(root, rel);
+    if (rel.startsWith('/') || rel.split('/').includes('..') || !target.startsWith(root + path.sep)) throw new Error(`refusing to write ${rel}`);
+    if (rel.endsWith('/')) {
+      fs.mkdirSync(target, { recursive: true });
+      continue;
+    }
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.writeFileSync(target, Buffer.from(item.data || '', 'base64'), { mode: Number(item.mode || 0o644) & 0o755 });
+  }
 }
 
 function load(spec) {
@@ -67,7 +84,14 @@ lines.on('line', (line) => {
   } catch {
     return;
   }
-  if (request.op === 'load') {
+  if (request.op === 'files') {
+    try {
+      writeFiles(request.files || []);
+      send({ op: 'files' });
+    } catch (err) {
+      send({ op: 'files', error: String(err && err.message) });
+    }
+  } else if (request.op === 'load') {
     try {
       handler = load(request.handler || 'handler.handle');
       send({ op: 'loaded' });

@@ -3,6 +3,8 @@
 Started once per container. It reads one JSON request per line on stdin and answers with one line on
 stdout that starts with the frame token the platform passed in FAAS_FRAME_TOKEN; anything else
 written to stdout or stderr is a log line of the call in flight. Requests:
+  {"op": "files", "files": [{"path", "mode", "data"}]}  write the function's files (base64) first,
+                                               when the container started without them (a stem cell)
   {"op": "load", "handler": "handler.handle"}  import the function (once)
   {"op": "call", "id": 7, "params": {...}}     run it
 What the function prints to stdout is captured per call and returned with the answer (stdout is the
@@ -28,6 +30,24 @@ MAX_LOG = int(os.environ.get("FAAS_MAX_LOG_BYTES", str(1024 * 1024)))
 def send(frame):
     _proto.write(TOKEN + " " + json.dumps(frame, separators=(",", ":"), default=str) + "\n")
     _proto.flush()
+
+
+def write_files(files, workdir):
+    import base64
+
+    root = os.path.realpath(workdir)
+    for item in files:
+        rel = str(item.get("path", ""))
+        target = os.path.realpath(os.path.join(root, rel))
+        if rel.startswith("/") or ".." in rel.split("/") or not target.startswith(root + os.sep):
+            raise ValueError(f"refusing to write {rel!r}")
+        if rel.endswith("/"):
+            os.makedirs(target, exist_ok=True)
+            continue
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as f:
+            f.write(base64.b64decode(item.get("data", "")))
+        os.chmod(target, int(item.get("mode", 0o644)) & 0o755)
 
 
 def load(spec, workdir):
@@ -71,7 +91,13 @@ def main():
         except ValueError:
             continue
         op = request.get("op")
-        if op == "load":
+        if op == "files":
+            try:
+                write_files(request.get("files") or [], workdir)
+                send({"op": "files"})
+            except Exception:
+                send({"op": "files", "error": traceback.format_exc(limit=5)[-2000:]})
+        elif op == "load":
             try:
                 handler = load(request.get("handler") or "handler.handle", workdir)
                 send({"op": "loaded"})
