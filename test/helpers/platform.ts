@@ -60,7 +60,9 @@ export class TestPlatform {
 
   spawn(name: ServiceName, extraEnv: NodeJS.ProcessEnv = {}): ChildProcess {
     const log = createWriteStream(path.join(this.dataDir, `${name}.log`), { flags: 'a' });
-    const child = spawn(process.execPath, [SCRIPTS[name]], { env: { ...this.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // FAAS_PROFILE_DIR: each process (and each miniworker, which inherits it) writes a CPU profile there.
+    const profile = process.env.FAAS_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.FAAS_PROFILE_DIR}`] : [];
+    const child = spawn(process.execPath, [...profile, SCRIPTS[name]], { env: { ...this.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
     this.procs.set(name, child);
