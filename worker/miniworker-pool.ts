@@ -10,6 +10,8 @@ import type { Call } from '../protocol/types';
 
 /** Miniworkers started at once: each start costs a process and a container. */
 const MAX_STARTING = 4;
+/** Pause before starting stem cells again for a runtime whose stem cell failed to start. */
+const STEM_RETRY_MS = 30_000;
 
 type Warming = { msgType: 'prewarm'; content: Prewarm; key: string } | { msgType: 'stem'; content: Stem; key: string };
 
@@ -61,7 +63,7 @@ export class MiniworkerPool extends EventEmitter {
   private readonly slots = new Map<number, Slot>();
   private readonly abandoned: Job[] = [];
   /** Stem cells to keep, by runtime: under the runtime preload policy. */
-  private readonly stemTargets = new Map<string, { stem: Stem; count: number }>();
+  private readonly stemTargets = new Map<string, { stem: Stem; count: number; failedAt?: number }>();
   private nextId = 0;
   private closing = false;
   private loop?: Promise<void>;
@@ -179,7 +181,9 @@ export class MiniworkerPool extends EventEmitter {
 
   private refillStems(): void {
     if (this.closing) return;
-    for (const { stem, count } of this.stemTargets.values()) {
+    for (const { stem, count, failedAt } of this.stemTargets.values()) {
+      // A runtime whose stem cells fail to start (its image is missing, say) is not retried every tick.
+      if (failedAt && Date.now() - failedAt < STEM_RETRY_MS) continue;
       this.place({ msgType: 'stem', content: stem, key: stemKey(stem.runtime.name) }, count);
     }
   }
@@ -319,6 +323,10 @@ export class MiniworkerPool extends EventEmitter {
       }
       case 'warmed': {
         const content = message.content as MiniworkerToWorker['warmed'];
+        if (content?.error && slot.warming?.msgType === 'stem') {
+          const target = this.stemTargets.get(slot.warming.content.runtime.name);
+          if (target) target.failedAt = Date.now();
+        }
         slot.warm = typeof content?.warm === 'string' ? content.warm : null;
         slot.warming = undefined;
         slot.lastUsed = Date.now();
