@@ -31,10 +31,6 @@ export class CallWaiters {
     for (const listener of set) listener(call);
   }
 
-  get size(): number {
-    return this.waiting.size;
-  }
-
   private remove(callNum: number, listener: (call: Call) => void): void {
     const set = this.waiting.get(callNum);
     if (!set) return;

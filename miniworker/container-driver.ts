@@ -93,16 +93,6 @@ export class ContainerDriver {
     }
   }
 
-  async imageExists(name: string): Promise<boolean> {
-    try {
-      await this.docker.getImage(name).inspect();
-      return true;
-    } catch (err) {
-      if (statusOf(err) === 404) return false;
-      throw err;
-    }
-  }
-
   /**
    * Runs one command in a new container and removes it: the seed's process mode. `stdin` is written
    * to the process's standard input, which is then closed; stdout and stderr are kept up to their caps.

@@ -69,23 +69,15 @@ async function main(): Promise<void> {
           }
           break;
         }
-        case 'prewarm': {
-          const request = message.content as WorkerToMiniworker['prewarm'];
-          const error = await miniworker.prewarm(request).then(
-            () => undefined,
-            (err: unknown) => (err instanceof Error ? err.message : String(err)),
-          );
-          if (error) log.warn({ function: request?.fn?.functionName, err: error }, 'prewarm failed');
-          await send('warmed', { warm: miniworker.warmKey, ...(error ? { error } : {}) });
-          break;
-        }
+        case 'prewarm':
         case 'stem': {
-          const request = message.content as WorkerToMiniworker['stem'];
-          const error = await miniworker.stem(request).then(
+          const request = message.content as WorkerToMiniworker['prewarm'] | WorkerToMiniworker['stem'];
+          const warming = message.msgType === 'stem' ? miniworker.stem(request as WorkerToMiniworker['stem']) : miniworker.prewarm(request as WorkerToMiniworker['prewarm']);
+          const error = await warming.then(
             () => undefined,
             (err: unknown) => (err instanceof Error ? err.message : String(err)),
           );
-          if (error) log.warn({ runtime: request?.runtime?.name, err: error }, 'stem cell failed');
+          if (error) log.warn({ msgType: message.msgType, runtime: request?.runtime?.name, err: error }, 'warming a container failed');
           await send('warmed', { warm: miniworker.warmKey, ...(error ? { error } : {}) });
           break;
         }

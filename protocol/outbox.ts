@@ -27,10 +27,6 @@ export class Outbox {
     return true;
   }
 
-  get depth(): number {
-    return this.queue.length;
-  }
-
   private async drain(): Promise<void> {
     this.draining = true;
     try {
