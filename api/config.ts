@@ -19,6 +19,9 @@ export interface ApiConfig {
   maxUploadBytes: number;
   /** Largest JSON body. FAAS_MAX_BODY_BYTES, default 1 MiB. */
   maxBodyBytes: number;
+  /** Calls waiting for a worker, in all (FAAS_MAX_QUEUE, 100000) and per function (FAAS_MAX_QUEUE_PER_FUNCTION, 20000); past them, 429. */
+  maxQueue: number;
+  maxQueuePerFunction: number;
 }
 
 export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
@@ -32,5 +35,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     heartbeatMs: envInt(env, 'FAAS_HEARTBEAT_MS', 1000, { min: 50, max: 60_000 }),
     maxUploadBytes: envInt(env, 'FAAS_MAX_UPLOAD_BYTES', 50 * 1024 * 1024, { min: 1024, max: 1024 * 1024 * 1024 }),
     maxBodyBytes: envInt(env, 'FAAS_MAX_BODY_BYTES', 1024 * 1024, { min: 1024, max: 64 * 1024 * 1024 }),
+    maxQueue: envInt(env, 'FAAS_MAX_QUEUE', 100_000, { min: 1, max: 10_000_000 }),
+    maxQueuePerFunction: envInt(env, 'FAAS_MAX_QUEUE_PER_FUNCTION', 20_000, { min: 1, max: 10_000_000 }),
   };
 }

@@ -2,7 +2,7 @@ import { DbClient } from '../protocol/db-client';
 import { PlatformError } from '../protocol/errors';
 import type { Logger } from '../protocol/log';
 import type { Invocation } from '../protocol/worker-messages';
-import type { Call, FunctionRecord, Runtime } from '../protocol/types';
+import { isFinal, type Call, type FunctionRecord, type Runtime } from '../protocol/types';
 import { CallWaiters } from './call-waiters';
 import type { ApiConfig } from './config';
 import { PackageStore } from './package-store';
@@ -71,18 +71,35 @@ export class Platform {
     return { created };
   }
 
-  /** Persists the call before answering, then queues it; with `wait`, also returns its end. */
-  async invoke(funcName: string, params: unknown, wait: boolean): Promise<{ call: Call; done?: Promise<Call | null> }> {
+  /**
+   * Persists the call before answering, then queues it; with `wait`, also returns its end. With an
+   * idempotency key, a repeated request gets the call the first one made, and nothing runs again.
+   */
+  async invoke(funcName: string, params: unknown, wait: boolean, idempotencyKey?: string): Promise<{ call: Call; done?: Promise<Call | null>; replayed: boolean }> {
     const fn = typeof funcName === 'string' && funcName.length <= 64 ? await this.lookupFunction(funcName) : null;
     if (!fn) throw new PlatformError('FUNCTION_NOT_FOUND', `no function named "${String(funcName).slice(0, 64)}"`);
     const runtime = await this.lookupRuntime(fn.runtimeName);
     if (!runtime) throw new PlatformError('RUNTIME_NOT_FOUND', `function "${funcName}" uses runtime "${fn.runtimeName}", which is not registered`);
-    // A synchronous call is acknowledged by its final (synced) write, so its first write skips the fsync.
-    const call = await this.db.createCall({ funcName, params, functionVersion: fn.version, runtimeName: runtime.name, durable: !wait });
+    if (this.hub.queueDepth >= this.config.maxQueue || this.hub.queuedFor(funcName) >= this.config.maxQueuePerFunction) {
+      throw new PlatformError('QUEUE_FULL', `too many calls wait${this.hub.queueDepth >= this.config.maxQueue ? '' : ` for "${funcName}"`}`, { retryAfterSeconds: 1 });
+    }
+    const input = { funcName, params, functionVersion: fn.version, runtimeName: runtime.name };
+    let call: Call;
+    if (idempotencyKey) {
+      const once = await this.db.createCallOnce({ ...input, key: idempotencyKey, durable: true });
+      call = once.call;
+      if (!once.created) {
+        const done = wait ? (isFinal(call.status) ? Promise.resolve(call) : this.waiters.wait(call.callNum, this.config.waitTimeoutMs)) : undefined;
+        return { call, done, replayed: true };
+      }
+    } else {
+      // A synchronous call is acknowledged by its final (synced) write, so its first write skips the fsync.
+      call = await this.db.createCall({ ...input, durable: !wait });
+    }
     // The waiter is in place before the call can end.
     const done = wait ? this.waiters.wait(call.callNum, this.config.waitTimeoutMs) : undefined;
     this.hub.dispatch({ call, fn, runtime });
-    return { call, done };
+    return { call, done, replayed: false };
   }
 
   private async lookupFunction(name: string): Promise<FunctionRecord | null> {

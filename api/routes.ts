@@ -90,7 +90,12 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
     const parsed = invokeInputSchema.safeParse(req.body ?? {});
     if (!parsed.success) throw new PlatformError('BAD_REQUEST', zodMessage(parsed.error));
     const wait = req.query.wait === 'true' || req.query.wait === '1' || parsed.data.wait === true;
-    const { call, done } = await platform.invoke(parsed.data.funcName, parsed.data.params ?? {}, wait);
+    const key = req.get('idempotency-key');
+    if (key !== undefined && !/^[\x21-\x7e]{1,256}$/.test(key)) {
+      throw new PlatformError('BAD_REQUEST', 'Idempotency-Key must be 1 to 256 printable characters without spaces');
+    }
+    const { call, done, replayed } = await platform.invoke(parsed.data.funcName, parsed.data.params ?? {}, wait, key);
+    if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     if (!done) return res.status(202).json(call);
     const final = await done;
     if (final) return res.status(200).json(final);
@@ -140,6 +145,8 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
     const error = toPlatformError(err);
     if (error.code === 'INTERNAL') platform.log.error({ err: err instanceof Error ? err.stack : String(err) }, 'request failed');
     if (res.headersSent) return res.end();
+    const retryAfter = (error.data as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
+    if (error.code === 'QUEUE_FULL' && retryAfter) res.setHeader('Retry-After', String(retryAfter));
     res.status(error.status).json({ error: { code: error.code, message: error.message } });
   });
 

@@ -40,6 +40,7 @@ export class WorkerHub extends EventEmitter {
   private readonly outbox: Outbox;
   private readonly workers = new Map<string, WorkerNode>();
   private readonly queue: Invocation[] = [];
+  private readonly queuedByFunction = new Map<string, number>();
   private timer?: NodeJS.Timeout;
   private closed = false;
   private loop?: Promise<void>;
@@ -72,9 +73,27 @@ export class WorkerHub extends EventEmitter {
     return this.queue.length;
   }
 
+  /** Calls of this function waiting for a worker. */
+  queuedFor(funcName: string): number {
+    return this.queuedByFunction.get(funcName) ?? 0;
+  }
+
+  private enqueue(invocation: Invocation, where: 'front' | 'back'): void {
+    if (where === 'front') this.queue.unshift(invocation);
+    else this.queue.push(invocation);
+    this.countQueued(invocation, 1);
+  }
+
+  private countQueued(invocation: Invocation, delta: number): void {
+    const name = invocation.call.funcName;
+    const next = (this.queuedByFunction.get(name) ?? 0) + delta;
+    if (next <= 0) this.queuedByFunction.delete(name);
+    else this.queuedByFunction.set(name, next);
+  }
+
   /** Queues a call for the next free worker slot. */
   dispatch(invocation: Invocation): void {
-    this.queue.push(invocation);
+    this.enqueue(invocation, 'back');
     this.pump();
   }
 
@@ -91,6 +110,7 @@ export class WorkerHub extends EventEmitter {
       const worker = this.leastLoaded();
       if (!worker) return;
       const invocation = this.queue.shift()!;
+      this.countQueued(invocation, -1);
       worker.inflight.set(invocation.call.callNum, invocation);
       this.send(worker.routingId, 'invoke', invocation);
     }
@@ -154,7 +174,7 @@ export class WorkerHub extends EventEmitter {
         const invocation = typeof callNum === 'number' ? worker?.inflight.get(callNum) : undefined;
         if (!worker || !invocation) return;
         worker.inflight.delete(callNum);
-        this.queue.unshift(invocation);
+        this.enqueue(invocation, 'front');
         this.pump();
         return;
       }
@@ -222,7 +242,7 @@ export class WorkerHub extends EventEmitter {
       if (!isReply(message) && message.msgType === 'invoke') {
         const invocation = message.content as Invocation;
         worker.inflight.delete(invocation.call.callNum);
-        this.queue.unshift(invocation);
+        this.enqueue(invocation, 'front');
       }
     } catch {
       /* not ours to decode */

@@ -84,6 +84,7 @@ export class DbServer {
       getFunction: (c: { name: string }) => s.getFunction(c.name),
       listFunctions: () => s.listFunctions(),
       createCall: (c: Parameters<PlatformStore['createCall']>[0]) => s.createCall(c),
+      createCallOnce: (c: Parameters<PlatformStore['createCallOnce']>[0]) => s.createCallOnce(c),
       updateCall: (c: { callNum: number; patch: Parameters<PlatformStore['updateCall']>[1] }) => s.updateCall(c.callNum, c.patch),
       getCall: (c: { callNum: number }) => s.getCall(c.callNum),
       listCalls: (c: Parameters<PlatformStore['listCalls']>[0]) => s.listCalls(c),

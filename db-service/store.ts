@@ -9,6 +9,7 @@ const SEQ_KEY = 'meta:callSeq';
 const RUNTIME = 'rt:';
 const FUNCTION = 'fn:';
 const CALL = 'call:';
+const IDEMPOTENCY = 'idem:';
 
 /** Calls are keyed by a zero-padded number so that the store iterates them in callNum order. */
 function callKey(callNum: number): string {
@@ -23,6 +24,7 @@ export class PlatformStore {
   private readonly commits: GroupCommit;
   private lastCallNum = 0;
   private readonly callLocks = new Map<number, Promise<unknown>>();
+  private readonly keyLocks = new Map<string, Promise<unknown>>();
   /** Calls not yet final, as last written: an update does not read them back from disk. */
   private readonly live = new Map<number, Call>();
   private static readonly MAX_LIVE = 200_000;
@@ -86,7 +88,31 @@ export class PlatformStore {
     return this.values<FunctionRecord>(FUNCTION);
   }
 
-  async createCall(input: DbRequest<'createCall'>): Promise<Call> {
+  /** The same key gives back the call it made the first time (checked and written under a per-key lock). */
+  createCallOnce(input: DbRequest<'createCallOnce'>): Promise<{ call: Call; created: boolean }> {
+    const lockKey = IDEMPOTENCY + input.key;
+    const previous = this.keyLocks.get(lockKey) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(async () => {
+      const existing = (await this.db.get(lockKey)) as number | undefined;
+      if (existing !== undefined) {
+        const call = await this.getCall(existing);
+        if (!call) throw new PlatformError('CALL_NOT_FOUND', `the call of this key (${existing}) is gone`);
+        if (call.funcName !== input.funcName || JSON.stringify(call.params) !== JSON.stringify(input.params ?? {})) {
+          throw new PlatformError('IDEMPOTENCY_CONFLICT', `this Idempotency-Key made call ${existing} of "${call.funcName}" with other params`);
+        }
+        return { call, created: false };
+      }
+      const call = await this.createCall(input, [{ type: 'put', key: lockKey, value: 0 }]);
+      return { call, created: true };
+    });
+    this.keyLocks.set(lockKey, next);
+    void next.finally(() => {
+      if (this.keyLocks.get(lockKey) === next) this.keyLocks.delete(lockKey);
+    }).catch(() => undefined);
+    return next;
+  }
+
+  async createCall(input: DbRequest<'createCall'>, extra: Array<{ type: 'put'; key: string; value: unknown }> = []): Promise<Call> {
     // The number is taken before the first await, so concurrent creates never share one; a number
     // whose write fails is skipped, never handed out again.
     const callNum = ++this.lastCallNum;
@@ -104,6 +130,7 @@ export class PlatformStore {
       [
         { type: 'put', key: callKey(callNum), value: call },
         { type: 'put', key: SEQ_KEY, value: this.lastCallNum },
+        ...extra.map((op) => ({ ...op, value: callNum })),
       ],
       input.durable !== false,
     );

@@ -56,6 +56,10 @@ export class DbClient {
     return this.call('createCall', input);
   }
 
+  createCallOnce(input: DbRequest<'createCallOnce'>): Promise<{ call: Call; created: boolean }> {
+    return this.call('createCallOnce', input);
+  }
+
   updateCall(callNum: number, patch: CallPatch): Promise<Call> {
     return this.call('updateCall', { callNum, patch });
   }

@@ -21,6 +21,15 @@ export const dbRequestSchemas = {
      */
     durable: z.boolean().optional(),
   }),
+  /** createCall under an idempotency key: the same key gives back the call it made the first time. */
+  createCallOnce: z.object({
+    key: z.string().min(1).max(256),
+    funcName: z.string(),
+    params: z.unknown(),
+    functionVersion: z.string().optional(),
+    runtimeName: z.string().optional(),
+    durable: z.boolean().optional(),
+  }),
   updateCall: z.object({ callNum: z.number().int().positive(), patch: callPatchSchema }),
   getCall: z.object({ callNum: z.number().int().positive() }),
   listCalls: z.object({
