@@ -1,7 +1,6 @@
 import { DbClient } from '../protocol/db-client';
 import { PlatformError } from '../protocol/errors';
 import type { Logger } from '../protocol/log';
-import type { Invocation } from '../protocol/worker-messages';
 import { isFinal, type Call, type FunctionRecord, type Runtime } from '../protocol/types';
 import { CallWaiters } from './call-waiters';
 import type { ApiConfig } from './config';
@@ -21,6 +20,7 @@ export class Platform {
   readonly packages: PackageStore;
   readonly hub: WorkerHub;
   private readonly waiters = new CallWaiters();
+  private recovery?: NodeJS.Timeout;
   /**
    * Functions and runtimes as last registered through this api, so that an invocation does not ask
    * db-service for them each time; a miss falls back to db-service.
@@ -41,18 +41,21 @@ export class Platform {
       snapshot: async () => ({ runtimes: await this.db.listRuntimes(), functions: await this.db.listFunctions() }),
     });
     this.hub.on('callDone', (call: Call) => this.waiters.settle(call));
-    this.hub.on('lost', (invocation: Invocation) => void this.failLost(invocation));
+    this.hub.on('lost', (callNum: number) => void this.failLost(callNum, 'node_lost', 'the worker running this call stopped answering'));
   }
 
   async start(): Promise<string> {
     await this.packages.init();
     this.db.start();
     const endpoint = await this.hub.bind(this.config.workerEndpoint);
-    void this.redispatchPending();
+    // Calls made before this start are recovered once the workers have had time to say what they hold.
+    const before = await this.db.ping().then((p) => p.calls).catch(() => Number.MAX_SAFE_INTEGER);
+    this.recovery = setTimeout(() => void this.recover(before), this.config.heartbeatMs * 4);
     return endpoint;
   }
 
   async close(): Promise<void> {
+    if (this.recovery) clearTimeout(this.recovery);
     await this.hub.close();
     this.db.close();
   }
@@ -159,27 +162,27 @@ export class Platform {
     };
   }
 
-  /** A call whose worker vanished ends ERROR; the first final state wins, so a late result is ignored. */
-  private async failLost(invocation: Invocation): Promise<void> {
-    const now = new Date();
+  /** A call whose owner vanished ends ERROR; the first final state wins, so a late result is ignored. */
+  private async failLost(callNum: number, reason: 'node_lost' | 'orchestrator_restart', error: string): Promise<void> {
     try {
-      const call = await this.db.updateCall(invocation.call.callNum, {
-        status: 'ERROR',
-        reason: 'node_lost',
-        error: 'the worker running this call stopped answering',
-        endedAt: now.toISOString(),
-      });
+      const call = await this.db.updateCall(callNum, { status: 'ERROR', reason, error, endedAt: new Date().toISOString() });
       this.waiters.settle(call);
     } catch (err) {
       if (err instanceof PlatformError && err.code === 'CALL_ALREADY_FINAL') return;
-      this.log.error({ callNum: invocation.call.callNum, err: String(err) }, 'could not end a lost call');
+      this.log.error({ callNum, err: String(err) }, 'could not end a lost call');
     }
   }
 
-  /** Calls accepted before a restart and never started are queued again. */
-  private async redispatchPending(): Promise<void> {
+  /**
+   * After a restart: calls made before it that no connected worker holds are either queued again
+   * (PENDING: they never started) or ended ERROR orchestrator_restart (RUNNING: their owner is gone).
+   */
+  private async recover(before: number): Promise<void> {
     try {
-      const pending = await this.db.listCalls({ status: 'PENDING' });
+      const owned = this.hub.ownedCalls();
+      const orphaned = (await this.db.listCalls({ status: 'RUNNING' })).filter((c) => c.callNum <= before && !owned.has(c.callNum));
+      for (const call of orphaned) await this.failLost(call.callNum, 'orchestrator_restart', 'the call was running when the api restarted, and no worker holds it');
+      const pending = (await this.db.listCalls({ status: 'PENDING' })).filter((c) => c.callNum <= before && !owned.has(c.callNum));
       for (const call of pending) {
         const fn = await this.db.getFunction(call.funcName);
         const runtime = fn ? await this.db.getRuntime(fn.runtimeName) : null;
@@ -194,9 +197,9 @@ export class Platform {
         }
         this.hub.dispatch({ call, fn, runtime });
       }
-      if (pending.length > 0) this.log.info({ count: pending.length }, 'pending calls queued again');
+      if (pending.length + orphaned.length > 0) this.log.info({ requeued: pending.length, ended: orphaned.length }, 'calls recovered after a restart');
     } catch (err) {
-      this.log.warn({ err: String(err) }, 'could not queue pending calls again');
+      this.log.warn({ err: String(err) }, 'could not recover the calls of before the restart');
     }
   }
 }

@@ -13,6 +13,8 @@ export interface WorkerNode {
   pid: number;
   capacity: number;
   inflight: Map<number, Invocation>;
+  /** The calls the worker says it holds (from hello and heartbeats), also those handed to it before an api restart. */
+  reported: Set<number>;
   queued: number;
   /** Warm containers by function version ("name@sha256"), from the worker's heartbeats. */
   warm: Record<string, number>;
@@ -63,6 +65,16 @@ export class WorkerHub extends EventEmitter {
     if (this.timer) clearInterval(this.timer);
     this.socket.close();
     await this.loop?.catch(() => undefined);
+  }
+
+  /** Every call some connected worker holds. */
+  ownedCalls(): Set<number> {
+    const owned = new Set<number>();
+    for (const worker of this.workers.values()) {
+      for (const callNum of worker.inflight.keys()) owned.add(callNum);
+      for (const callNum of worker.reported) owned.add(callNum);
+    }
+    return owned;
   }
 
   list(): WorkerNode[] {
@@ -156,12 +168,14 @@ export class WorkerHub extends EventEmitter {
         const beat = content as WorkerToApi['heartbeat'];
         worker.queued = typeof beat?.queued === 'number' ? beat.queued : 0;
         if (beat?.warm && typeof beat.warm === 'object') worker.warm = beat.warm;
+        if (Array.isArray(beat?.inflight)) worker.reported = callNums(beat.inflight);
         return;
       }
       case 'callDone': {
         const call = (content as WorkerToApi['callDone'])?.call;
         if (!call || typeof call.callNum !== 'number') return;
         worker?.inflight.delete(call.callNum);
+        worker?.reported.delete(call.callNum);
         this.emit('callDone', call as Call);
         this.pump();
         return;
@@ -197,6 +211,7 @@ export class WorkerHub extends EventEmitter {
       pid: typeof hello?.pid === 'number' ? hello.pid : 0,
       capacity,
       inflight: new Map(),
+      reported: new Set(),
       queued: 0,
       warm: {},
       draining: false,
@@ -204,6 +219,7 @@ export class WorkerHub extends EventEmitter {
       lastSeen: now,
     };
     worker.capacity = capacity;
+    worker.reported = callNums(hello?.inflight);
     this.workers.set(routingId, worker);
     this.options.log.info({ nodeId, routingId, capacity }, 'worker registered');
     try {
@@ -227,7 +243,8 @@ export class WorkerHub extends EventEmitter {
   private expire(worker: WorkerNode, why: string): void {
     if (!this.workers.delete(worker.routingId)) return;
     this.options.log.warn({ nodeId: worker.nodeId, routingId: worker.routingId, why, inflight: worker.inflight.size }, 'worker expired');
-    for (const invocation of worker.inflight.values()) this.emit('lost', invocation, worker);
+    const lost = new Set([...worker.inflight.keys(), ...worker.reported]);
+    for (const callNum of lost) this.emit('lost', callNum, worker);
     this.pump();
   }
 
@@ -249,4 +266,8 @@ export class WorkerHub extends EventEmitter {
     }
     this.expire(worker, 'unreachable');
   }
+}
+
+function callNums(value: unknown): Set<number> {
+  return new Set(Array.isArray(value) ? value.filter((n): n is number => Number.isInteger(n)).slice(0, 100_000) : []);
 }

@@ -1,5 +1,6 @@
 import { DbClient } from '../protocol/db-client';
 import { PlatformError } from '../protocol/errors';
+import { retrying } from '../protocol/retry';
 import { LABELS } from '../protocol/labels';
 import type { Logger } from '../protocol/log';
 import { stemKey, warmKey, type Job, type Prewarm, type Stem } from '../protocol/worker-messages';
@@ -76,7 +77,7 @@ export class Miniworker {
       return ((runningResult.data as { call?: Call })?.call ?? call) as Call;
     }
     try {
-      return await this.db.updateCall(call.callNum, patch);
+      return await retrying(() => this.db.updateCall(call.callNum, patch));
     } catch (err) {
       if (err instanceof PlatformError && err.code === 'CALL_ALREADY_FINAL') return (err.data as { call: Call }).call;
       throw err;

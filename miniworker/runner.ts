@@ -1,5 +1,6 @@
 import { DbClient } from '../protocol/db-client';
 import { PlatformError } from '../protocol/errors';
+import { retrying } from '../protocol/retry';
 import { LABELS } from '../protocol/labels';
 import type { Logger } from '../protocol/log';
 import type { Job } from '../protocol/worker-messages';
@@ -69,7 +70,7 @@ export class CallRunner {
     patch.endedAt = ended.toISOString();
     patch.durationMs = ended.getTime() - started.getTime();
     try {
-      return await this.db.updateCall(call.callNum, patch);
+      return await retrying(() => this.db.updateCall(call.callNum, patch));
     } catch (err) {
       const already = alreadyFinal(err);
       if (already) return already;

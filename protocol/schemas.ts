@@ -64,6 +64,7 @@ export const callPatchSchema = z
       'docker_error',
       'worker_lost',
       'node_lost',
+      'orchestrator_restart',
       'out_of_memory',
       'handler_error',
       'handler_crashed',

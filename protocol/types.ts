@@ -52,6 +52,7 @@ export type CallReason =
   | 'docker_error'
   | 'worker_lost'
   | 'node_lost'
+  | 'orchestrator_restart'
   | 'out_of_memory'
   | 'handler_error'
   | 'handler_crashed'

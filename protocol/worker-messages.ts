@@ -13,8 +13,9 @@ export interface Invocation {
 }
 
 export interface WorkerToApi {
-  hello: { nodeId: string; capacity: number; pid: number };
-  heartbeat: { load: number; queued: number; warm?: Record<string, number> };
+  /** `inflight`: the calls this worker holds (accepted, not yet reported), so that a restarted api knows their owner. */
+  hello: { nodeId: string; capacity: number; pid: number; inflight?: number[] };
+  heartbeat: { load: number; queued: number; warm?: Record<string, number>; inflight?: number[] };
   callDone: { call: Call };
   /** The worker is stopping: send it nothing more; its calls in flight still end normally. */
   draining: Record<string, never>;

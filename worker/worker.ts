@@ -5,6 +5,7 @@ import * as zmq from 'zeromq';
 import { DbClient } from '../protocol/db-client';
 import { decodeMessage, encodeRequest, isReply } from '../protocol/envelope';
 import { PlatformError } from '../protocol/errors';
+import { retrying } from '../protocol/retry';
 import { LABELS } from '../protocol/labels';
 import type { Logger } from '../protocol/log';
 import { Outbox } from '../protocol/outbox';
@@ -33,6 +34,8 @@ export class Worker {
   private readonly ready: Array<{ job: Job; at: number }> = [];
   private scaleTimer?: NodeJS.Timeout;
   private readonly runtimes = new Map<string, Runtime>();
+  /** Calls accepted from the api and not yet reported back (told to the api in hello and heartbeats). */
+  private readonly holding = new Set<number>();
   private preparing = 0;
   private lastHeardFromApi = Date.now();
   private timer?: NodeJS.Timeout;
@@ -44,7 +47,15 @@ export class Worker {
     private readonly config: WorkerConfig,
     private readonly log: Logger,
   ) {
-    this.socket = new zmq.Dealer({ routingId: `${config.nodeId}:${randomUUID().slice(0, 8)}`, linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0 });
+    // A fresh routing id per process start; reconnects back off from 100 ms up to 32 s.
+    this.socket = new zmq.Dealer({
+      routingId: `${config.nodeId}:${randomUUID().slice(0, 8)}`,
+      linger: 0,
+      sendHighWaterMark: 0,
+      receiveHighWaterMark: 0,
+      reconnectInterval: 100,
+      reconnectMaxInterval: 32_000,
+    });
     this.outbox = new Outbox(this.socket, (err) => this.log.warn({ err: String(err) }, 'send to the api failed'));
     this.packages = new PackageCache(path.join(config.dataDir, 'packages'), config.apiUrl);
     this.images = new FunctionImages(this.driver, this.packages, {
@@ -96,7 +107,7 @@ export class Worker {
     });
     // Calls that never started go back to the api for another worker; a call cut short ends ERROR,
     // so none stays RUNNING because this worker stopped.
-    for (const { job } of this.ready.splice(0)) this.send('handBack', { callNum: job.call.callNum });
+    for (const { job } of this.ready.splice(0)) this.handBack(job.call.callNum);
     await Promise.all(cutShort.map((job) => this.fail(job, { reason: 'worker_lost', error: 'the worker stopped while this call ran' })));
     if (this.timer) clearInterval(this.timer);
     if (this.scaleTimer) clearTimeout(this.scaleTimer);
@@ -116,11 +127,11 @@ export class Worker {
   }
 
   private hello(): void {
-    this.send('hello', { nodeId: this.config.nodeId, capacity: this.config.capacity, pid: process.pid });
+    this.send('hello', { nodeId: this.config.nodeId, capacity: this.config.capacity, pid: process.pid, inflight: [...this.holding] });
   }
 
   private beat(): void {
-    this.send('heartbeat', { load: this.pool.busy, queued: this.ready.length + this.preparing, warm: this.pool.warmCounts() });
+    this.send('heartbeat', { load: this.pool.busy, queued: this.ready.length + this.preparing, warm: this.pool.warmCounts(), inflight: [...this.holding] });
     // An api that went silent may have restarted: say hello again, it costs nothing.
     if (Date.now() - this.lastHeardFromApi > this.config.heartbeatMs * 3) {
       this.lastHeardFromApi = Date.now();
@@ -183,9 +194,10 @@ export class Worker {
       return;
     }
     if (this.closing) {
-      this.send('handBack', { callNum: invocation.call.callNum });
+      this.handBack(invocation.call.callNum);
       return;
     }
+    this.holding.add(invocation.call.callNum);
     this.preparing += 1;
     let image: FunctionImage;
     let packagePath: string;
@@ -201,7 +213,7 @@ export class Worker {
       this.preparing -= 1;
     }
     if (this.closing) {
-      this.send('handBack', { callNum: invocation.call.callNum });
+      this.handBack(invocation.call.callNum);
       return;
     }
     const keepWarm = (invocation.fn.preload ?? this.config.preload) !== 'none';
@@ -262,7 +274,13 @@ export class Worker {
   }
 
   private report(call: Call): void {
+    this.holding.delete(call.callNum);
     this.send('callDone', { call });
+  }
+
+  private handBack(callNum: number): void {
+    this.holding.delete(callNum);
+    this.send('handBack', { callNum });
   }
 
   /**
@@ -291,12 +309,14 @@ export class Worker {
   /** Ends a call ERROR on the platform's behalf; the first final state wins. */
   private async fail(invocation: Invocation, patch: Omit<CallPatch, 'status'>): Promise<void> {
     try {
-      const call = await this.db.updateCall(invocation.call.callNum, {
-        ...patch,
-        status: 'ERROR',
-        node: this.config.nodeId,
-        endedAt: new Date().toISOString(),
-      });
+      const call = await retrying(() =>
+        this.db.updateCall(invocation.call.callNum, {
+          ...patch,
+          status: 'ERROR',
+          node: this.config.nodeId,
+          endedAt: new Date().toISOString(),
+        }),
+      );
       this.report(call);
     } catch (err) {
       if (err instanceof PlatformError && err.code === 'CALL_ALREADY_FINAL') {

@@ -82,6 +82,20 @@ export class TestPlatform {
     });
   }
 
+  /** Waits until the api answers at all (healthy or not). */
+  async waitApi(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      try {
+        await fetch(`${this.url}/health`);
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    throw new Error(`api not answering within ${timeoutMs} ms; logs in ${this.dataDir}`);
+  }
+
   async waitHealthy(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {

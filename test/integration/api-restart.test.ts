@@ -1,4 +1,4 @@
-import { DICE, tarGzOf } from '../helpers/archives';
+import { DICE, FIXTURES, tarGzOf } from '../helpers/archives';
 import { TestPlatform } from '../helpers/platform';
 
 describe('calls accepted while no worker is connected', () => {
@@ -31,5 +31,51 @@ describe('calls accepted while no worker is connected', () => {
       expect(call.status).toBe('DONE');
       expect(JSON.parse(call.result)).toHaveLength(1);
     }
+  });
+});
+
+describe('an api restart while calls run', () => {
+  let platform: TestPlatform;
+  const RUNTIME = { name: 'pyfixture', image: 'pythonruntime', path: '/ws', dependencies: 'pip3 install -r requirements.txt', run: 'python3 main.py' };
+  beforeAll(async () => {
+    platform = await TestPlatform.start();
+    await platform.json('POST', '/registerRuntime', RUNTIME);
+    await platform.upload('pyfixture', 'nap', await tarGzOf(require('node:path').join(FIXTURES, 'nap')));
+    expect((await platform.json('POST', '/invokeFunction?wait=true', { funcName: 'nap', params: { s: 0 } })).body.status).toBe('DONE');
+  });
+  afterAll(async () => platform?.stop());
+
+  async function running(params: unknown): Promise<number> {
+    const callNum = (await platform.json('POST', '/invokeFunction', { funcName: 'nap', params })).body.callNum;
+    const deadline = Date.now() + 30_000;
+    while ((await platform.json('GET', `/call/${callNum}`)).body.status !== 'RUNNING') {
+      if (Date.now() > deadline) throw new Error('never started');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return callNum;
+  }
+
+  test('a call whose worker lives on finishes DONE, past the recovery window', async () => {
+    const callNum = await running({ s: 7 });
+    await platform.stopService('api');
+    platform.spawn('api');
+    await platform.waitHealthy();
+    expect(await platform.waitFinal(callNum, 30_000)).toMatchObject({ status: 'DONE', result: 'rested' });
+  });
+
+  test('a call whose worker died while the api was down ends ERROR orchestrator_restart', async () => {
+    const callNum = await running({ s: 120 });
+    await platform.stopService('api');
+    await platform.stopService('worker', 'SIGKILL');
+    platform.spawn('api');
+    await platform.waitApi();
+    const call = await platform.waitFinal(callNum, 20_000);
+    expect(call).toMatchObject({ status: 'ERROR', reason: 'orchestrator_restart' });
+    platform.spawn('worker');
+    await platform.waitHealthy();
+    // The restarted worker removes what its previous life left.
+    const deadline = Date.now() + 10_000;
+    while ((await platform.containers([`io.faas.call=${callNum}`])).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(await platform.containers([`io.faas.call=${callNum}`])).toEqual([]);
   });
 });
