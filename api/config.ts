@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { envEndpoint, envInt, envString } from '../protocol/config';
+import { envEndpoint, envInt, envOneOf, envString } from '../protocol/config';
 
 export interface ApiConfig {
   /** HTTP address. FAAS_API_HOST (default 127.0.0.1) and FAAS_API_PORT (default 3000). */
@@ -22,6 +22,8 @@ export interface ApiConfig {
   /** Calls waiting for a worker, in all (FAAS_MAX_QUEUE, 100000) and per function (FAAS_MAX_QUEUE_PER_FUNCTION, 20000); past them, 429. */
   maxQueue: number;
   maxQueuePerFunction: number;
+  /** Invocation policy: warm (default), home, least-loaded. FAAS_SCHEDULER. */
+  scheduler: 'warm' | 'home' | 'least-loaded';
 }
 
 export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
@@ -37,5 +39,6 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     maxBodyBytes: envInt(env, 'FAAS_MAX_BODY_BYTES', 1024 * 1024, { min: 1024, max: 64 * 1024 * 1024 }),
     maxQueue: envInt(env, 'FAAS_MAX_QUEUE', 100_000, { min: 1, max: 10_000_000 }),
     maxQueuePerFunction: envInt(env, 'FAAS_MAX_QUEUE_PER_FUNCTION', 20_000, { min: 1, max: 10_000_000 }),
+    scheduler: envOneOf(env, 'FAAS_SCHEDULER', 'warm', ['warm', 'home', 'least-loaded'] as const),
   };
 }

@@ -37,6 +37,7 @@ export class Platform {
     this.hub = new WorkerHub({
       heartbeatMs: config.heartbeatMs,
       liveness: 3,
+      policy: config.scheduler,
       log,
       snapshot: async () => ({ runtimes: await this.db.listRuntimes(), functions: await this.db.listFunctions() }),
     });

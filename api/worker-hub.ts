@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import * as zmq from 'zeromq';
-import { decodeMessage, encodeRequest, isReply } from '../protocol/envelope';
+import { decodeMessage, encodeRequest, isReply, MAX_FRAME_BYTES } from '../protocol/envelope';
 import type { Logger } from '../protocol/log';
 import { Outbox } from '../protocol/outbox';
 import type { ApiToWorker, Invocation, WorkerToApi } from '../protocol/worker-messages';
@@ -29,6 +29,8 @@ export interface WorkerHubOptions {
   liveness: number;
   /** What a worker needs on hello: every runtime and function. */
   snapshot: () => Promise<{ runtimes: Runtime[]; functions: FunctionRecord[] }>;
+  /** Invocation policy: warm (default), home, least-loaded. */
+  policy?: 'warm' | 'home' | 'least-loaded';
   log: Logger;
 }
 
@@ -38,7 +40,7 @@ export interface WorkerHubOptions {
  * one with a free slot, and reports calls that end ('callDone') or lose their worker ('lost').
  */
 export class WorkerHub extends EventEmitter {
-  private readonly socket = new zmq.Router({ linger: 0, mandatory: true, receiveHighWaterMark: 0, sendHighWaterMark: 0 });
+  private readonly socket = new zmq.Router({ linger: 0, mandatory: true, receiveHighWaterMark: 0, sendHighWaterMark: 0, maxMessageSize: MAX_FRAME_BYTES });
   private readonly outbox: Outbox;
   private readonly workers = new Map<string, WorkerNode>();
   private readonly queue: Invocation[] = [];
@@ -119,7 +121,7 @@ export class WorkerHub extends EventEmitter {
 
   private pump(): void {
     while (this.queue.length > 0) {
-      const worker = this.leastLoaded();
+      const worker = this.choose(this.queue[0]!);
       if (!worker) return;
       const invocation = this.queue.shift()!;
       this.countQueued(invocation, -1);
@@ -128,13 +130,27 @@ export class WorkerHub extends EventEmitter {
     }
   }
 
-  private leastLoaded(): WorkerNode | undefined {
-    let best: WorkerNode | undefined;
-    for (const worker of this.workers.values()) {
-      if (worker.draining || worker.inflight.size >= worker.capacity) continue;
-      if (!best || worker.inflight.size / worker.capacity < best.inflight.size / best.capacity) best = worker;
+  /**
+   * The seed's invocation policies. `warm` (default): a node with a warm container of the function,
+   * then the function's home node (rendezvous hashing, as OpenWhisk and Fn place functions for
+   * locality) while it is less than 3/4 busy, then the least loaded. `home`: the home node first.
+   * `least-loaded`: only load counts.
+   */
+  private choose(invocation: Invocation): WorkerNode | undefined {
+    const free = [...this.workers.values()].filter((w) => !w.draining && w.inflight.size < w.capacity);
+    if (free.length === 0) return undefined;
+    const load = (w: WorkerNode) => w.inflight.size / w.capacity;
+    const leastLoaded = (ws: WorkerNode[]) => ws.reduce((a, b) => (load(b) < load(a) ? b : a));
+    const policy = this.options.policy ?? 'warm';
+    if (policy === 'least-loaded') return leastLoaded(free);
+    if (policy === 'warm') {
+      const key = `${invocation.fn.functionName}@${invocation.fn.version}`;
+      const warm = free.filter((w) => (w.warm[key] ?? 0) > 0);
+      if (warm.length > 0) return leastLoaded(warm);
     }
-    return best;
+    const home = free.reduce((a, b) => (homeScore(invocation.fn.functionName, b.nodeId) > homeScore(invocation.fn.functionName, a.nodeId) ? b : a));
+    if (load(home) < 0.75) return home;
+    return leastLoaded(free);
   }
 
   private async receiveLoop(): Promise<void> {
@@ -270,4 +286,9 @@ export class WorkerHub extends EventEmitter {
 
 function callNums(value: unknown): Set<number> {
   return new Set(Array.isArray(value) ? value.filter((n): n is number => Number.isInteger(n)).slice(0, 100_000) : []);
+}
+
+/** Rendezvous hashing: each function has a stable order of preference over the nodes. */
+function homeScore(funcName: string, nodeId: string): number {
+  return createHash('sha1').update(`${funcName}\0${nodeId}`).digest().readUInt32BE(0);
 }

@@ -1,6 +1,6 @@
 import * as zmq from 'zeromq';
 import { isDbMsgType, dbRequestSchemas, type DbMsgType } from '../protocol/db-messages';
-import { decodeMessage, encodeReply, isReply } from '../protocol/envelope';
+import { decodeMessage, encodeReply, isReply, MAX_FRAME_BYTES } from '../protocol/envelope';
 import { PlatformError, asPlatformError } from '../protocol/errors';
 import type { Logger } from '../protocol/log';
 import { Outbox } from '../protocol/outbox';
@@ -12,7 +12,7 @@ import type { PlatformStore } from './store';
  * cannot be answered, is logged and dropped) and never stops the service.
  */
 export class DbServer {
-  private readonly socket = new zmq.Router({ linger: 0, mandatory: false, receiveHighWaterMark: 0, sendHighWaterMark: 0 });
+  private readonly socket = new zmq.Router({ linger: 0, mandatory: false, receiveHighWaterMark: 0, sendHighWaterMark: 0, maxMessageSize: MAX_FRAME_BYTES });
   private readonly outbox: Outbox;
   private closed = false;
   private loop?: Promise<void>;

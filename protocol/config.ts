@@ -34,6 +34,12 @@ export function envEndpoint(env: Env, name: string, fallback: string): string {
   return value;
 }
 
+export function envOneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
+  const value = envString(env, name, fallback);
+  if (!(allowed as readonly string[]).includes(value)) throw new ConfigError(`${name} must be one of ${allowed.join(', ')}, got "${value}"`);
+  return value as T;
+}
+
 /** Runs a process's main, turning a ConfigError into one clear line and exit code 2. */
 export function runMain(name: string, main: () => Promise<void>): void {
   main().catch((err: unknown) => {

@@ -2,7 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as zmq from 'zeromq';
-import { decodeMessage, encodeRequest, isReply } from '../protocol/envelope';
+import { decodeMessage, encodeRequest, isReply, MAX_FRAME_BYTES } from '../protocol/envelope';
 import type { Logger } from '../protocol/log';
 import { Outbox } from '../protocol/outbox';
 import { stemKey, warmKey, type Job, type MiniworkerToWorker, type Prewarm, type Stem, type WorkerToMiniworker } from '../protocol/worker-messages';
@@ -58,7 +58,7 @@ export interface PoolOptions {
  * Events: 'done' (call, job), 'lost' (job), 'idle'.
  */
 export class MiniworkerPool extends EventEmitter {
-  private readonly socket = new zmq.Router({ linger: 0, mandatory: true, receiveHighWaterMark: 0, sendHighWaterMark: 0 });
+  private readonly socket = new zmq.Router({ linger: 0, mandatory: true, receiveHighWaterMark: 0, sendHighWaterMark: 0, maxMessageSize: MAX_FRAME_BYTES });
   private readonly outbox: Outbox;
   private readonly slots = new Map<number, Slot>();
   private readonly abandoned: Job[] = [];

@@ -30,6 +30,7 @@ export class TestPlatform {
   readonly label = `t${randomBytes(4).toString('hex')}`;
   readonly dataDir = mkdtempSync(path.join(os.tmpdir(), 'faas-test-'));
   readonly procs = new Map<ServiceName, ChildProcess>();
+  readonly extraWorkers = new Map<string, ChildProcess>();
   env: NodeJS.ProcessEnv = {};
   url = '';
 
@@ -69,17 +70,27 @@ export class TestPlatform {
     return child;
   }
 
+  /** Another worker, as if on another node: its own node id and data folder. */
+  spawnWorker(node: string): ChildProcess {
+    const nodeId = `node-${this.label}-${node}`;
+    const log = createWriteStream(path.join(this.dataDir, `worker-${node}.log`), { flags: 'a' });
+    const child = spawn(process.execPath, [SCRIPTS.worker], {
+      env: { ...this.env, FAAS_NODE_ID: nodeId, FAAS_WORKER_DATA_DIR: path.join(this.dataDir, `worker-${node}`) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout!.pipe(log);
+    child.stderr!.pipe(log);
+    this.extraWorkers.set(node, child);
+    return child;
+  }
+
   async stopService(name: ServiceName, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const child = this.procs.get(name);
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    await new Promise<void>((resolve) => {
-      const force = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      child.once('exit', () => {
-        clearTimeout(force);
-        resolve();
-      });
-      child.kill(signal);
-    });
+    await stopChild(child, signal);
+  }
+
+  async stopWorker(node: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    await stopChild(this.extraWorkers.get(node), signal);
   }
 
   /** Waits until the api answers at all (healthy or not). */
@@ -115,6 +126,7 @@ export class TestPlatform {
   }
 
   async stop(): Promise<void> {
+    for (const node of this.extraWorkers.keys()) await this.stopWorker(node);
     for (const name of ['worker', 'api', 'db'] as ServiceName[]) await this.stopService(name);
     for (const c of await this.containers()) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
     const images = await docker.listImages({ filters: { label: [`io.faas.platform=${this.label}`] } });
@@ -148,4 +160,17 @@ export class TestPlatform {
     }
     throw new Error(`call ${callNum} not final within ${timeoutMs} ms`);
   }
+}
+
+function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const force = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.once('exit', () => {
+      clearTimeout(force);
+      resolve();
+    });
+    child.kill('SIGCONT');
+    child.kill(signal);
+  });
 }

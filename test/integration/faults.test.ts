@@ -1,0 +1,140 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as zmq from 'zeromq';
+import { tarGzOf } from '../helpers/archives';
+import { TestPlatform } from '../helpers/platform';
+
+/**
+ * Faults injected into a running platform of three workers; every accepted call must reach a final
+ * state. The suite ends by printing one line: faults injected, calls accepted, final, lost.
+ */
+const PYTHON = { name: 'python', image: 'pythonruntime', path: '/ws', dependencies: '', run: 'python3 /opt/faas/handler.py', mode: 'handler' };
+const tally = { faults: 0, accepted: new Set<number>() };
+
+async function handlerPackage(source: string): Promise<Buffer> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'faas-fault-fn-'));
+  writeFileSync(path.join(dir, 'handler.py'), source);
+  return tarGzOf(dir);
+}
+
+describe('faults on a platform of three workers', () => {
+  let platform: TestPlatform;
+
+  const invoke = async (funcName: string, params: unknown, wait = false) => {
+    const response = await fetch(`${platform.url}/invokeFunction${wait ? '?wait=true' : ''}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ funcName, params }),
+    });
+    const body = await response.json();
+    if (response.status === 202 || response.status === 200) tally.accepted.add(body.callNum);
+    return { status: response.status, body };
+  };
+  const workerCount = async () => ((await platform.json('GET', '/workers')).body as unknown[]).length;
+  const until = async (probe: () => Promise<boolean>, timeoutMs: number, what: string) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await probe())) {
+      if (Date.now() > deadline) throw new Error(`${what} not within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
+  beforeAll(async () => {
+    platform = await TestPlatform.start({ env: { FAAS_WORKER_CAPACITY: '4', FAAS_PRELOAD: 'function', FAAS_SCHEDULER: 'least-loaded' } });
+    platform.spawnWorker('b');
+    platform.spawnWorker('c');
+    await until(async () => (await workerCount()) === 3, 30_000, 'three workers');
+    await platform.json('POST', '/registerRuntime', PYTHON);
+    await platform.upload('python', 'noop', await handlerPackage('def handle(params):\n    return params\n'));
+    await platform.upload('python', 'nap', await handlerPackage('import time\n\ndef handle(params):\n    time.sleep(float(params.get("s", 1)))\n    return "rested"\n'));
+  });
+
+  afterAll(async () => {
+    let final = 0;
+    if (platform) {
+      const calls = (await platform.json('GET', '/calls')).body as Record<string, { callNum: number; status: string }>;
+      final = Object.values(calls).filter((c) => tally.accepted.has(c.callNum) && ['DONE', 'ERROR', 'TIMEOUT'].includes(c.status)).length;
+      await platform.stop();
+    }
+    process.stdout.write(`faults: ${tally.faults} injected, calls accepted ${tally.accepted.size}, final ${final}, lost ${tally.accepted.size - final}\n`);
+  });
+
+  test('1,000 concurrent invokes across three workers all end, counted exactly, none RUNNING', async () => {
+    const nums: number[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 50 }, async () => {
+        while (next < 1000) {
+          const i = next++;
+          const { status, body } = await invoke('noop', { i });
+          expect(status).toBe(202);
+          nums.push(body.callNum);
+        }
+      }),
+    );
+    expect(new Set(nums).size).toBe(1000);
+    const nodes = new Set<string>();
+    for (const n of nums) {
+      const call = await platform.waitFinal(n, 120_000);
+      expect(call.status).toBe('DONE');
+      expect(JSON.parse(call.result)).toHaveProperty('i');
+      nodes.add(call.node);
+    }
+    expect(nodes.size).toBeGreaterThan(1);
+    const calls = Object.values((await platform.json('GET', '/calls')).body as Record<string, { status: string }>);
+    expect(calls.filter((c) => c.status === 'RUNNING' || c.status === 'PENDING')).toEqual([]);
+  });
+
+  test('a worker stopped (SIGSTOP) for 10 s is expired, its calls end, and after SIGCONT it serves again', async () => {
+    const worker = platform.extraWorkers.get('b')!;
+    const before = await Promise.all(Array.from({ length: 12 }, (_, i) => invoke('nap', { s: 0.5, i })));
+    worker.kill('SIGSTOP');
+    tally.faults += 1;
+    const during = await Promise.all(Array.from({ length: 12 }, (_, i) => invoke('noop', { during: i })));
+    await until(async () => (await workerCount()) === 2, 10_000, 'the stopped worker expired');
+    await new Promise((r) => setTimeout(r, 6000));
+    worker.kill('SIGCONT');
+    await until(async () => (await workerCount()) === 3, 20_000, 'the worker back');
+    for (const r of [...before, ...during]) {
+      const call = await platform.waitFinal(r.body.callNum, 60_000);
+      expect(['DONE', 'ERROR']).toContain(call.status);
+      if (call.status === 'ERROR') expect(call.reason).toBe('node_lost');
+    }
+    expect((await invoke('noop', { after: true }, true)).body.status).toBe('DONE');
+  });
+
+  test('kill -9 of db-service right after an acknowledged call: the call survives and ends; meanwhile invoke answers 503, not a hang', async () => {
+    const accepted = await invoke('nap', { s: 0.2 });
+    expect(accepted.status).toBe(202);
+    await platform.stopService('db', 'SIGKILL');
+    tally.faults += 1;
+    const started = Date.now();
+    const refused = await invoke('noop', {});
+    expect(refused.status).toBe(503);
+    expect(refused.body.error.code).toBe('DB_UNAVAILABLE');
+    expect(Date.now() - started).toBeLessThan(15_000);
+    platform.spawn('db');
+    const call = await platform.waitFinal(accepted.body.callNum, 60_000);
+    expect(call.status).toBe('DONE');
+    await until(async () => (await invoke('noop', {}, true)).status === 200, 30_000, 'invoke working again');
+  });
+
+  test('a rogue peer sending garbage and an oversized frame is dropped; the services stay up', async () => {
+    const rogues = [platform.env.FAAS_WORKER_ENDPOINT!, platform.env.FAAS_DB_ENDPOINT!];
+    for (const endpoint of rogues) {
+      const rogue = new zmq.Dealer({ linger: 0 });
+      rogue.connect(endpoint);
+      await rogue.send('not json at all');
+      await rogue.send(JSON.stringify({ v: 99, id: 'x', msgType: 'hello', content: {} }));
+      await rogue.send(JSON.stringify({ v: 1, id: 'x', msgType: 'createCall', content: { funcName: 42 } }));
+      await rogue.send([Buffer.from('two'), Buffer.from('frames')]);
+      await rogue.send(Buffer.alloc(17 * 1024 * 1024, 0x7b));
+      tally.faults += 5;
+      rogue.close();
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await platform.json('GET', '/health')).status).toBe(200);
+    expect((await invoke('noop', { still: 'up' }, true)).body.status).toBe('DONE');
+  });
+});
