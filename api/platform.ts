@@ -42,7 +42,7 @@ export class Platform {
       snapshot: async () => ({ runtimes: await this.db.listRuntimes(), functions: await this.db.listFunctions() }),
     });
     this.hub.on('callDone', (call: Call) => this.waiters.settle(call));
-    this.hub.on('lost', (callNum: number) => void this.failLost(callNum, 'node_lost', 'the worker running this call stopped answering'));
+    this.hub.on('lost', (callNum: number) => void this.onLost(callNum));
   }
 
   async start(): Promise<string> {
@@ -161,6 +161,25 @@ export class Platform {
       workers: { connected: nodes.length, nodes },
       queue: this.hub.queueDepth,
     };
+  }
+
+  /** A call of an idempotent function is queued once more when its node is lost; any other ends ERROR. */
+  private async onLost(callNum: number): Promise<void> {
+    try {
+      const call = await this.db.getCall(callNum);
+      const fn = call ? await this.lookupFunction(call.funcName) : null;
+      const runtime = fn ? await this.lookupRuntime(fn.runtimeName) : null;
+      if (call && fn?.idempotent && runtime && fn.version === call.functionVersion && (call.attempts ?? 1) < 2 && !isFinal(call.status)) {
+        const again = await this.db.updateCall(callNum, { status: 'PENDING', attempts: 2 });
+        this.log.info({ callNum }, 'call of an idempotent function queued again after its node was lost');
+        this.hub.dispatch({ call: again, fn, runtime });
+        return;
+      }
+    } catch (err) {
+      if (err instanceof PlatformError && err.code === 'CALL_ALREADY_FINAL') return;
+      this.log.warn({ callNum, err: String(err) }, 'could not queue a lost call again');
+    }
+    await this.failLost(callNum, 'node_lost', 'the worker running this call stopped answering');
   }
 
   /** A call whose owner vanished ends ERROR; the first final state wins, so a late result is ignored. */

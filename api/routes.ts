@@ -78,6 +78,7 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
             registeredAt: new Date().toISOString(),
             ...(options.data.handler ? { handler: options.data.handler } : {}),
             ...(options.data.preload ? { preload: options.data.preload } : {}),
+            ...(options.data.idempotent === 'true' ? { idempotent: true } : {}),
           };
           const { created } = await platform.registerFunction(fn);
           res.status(created ? 201 : 200).json(fn);

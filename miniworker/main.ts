@@ -41,7 +41,10 @@ async function main(): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   // The worker is our parent; if it goes, so do we (and our container).
-  process.on('disconnect', () => void exit(0));
+  process.on('disconnect', () => {
+    miniworker.abandon();
+    void exit(0);
+  });
 
   await send('ready', { pid: process.pid });
   for await (const [frame] of socket) {

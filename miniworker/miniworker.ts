@@ -21,6 +21,8 @@ const RUNNING_AFTER_MS = 20;
 export class Miniworker {
   private warm?: { key: string; container: HandlerContainer };
   private readonly detached: HandlerContainer[] = [];
+  /** Set when the worker is gone: the call in flight is the api's to end (node_lost), not ours. */
+  private abandoned = false;
   private readonly runner: CallRunner;
 
   constructor(
@@ -29,6 +31,11 @@ export class Miniworker {
     private readonly options: { nodeId: string; platformLabel: string; log: Logger },
   ) {
     this.runner = new CallRunner(driver, db, options);
+  }
+
+  /** The worker is gone: stop the container, and record nothing for the call that was cut. */
+  abandon(): void {
+    this.abandoned = true;
   }
 
   get warmKey(): string | null {
@@ -72,6 +79,7 @@ export class Miniworker {
     patch.node = this.options.nodeId;
     patch.endedAt = ended.toISOString();
     patch.durationMs = ended.getTime() - started.getTime();
+    if (this.abandoned) throw new Error('abandoned: the worker is gone');
     const runningResult = await running;
     if (runningResult instanceof PlatformError && runningResult.code === 'CALL_ALREADY_FINAL') {
       return ((runningResult.data as { call?: Call })?.call ?? call) as Call;

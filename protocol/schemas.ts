@@ -37,12 +37,14 @@ export const functionSchema = z.object({
   registeredAt: z.string(),
   handler: z.string().optional(),
   preload: z.enum(['none', 'runtime', 'function']).optional(),
+  idempotent: z.boolean().optional(),
 });
 
 /** Optional fields of the registerFunction multipart form, beside the `module` file. */
 export const functionOptionsSchema = z.object({
   handler: z.string().regex(/^[A-Za-z_][A-Za-z0-9_./-]{0,127}$/, 'must look like module.attribute').optional(),
   preload: z.enum(['none', 'runtime', 'function']).optional(),
+  idempotent: z.enum(['true', 'false']).optional(),
 });
 
 export const callPatchSchema = z
@@ -73,6 +75,7 @@ export const callPatchSchema = z
     ]),
     error: z.string(),
     truncated: z.boolean(),
+    attempts: z.number().int().min(1).max(10),
   })
   .partial()
   .strict();

@@ -41,6 +41,8 @@ export interface FunctionRecord {
   handler?: string;
   /** Overrides the worker's preload policy for this function. */
   preload?: PreloadPolicy;
+  /** Safe to run twice: a call that loses its node is queued once more instead of ending ERROR. */
+  idempotent?: boolean;
 }
 
 /** Why a call ended ERROR, when the platform rather than the function decided it. */
@@ -79,6 +81,8 @@ export interface Call {
   reason?: CallReason;
   error?: string;
   truncated?: boolean;
+  /** Runs started for this call: 2 when it was queued again after losing its node. */
+  attempts?: number;
 }
 
 /** The fields a worker or miniworker may change on a call. */
@@ -97,5 +101,6 @@ export type CallPatch = Partial<
     | 'reason'
     | 'error'
     | 'truncated'
+    | 'attempts'
   >
 >;

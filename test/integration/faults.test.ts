@@ -120,6 +120,31 @@ describe('faults on a platform of three workers', () => {
     await until(async () => (await invoke('noop', {}, true)).status === 200, 30_000, 'invoke working again');
   });
 
+  test('kill -9 of a worker mid-call: its calls end ERROR node_lost, an idempotent function’s call runs again', async () => {
+    const form = new FormData();
+    form.append('idempotent', 'true');
+    form.append('module', new Blob([await handlerPackage('import time\n\ndef handle(params):\n    time.sleep(float(params.get("s", 1)))\n    return "again"\n')]), 'p.tar.gz');
+    expect((await fetch(`${platform.url}/registerFunction/python/napi`, { method: 'POST', body: form })).status).toBe(201);
+    const plain = await Promise.all(Array.from({ length: 6 }, () => invoke('nap', { s: 6 })));
+    const safe = await Promise.all(Array.from({ length: 6 }, () => invoke('napi', { s: 3 })));
+    const all = [...plain, ...safe].map((r) => r.body.callNum as number);
+    await until(async () => {
+      const calls = await Promise.all(all.map(async (n) => (await platform.json('GET', `/call/${n}`)).body));
+      return calls.some((c) => c.status === 'RUNNING' && c.node.endsWith('-c') && c.funcName === 'napi') && calls.some((c) => c.status === 'RUNNING' && c.node.endsWith('-c') && c.funcName === 'nap');
+    }, 30_000, 'calls of both functions running on node c');
+    const onC = (await Promise.all(all.map(async (n) => (await platform.json('GET', `/call/${n}`)).body))).filter((c) => c.status === 'RUNNING' && c.node.endsWith('-c'));
+    await platform.stopWorker('c', 'SIGKILL');
+    tally.faults += 1;
+    for (const c of onC) {
+      const call = await platform.waitFinal(c.callNum, 60_000);
+      if (c.funcName === 'nap') expect(call).toMatchObject({ status: 'ERROR', reason: 'node_lost' });
+      else expect(call).toMatchObject({ status: 'DONE', attempts: 2, result: '"again"' });
+    }
+    platform.spawnWorker('c');
+    await until(async () => (await workerCount()) === 3, 30_000, 'worker c back');
+    for (const n of all) expect(['DONE', 'ERROR']).toContain((await platform.waitFinal(n, 60_000)).status);
+  });
+
   test('a rogue peer sending garbage and an oversized frame is dropped; the services stay up', async () => {
     const rogues = [platform.env.FAAS_WORKER_ENDPOINT!, platform.env.FAAS_DB_ENDPOINT!];
     for (const endpoint of rogues) {
