@@ -9,7 +9,7 @@ import { WorkerHub } from './worker-hub';
 
 export interface Health {
   status: 'ok' | 'degraded';
-  db: { connected: boolean; error?: string };
+  db: { connected: boolean; error?: string; calls?: number; lateResults?: number };
   workers: { connected: number; nodes: string[] };
   queue: number;
 }
@@ -148,9 +148,10 @@ export class Platform {
   }
 
   async health(): Promise<Health> {
-    let db: Health['db'] = { connected: true };
+    let db: Health['db'];
     try {
-      await this.db.ping(1000);
+      const ping = await this.db.ping(1000);
+      db = { connected: true, calls: ping.calls, lateResults: ping.lateResults };
     } catch (err) {
       db = { connected: false, error: err instanceof Error ? err.message : String(err) };
     }

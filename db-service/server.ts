@@ -76,7 +76,7 @@ export class DbServer {
     const input = parsed.data as never;
     const s = this.store;
     const handlers: Record<DbMsgType, (c: never) => Promise<unknown>> = {
-      ping: async () => ({ ok: true, calls: s.callCount }),
+      ping: async () => ({ ok: true, calls: s.callCount, lateResults: s.lateResults }),
       putRuntime: (c: { runtime: Parameters<PlatformStore['putRuntime']>[0] }) => s.putRuntime(c.runtime),
       getRuntime: (c: { name: string }) => s.getRuntime(c.name),
       listRuntimes: () => s.listRuntimes(),

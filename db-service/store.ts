@@ -56,6 +56,9 @@ export class PlatformStore {
     return this.lastCallNum;
   }
 
+  /** Writes refused because their call had already ended (late results), since this start. */
+  lateResults = 0;
+
   async close(): Promise<void> {
     await this.db.close();
   }
@@ -145,6 +148,7 @@ export class PlatformStore {
       const current = this.live.get(callNum) ?? ((await this.db.get(callKey(callNum))) as Call | undefined);
       if (!current) throw new PlatformError('CALL_NOT_FOUND', `no call ${callNum}`);
       if (isFinal(current.status)) {
+        this.lateResults += 1;
         throw new PlatformError('CALL_ALREADY_FINAL', `call ${callNum} is already ${current.status}`, { call: current });
       }
       const updated: Call = { ...current, ...patch };

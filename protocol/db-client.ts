@@ -24,7 +24,7 @@ export class DbClient {
     return this.rpc.request<T>(msgType, content, timeoutMs);
   }
 
-  ping(timeoutMs?: number): Promise<{ ok: true; calls: number }> {
+  ping(timeoutMs?: number): Promise<{ ok: true; calls: number; lateResults: number }> {
     return this.call('ping', {}, timeoutMs);
   }
 

@@ -92,3 +92,20 @@ describe('db-service on a real LevelDB behind a real ZeroMQ socket', () => {
     expect((await db.ping()).ok).toBe(true);
   });
 });
+
+describe('late results', () => {
+  test('a write to a call that already ended is refused and counted', async () => {
+    const platform = await TestPlatform.start({ services: ['db'] });
+    const db = new DbClient(platform.env.FAAS_DB_ENDPOINT!, { timeoutMs: 5000 }).start();
+    try {
+      await db.ping(10_000);
+      const call = await db.createCall({ funcName: 'f', params: {} });
+      await db.updateCall(call.callNum, { status: 'ERROR', reason: 'node_lost' });
+      await expect(db.updateCall(call.callNum, { status: 'DONE', result: 'late' })).rejects.toMatchObject({ code: 'CALL_ALREADY_FINAL' });
+      expect((await db.ping()).lateResults).toBe(1);
+    } finally {
+      db.close();
+      await platform.stop();
+    }
+  });
+});
