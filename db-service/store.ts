@@ -23,8 +23,8 @@ function callKey(callNum: number): string {
 export class PlatformStore {
   private readonly commits: GroupCommit;
   private lastCallNum = 0;
-  private readonly callLocks = new Map<number, Promise<unknown>>();
-  private readonly keyLocks = new Map<string, Promise<unknown>>();
+  /** Per-key chains that serialize read-modify-writes of one call or one idempotency key. */
+  private readonly locks = new Map<string, Promise<unknown>>();
   /** Calls not yet final, as last written: an update does not read them back from disk. */
   private readonly live = new Map<number, Call>();
   private static readonly MAX_LIVE = 200_000;
@@ -93,10 +93,9 @@ export class PlatformStore {
 
   /** The same key gives back the call it made the first time (checked and written under a per-key lock). */
   createCallOnce(input: DbRequest<'createCallOnce'>): Promise<{ call: Call; created: boolean }> {
-    const lockKey = IDEMPOTENCY + input.key;
-    const previous = this.keyLocks.get(lockKey) ?? Promise.resolve();
-    const next = previous.catch(() => undefined).then(async () => {
-      const existing = (await this.db.get(lockKey)) as number | undefined;
+    const key = IDEMPOTENCY + input.key;
+    return this.serialized(key, async () => {
+      const existing = (await this.db.get(key)) as number | undefined;
       if (existing !== undefined) {
         const call = await this.getCall(existing);
         if (!call) throw new PlatformError('CALL_NOT_FOUND', `the call of this key (${existing}) is gone`);
@@ -105,14 +104,9 @@ export class PlatformStore {
         }
         return { call, created: false };
       }
-      const call = await this.createCall(input, [{ type: 'put', key: lockKey, value: 0 }]);
+      const call = await this.createCall(input, [{ type: 'put', key, value: 0 }]);
       return { call, created: true };
     });
-    this.keyLocks.set(lockKey, next);
-    void next.finally(() => {
-      if (this.keyLocks.get(lockKey) === next) this.keyLocks.delete(lockKey);
-    }).catch(() => undefined);
-    return next;
   }
 
   async createCall(input: DbRequest<'createCall'>, extra: Array<{ type: 'put'; key: string; value: unknown }> = []): Promise<Call> {
@@ -143,8 +137,7 @@ export class PlatformStore {
 
   /** Read-modify-write under a per-call lock; the first final state wins. */
   updateCall(callNum: number, patch: CallPatch): Promise<Call> {
-    const previous = this.callLocks.get(callNum) ?? Promise.resolve();
-    const next = previous.catch(() => undefined).then(async () => {
+    return this.serialized(callKey(callNum), async () => {
       const current = this.live.get(callNum) ?? ((await this.db.get(callKey(callNum))) as Call | undefined);
       if (!current) throw new PlatformError('CALL_NOT_FOUND', `no call ${callNum}`);
       if (isFinal(current.status)) {
@@ -157,10 +150,18 @@ export class PlatformStore {
       else if (this.live.has(callNum) || this.live.size < PlatformStore.MAX_LIVE) this.live.set(callNum, updated);
       return updated;
     });
-    this.callLocks.set(callNum, next);
-    void next.finally(() => {
-      if (this.callLocks.get(callNum) === next) this.callLocks.delete(callNum);
-    }).catch(() => undefined);
+  }
+
+  /** Runs `task` after every earlier task of the same key has settled, in arrival order. */
+  private serialized<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(key) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(task);
+    this.locks.set(key, next);
+    void next
+      .finally(() => {
+        if (this.locks.get(key) === next) this.locks.delete(key);
+      })
+      .catch(() => undefined);
     return next;
   }
 
