@@ -9,6 +9,8 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 /** Function packages fetched from the api by hash, verified, and kept on this node. */
 export class PackageCache {
   private readonly inflight = new Map<string, Promise<string>>();
+  /** Packages known to be on disk: every call asks, so the answer comes from memory. */
+  private readonly known = new Map<string, string>();
 
   constructor(
     private readonly dir: string,
@@ -22,8 +24,13 @@ export class PackageCache {
   /** The local path of the package, downloading it once. */
   get(sha256: string): Promise<string> {
     if (!/^[a-f0-9]{64}$/.test(sha256)) return Promise.reject(new Error(`bad package hash ${sha256}`));
+    const cached = this.known.get(sha256);
+    if (cached) return Promise.resolve(cached);
     const file = path.join(this.dir, `${sha256}.tar.gz`);
-    if (existsSync(file)) return Promise.resolve(file);
+    if (existsSync(file)) {
+      this.known.set(sha256, file);
+      return Promise.resolve(file);
+    }
     let pending = this.inflight.get(sha256);
     if (!pending) {
       pending = this.download(sha256, file).finally(() => this.inflight.delete(sha256));
@@ -48,6 +55,7 @@ export class PackageCache {
       const actual = hash.digest('hex');
       if (actual !== sha256) throw new Error(`package ${sha256.slice(0, 12)} arrived with hash ${actual.slice(0, 12)}`);
       await rename(temp, file);
+      this.known.set(sha256, file);
       return file;
     } finally {
       await rm(temp, { force: true });
