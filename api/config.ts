@@ -1,5 +1,6 @@
 import path from 'node:path';
-import { envEndpoint, envInt, envOneOf, envString } from '../protocol/config';
+import { envBool, envEndpoint, envInt, envOneOf, envString } from '../protocol/config';
+import type { LimitMaxima } from '../protocol/limits';
 
 export interface ApiConfig {
   /** HTTP address. FAAS_API_HOST (default 127.0.0.1) and FAAS_API_PORT (default 3000). */
@@ -24,6 +25,12 @@ export interface ApiConfig {
   maxQueuePerFunction: number;
   /** Invocation policy: warm (default), home, least-loaded. FAAS_SCHEDULER. */
   scheduler: 'warm' | 'home' | 'least-loaded';
+  /**
+   * What a function may ask for at registration: FAAS_MAX_TIMEOUT_MS (default 300000),
+   * FAAS_MAX_MEMORY_MB (2048), FAAS_MAX_CPUS (4), FAAS_MAX_CONCURRENCY (1000), and
+   * FAAS_ALLOW_FUNCTION_NETWORK (false: every function runs without a network).
+   */
+  limits: LimitMaxima;
 }
 
 export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
@@ -40,5 +47,12 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     maxQueue: envInt(env, 'FAAS_MAX_QUEUE', 100_000, { min: 1, max: 10_000_000 }),
     maxQueuePerFunction: envInt(env, 'FAAS_MAX_QUEUE_PER_FUNCTION', 20_000, { min: 1, max: 10_000_000 }),
     scheduler: envOneOf(env, 'FAAS_SCHEDULER', 'warm', ['warm', 'home', 'least-loaded'] as const),
+    limits: {
+      maxTimeoutMs: envInt(env, 'FAAS_MAX_TIMEOUT_MS', 300_000, { min: 100, max: 3_600_000 }),
+      maxMemoryMb: envInt(env, 'FAAS_MAX_MEMORY_MB', 2048, { min: 16, max: 1_048_576 }),
+      maxCpus: envInt(env, 'FAAS_MAX_CPUS', 4, { min: 1, max: 1024 }),
+      maxConcurrency: envInt(env, 'FAAS_MAX_CONCURRENCY', 1000, { min: 1, max: 1_000_000 }),
+      allowNetwork: envBool(env, 'FAAS_ALLOW_FUNCTION_NETWORK', false),
+    },
   };
 }

@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import multer from 'multer';
 import { PlatformError, asPlatformError } from '../protocol/errors';
+import { resolveLimits } from '../protocol/limits';
 import { isValidName } from '../protocol/names';
 import { functionOptionsSchema, invokeInputSchema, runtimeInputSchema } from '../protocol/schemas';
 import type { FunctionRecord, Runtime } from '../protocol/types';
@@ -64,6 +65,12 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
         void platform.packages.discard(file.path);
         return next(new PlatformError('BAD_REQUEST', zodMessage(options.error)));
       }
+      const resolved = resolveLimits(options.data, config.limits);
+      if ('error' in resolved) {
+        void platform.packages.discard(file.path);
+        return next(new PlatformError('INVALID_LIMITS', resolved.error));
+      }
+      const { limits } = resolved;
       platform.packages
         .ingest(file.path)
         .then(async (pkg) => {
@@ -79,6 +86,7 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
             ...(options.data.handler ? { handler: options.data.handler } : {}),
             ...(options.data.preload ? { preload: options.data.preload } : {}),
             ...(options.data.idempotent === 'true' ? { idempotent: true } : {}),
+            ...(Object.keys(limits).length > 0 ? { limits } : {}),
           };
           const { created } = await platform.registerFunction(fn);
           res.status(created ? 201 : 200).json(fn);

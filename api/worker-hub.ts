@@ -4,7 +4,7 @@ import * as zmq from 'zeromq';
 import { decodeMessage, encodeRequest, isReply, MAX_FRAME_BYTES } from '../protocol/envelope';
 import type { Logger } from '../protocol/log';
 import { Outbox } from '../protocol/outbox';
-import type { ApiToWorker, Invocation, WorkerToApi } from '../protocol/worker-messages';
+import { warmKey, type ApiToWorker, type Invocation, type WorkerToApi } from '../protocol/worker-messages';
 import type { Call, FunctionRecord, Runtime } from '../protocol/types';
 
 export interface WorkerNode {
@@ -39,6 +39,9 @@ export interface WorkerHubOptions {
  * not a silent drop) that knows which workers are alive, hands pending calls to the least loaded
  * one with a free slot, and reports calls that end ('callDone') or lose their worker ('lost').
  */
+/** How far past calls held back by their function's concurrency limit one pump looks. */
+const MAX_SKIPPED = 10_000;
+
 export class WorkerHub extends EventEmitter {
   private readonly socket = new zmq.Router({ linger: 0, mandatory: true, receiveHighWaterMark: 0, sendHighWaterMark: 0, maxMessageSize: MAX_FRAME_BYTES });
   private readonly outbox: Outbox;
@@ -119,15 +122,36 @@ export class WorkerHub extends EventEmitter {
     this.outbox.send([routingId, encodeRequest(randomUUID(), msgType, content)]);
   }
 
+  /**
+   * Sends queued calls to free workers, oldest first. A call of a function at its concurrency
+   * limit waits without holding up the calls behind it (the scan past such calls is bounded).
+   */
   private pump(): void {
-    while (this.queue.length > 0) {
-      const worker = this.choose(this.queue[0]!);
+    let index = 0;
+    while (index < this.queue.length && index < MAX_SKIPPED) {
+      const invocation = this.queue[index]!;
+      if (this.atConcurrencyLimit(invocation.fn)) {
+        index += 1;
+        continue;
+      }
+      const worker = this.choose(invocation);
       if (!worker) return;
-      const invocation = this.queue.shift()!;
+      if (index === 0) this.queue.shift();
+      else this.queue.splice(index, 1);
       this.countQueued(invocation, -1);
       worker.inflight.set(invocation.call.callNum, invocation);
       this.send(worker.routingId, 'invoke', invocation);
     }
+  }
+
+  private atConcurrencyLimit(fn: FunctionRecord): boolean {
+    const limit = fn.limits?.concurrency;
+    if (limit === undefined) return false;
+    let running = 0;
+    for (const worker of this.workers.values()) {
+      for (const invocation of worker.inflight.values()) if (invocation.fn.functionName === fn.functionName) running += 1;
+    }
+    return running >= limit;
   }
 
   /**
@@ -144,7 +168,7 @@ export class WorkerHub extends EventEmitter {
     const policy = this.options.policy ?? 'warm';
     if (policy === 'least-loaded') return leastLoaded(free);
     if (policy === 'warm') {
-      const key = `${invocation.fn.functionName}@${invocation.fn.version}`;
+      const key = warmKey(invocation.fn);
       const warm = free.filter((w) => (w.warm[key] ?? 0) > 0);
       if (warm.length > 0) return leastLoaded(warm);
     }

@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { Writable } from 'node:stream';
 import Docker from 'dockerode';
 import { PlatformError } from '../protocol/errors';
+import type { Sandbox } from '../protocol/limits';
 
 /** The last `max` characters of a text: where a failing program says why. */
 export function tail(text: string, max: number): string {
@@ -34,6 +35,34 @@ export class CappedBuffer extends Writable {
   }
 }
 
+/**
+ * How every function container is fenced in: no network unless allowed, a read-only root with a
+ * small writable /tmp, no capabilities, no privilege gain, a non-root user, and caps on memory
+ * (swap included), CPU, processes and open files. Docker keeps no log of it: the platform reads
+ * the output itself, up to its caps. `writable` adds a tmpfs where a stem cell receives its code.
+ */
+export function sandboxHostConfig(sandbox: Sandbox, writable?: string): Docker.HostConfig {
+  const [uid, gid] = sandbox.user.split(':');
+  const tmpfs: Record<string, string> = { '/tmp': `rw,nosuid,nodev,size=${sandbox.tmpfsBytes},mode=1777` };
+  if (writable) tmpfs[writable] = `rw,nosuid,nodev,size=${sandbox.tmpfsBytes},mode=0755,uid=${uid},gid=${gid}`;
+  return {
+    NetworkMode: sandbox.network,
+    ReadonlyRootfs: true,
+    Tmpfs: tmpfs,
+    CapDrop: ['ALL'],
+    SecurityOpt: ['no-new-privileges'],
+    PidsLimit: sandbox.pidsLimit,
+    Memory: sandbox.memoryBytes,
+    MemorySwap: sandbox.memoryBytes,
+    NanoCpus: sandbox.nanoCpus,
+    Ulimits: [{ Name: 'nofile', Soft: sandbox.nofile, Hard: sandbox.nofile }],
+    LogConfig: { Type: 'none', Config: {} },
+  };
+}
+
+/** Environment every function container gets: a HOME it can write. */
+export const SANDBOX_ENV = ['HOME=/tmp', 'TMPDIR=/tmp'];
+
 export interface RunSpec {
   image: string;
   /** Shell command, run with `sh -c`. */
@@ -43,10 +72,9 @@ export interface RunSpec {
   labels: Record<string, string>;
   stdin: string;
   timeoutMs: number;
-  memoryBytes: number;
+  sandbox: Sandbox;
   maxStdoutBytes: number;
   maxStderrBytes: number;
-  networkMode?: string;
 }
 
 export interface RunOutcome {
@@ -102,7 +130,8 @@ export class ContainerDriver {
       Image: spec.image,
       Cmd: ['sh', '-c', spec.cmd],
       WorkingDir: spec.workingDir,
-      Env: spec.env,
+      Env: [...SANDBOX_ENV, ...spec.env],
+      User: spec.sandbox.user,
       Labels: spec.labels,
       AttachStdin: true,
       AttachStdout: true,
@@ -110,12 +139,7 @@ export class ContainerDriver {
       OpenStdin: true,
       StdinOnce: true,
       Tty: false,
-      HostConfig: {
-        NetworkMode: spec.networkMode ?? 'none',
-        Memory: spec.memoryBytes,
-        MemorySwap: spec.memoryBytes,
-        LogConfig: { Type: 'none', Config: {} },
-      },
+      HostConfig: sandboxHostConfig(spec.sandbox),
     });
     const stdout = new CappedBuffer(spec.maxStdoutBytes);
     const stderr = new CappedBuffer(spec.maxStderrBytes);
@@ -185,7 +209,9 @@ export class ContainerDriver {
       WorkingDir: spec.workingDir,
       Labels: spec.labels,
       Tty: false,
-      HostConfig: { NetworkMode: spec.networkMode },
+      // The dependencies step needs the network and a writable image (pip, npm), but gains no
+      // privileges and cannot fork without bound.
+      HostConfig: { NetworkMode: spec.networkMode, SecurityOpt: ['no-new-privileges'], PidsLimit: 1024, Memory: 2048 * 1024 * 1024 },
     });
     const log = new CappedBuffer(64 * 1024);
     let timer: NodeJS.Timeout | undefined;

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import * as tar from 'tar';
 import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
-import type { ContainerDriver } from './container-driver';
+import type { Sandbox } from '../protocol/limits';
+import { SANDBOX_ENV, sandboxHostConfig, type ContainerDriver } from './container-driver';
 
 export interface HandlerSpec {
   image: string;
@@ -15,9 +15,8 @@ export interface HandlerSpec {
   handler: string;
   env: string[];
   labels: Record<string, string>;
-  memoryBytes: number;
+  sandbox: Sandbox;
   startTimeoutMs: number;
-  maxLogBytes: number;
   /** false: start the bootstrap but load no function yet (a stem cell). */
   load?: boolean;
 }
@@ -26,6 +25,7 @@ export type HandlerOutcome =
   | { kind: 'ok'; result: string; stdout: string; stderr: string; truncated: boolean }
   | { kind: 'error'; error: string; stdout: string; stderr: string; truncated: boolean; exited: boolean }
   | { kind: 'timeout'; stdout: string; stderr: string; truncated: boolean }
+  | { kind: 'too_large'; stdout: string; stderr: string; truncated: boolean }
   | { kind: 'crashed'; exitCode: number | null; oomKilled: boolean; stdout: string; stderr: string; truncated: boolean };
 
 interface Frame {
@@ -37,6 +37,9 @@ interface Frame {
   stdout?: string;
   stderr?: string;
   exit?: boolean;
+  /** The bootstrap refused a result past FAAS_MAX_RESULT_BYTES. */
+  tooLarge?: boolean;
+  stdoutTruncated?: boolean;
 }
 
 export class HandlerStartError extends Error {
@@ -59,7 +62,10 @@ export class HandlerContainer {
   private waiting?: { resolve: (frame: Frame) => void; reject: (err: Error) => void; op: string; id?: number };
   private logOut = '';
   private logErr = '';
-  private logTruncated = false;
+  private cutOut = false;
+  private cutErr = false;
+  /** A frame line grew past any answer the bootstrap may send: the container is stopped. */
+  private oversized = false;
   private partial = '';
   /** Frames that arrived before anyone waited for them. */
   private readonly early: Frame[] = [];
@@ -86,7 +92,15 @@ export class HandlerContainer {
       Image: spec.image,
       Cmd: ['sh', '-c', `exec ${spec.cmd}`],
       WorkingDir: spec.workingDir,
-      Env: [...spec.env, `FAAS_FRAME_TOKEN=${token}`, `FAAS_WORKDIR=${spec.workingDir}`, `FAAS_MAX_LOG_BYTES=${spec.maxLogBytes}`],
+      Env: [
+        ...SANDBOX_ENV,
+        ...spec.env,
+        `FAAS_FRAME_TOKEN=${token}`,
+        `FAAS_WORKDIR=${spec.workingDir}`,
+        `FAAS_MAX_LOG_BYTES=${spec.sandbox.maxLogBytes}`,
+        `FAAS_MAX_RESULT_BYTES=${spec.sandbox.maxResultBytes}`,
+      ],
+      User: spec.sandbox.user,
       Labels: spec.labels,
       AttachStdin: true,
       AttachStdout: true,
@@ -94,12 +108,8 @@ export class HandlerContainer {
       OpenStdin: true,
       StdinOnce: false,
       Tty: false,
-      HostConfig: {
-        NetworkMode: 'none',
-        Memory: spec.memoryBytes,
-        MemorySwap: spec.memoryBytes,
-        LogConfig: { Type: 'none', Config: {} },
-      },
+      // A stem cell's code arrives later, over its channel, into a writable working folder.
+      HostConfig: sandboxHostConfig(spec.sandbox, spec.load === false ? spec.workingDir : undefined),
     });
     const handler = new HandlerContainer(driver, container, spec, token);
     try {
@@ -138,50 +148,59 @@ export class HandlerContainer {
   }
 
   /**
-   * Turns a stem cell into a function's container: its package goes in, then it is loaded. A small
-   * package travels over the container's own channel (a millisecond); a large one through the
-   * Docker API's archive upload (about a hundred).
+   * Turns a stem cell into a function's container: its package travels over the container's own
+   * channel (about a millisecond) into the writable working folder, then it is loaded. The root
+   * filesystem is read-only, so the Docker API's archive upload is not an option here.
    */
   async inject(packagePath: string, handler: string): Promise<void> {
-    if ((await stat(packagePath)).size <= INLINE_PACKAGE_BYTES) {
-      const files = await packageFiles(packagePath);
-      const written = await this.request({ op: 'files', files }, 'files', this.spec.startTimeoutMs);
-      if (written.error) throw new HandlerStartError('the function could not be put into the container', written.error);
-    } else {
-      await this.container.putArchive(createReadStream(packagePath), { path: this.spec.workingDir });
-    }
+    if ((await stat(packagePath)).size > INLINE_PACKAGE_BYTES) throw new HandlerStartError('the package is too large for a stem cell', '');
+    const files = await packageFiles(packagePath);
+    const written = await this.request({ op: 'files', files }, 'files', this.spec.startTimeoutMs);
+    if (written.error) throw new HandlerStartError('the function could not be put into the container', written.error);
     await this.load(handler);
   }
 
   async invoke(id: number, params: unknown, timeoutMs: number): Promise<HandlerOutcome> {
     this.logOut = '';
     this.logErr = '';
-    this.logTruncated = false;
+    this.cutOut = false;
+    this.cutErr = false;
     this.calls += 1;
     try {
       const frame = await this.request({ op: 'call', id, params }, 'result', timeoutMs, id);
-      const stdout = (frame.stdout ?? '') + this.logOut;
-      const stderr = (frame.stderr ?? '') + this.logErr;
+      if (frame.stdoutTruncated) this.cutOut = true;
+      const logs = this.logs(frame.stdout ?? '');
       this.lastUsed = Date.now();
-      if (frame.ok) return { kind: 'ok', result: frame.result ?? 'null', stdout, stderr, truncated: this.logTruncated };
-      return { kind: 'error', error: frame.error ?? 'the handler failed', stdout, stderr, truncated: this.logTruncated, exited: Boolean(frame.exit) };
+      if (frame.tooLarge) return { kind: 'too_large', ...logs };
+      if (frame.ok) return { kind: 'ok', result: frame.result ?? 'null', ...logs };
+      return { kind: 'error', error: frame.error ?? 'the handler failed', ...logs, exited: Boolean(frame.exit) };
     } catch (err) {
       if (err instanceof TimeoutError) {
         await this.dispose();
-        return { kind: 'timeout', stdout: this.logOut, stderr: this.logErr, truncated: this.logTruncated };
+        return { kind: 'timeout', ...this.logs('') };
+      }
+      if (this.oversized) {
+        await this.dispose();
+        return { kind: 'too_large', ...this.logs('') };
       }
       const status = await this.exited?.catch(() => undefined);
       const info = await this.container.inspect().catch(() => undefined);
       await this.dispose();
-      return {
-        kind: 'crashed',
-        exitCode: status?.StatusCode ?? null,
-        oomKilled: Boolean(info?.State?.OOMKilled),
-        stdout: this.logOut,
-        stderr: this.logErr,
-        truncated: this.logTruncated,
-      };
+      return { kind: 'crashed', exitCode: status?.StatusCode ?? null, oomKilled: Boolean(info?.State?.OOMKilled), ...this.logs('') };
     }
+  }
+
+  /** The call's logs, each cut one ending with a marker. */
+  private logs(captured: string): { stdout: string; stderr: string; truncated: boolean } {
+    const limit = this.spec.sandbox.maxLogBytes;
+    const marker = `\n[faas: output truncated at ${limit} bytes]\n`;
+    const stdout = (captured + this.logOut).slice(0, limit);
+    const cutOut = this.cutOut || captured.length + this.logOut.length > limit;
+    return {
+      stdout: cutOut ? stdout + marker : stdout,
+      stderr: this.cutErr ? this.logErr + marker : this.logErr,
+      truncated: cutOut || this.cutErr,
+    };
   }
 
   async dispose(): Promise<void> {
@@ -225,9 +244,19 @@ export class HandlerContainer {
     const text = this.partial + chunk.toString('utf8');
     const lines = text.split('\n');
     this.partial = lines.pop() ?? '';
-    if (this.partial.length > this.spec.maxLogBytes) {
-      this.appendLog('out', this.partial);
-      this.partial = '';
+    if (this.partial.length > this.spec.sandbox.maxLogBytes) {
+      if (this.partial.startsWith(this.token)) {
+        // An answer still growing: past any size the bootstrap may send, the container is stopped.
+        if (this.partial.length > 4 * (this.spec.sandbox.maxResultBytes + this.spec.sandbox.maxLogBytes) + 65_536) {
+          this.partial = '';
+          this.oversized = true;
+          this.fail(new Error('an answer past the size limit'));
+          void this.container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
+        }
+      } else {
+        this.appendLog('out', this.partial);
+        this.partial = '';
+      }
     }
     for (const line of lines) {
       if (line.startsWith(this.token + ' ')) {
@@ -252,12 +281,13 @@ export class HandlerContainer {
 
   private appendLog(stream: 'out' | 'err', text: string): void {
     const current = stream === 'out' ? this.logOut : this.logErr;
-    if (current.length >= this.spec.maxLogBytes) {
-      this.logTruncated = true;
-      return;
+    const room = this.spec.sandbox.maxLogBytes - current.length;
+    if (text.length > room) {
+      if (stream === 'out') this.cutOut = true;
+      else this.cutErr = true;
     }
-    const next = current + text.slice(0, this.spec.maxLogBytes - current.length);
-    if (next.length - current.length < text.length) this.logTruncated = true;
+    if (room <= 0) return;
+    const next = current + text.slice(0, room);
     if (stream === 'out') this.logOut = next;
     else this.logErr = next;
   }
@@ -276,7 +306,8 @@ export class HandlerContainer {
 
 class TimeoutError extends Error {}
 
-const INLINE_PACKAGE_BYTES = 2 * 1024 * 1024;
+/** Packages up to this size go into a stem cell over its channel; larger ones get an image of their own. */
+export const INLINE_PACKAGE_BYTES = 2 * 1024 * 1024;
 
 /** The files of a (checked, canonical) package, base64, for the bootstrap to write. */
 async function packageFiles(packagePath: string): Promise<Array<{ path: string; mode: number; data: string }>> {

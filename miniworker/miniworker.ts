@@ -2,12 +2,13 @@ import { DbClient } from '../protocol/db-client';
 import { PlatformError } from '../protocol/errors';
 import { retrying } from '../protocol/retry';
 import { LABELS } from '../protocol/labels';
+import type { Sandbox } from '../protocol/limits';
 import type { Logger } from '../protocol/log';
 import { stemKey, warmKey, type Job, type Prewarm, type Stem } from '../protocol/worker-messages';
 import type { Call, CallPatch, Runtime } from '../protocol/types';
 import type { ContainerDriver } from './container-driver';
 import { HandlerContainer, HandlerStartError, type HandlerSpec } from './handler-container';
-import { CallRunner, handlerPatch, MAX_STDERR_BYTES } from './runner';
+import { CallRunner, handlerPatch } from './runner';
 
 const DEFAULT_HANDLER = 'handler.handle';
 /** A handler call still running after this long is marked RUNNING. */
@@ -59,9 +60,9 @@ export class Miniworker {
     }, RUNNING_AFTER_MS);
     let patch: CallPatch;
     try {
-      const container = await this.ensure(job, job.memoryBytes);
+      const container = await this.ensure(job, job.sandbox);
       const outcome = await container.invoke(call.callNum, call.params ?? {}, job.timeoutMs);
-      patch = handlerPatch(outcome, job.timeoutMs);
+      patch = handlerPatch(outcome, job.timeoutMs, job.sandbox);
       // A container that is not kept is removed after the call is reported, off the call's path.
       if (!job.keepWarm || !container.alive || (outcome.kind === 'error' && outcome.exited)) this.detach();
     } catch (err) {
@@ -94,7 +95,7 @@ export class Miniworker {
 
   /** Starts a warm container of this function version (handler mode), replacing any other. */
   async prewarm(request: Prewarm): Promise<void> {
-    await this.ensure({ ...request, injectable: false }, request.memoryBytes);
+    await this.ensure({ ...request, injectable: false }, request.sandbox);
   }
 
   /** Starts a stem cell: a container of the runtime with its bootstrap running and no function yet. */
@@ -103,7 +104,7 @@ export class Miniworker {
     if (this.warm?.key === key && this.warm.container.alive) return;
     await this.retire();
     const container = await HandlerContainer.start(this.driver, {
-      ...this.containerSpec(request.runtime, request.runtime.image, DEFAULT_HANDLER, request.memoryBytes),
+      ...this.containerSpec(request.runtime, request.runtime.image, DEFAULT_HANDLER, request.sandbox),
       labels: { [LABELS.platform]: this.options.platformLabel, [LABELS.node]: this.options.nodeId, [LABELS.role]: 'stem' },
       load: false,
     });
@@ -126,7 +127,7 @@ export class Miniworker {
     this.warm = undefined;
   }
 
-  private async ensure(job: Pick<Job, 'fn' | 'runtime' | 'image' | 'injectable' | 'packagePath'>, memoryBytes: number): Promise<HandlerContainer> {
+  private async ensure(job: Pick<Job, 'fn' | 'runtime' | 'image' | 'injectable' | 'packagePath'>, sandbox: Sandbox): Promise<HandlerContainer> {
     const key = warmKey(job.fn);
     const handler = job.fn.handler ?? DEFAULT_HANDLER;
     if (this.warm && this.warm.key === key && this.warm.container.alive) return this.warm.container;
@@ -144,7 +145,7 @@ export class Miniworker {
     }
     await this.retire();
     const container = await HandlerContainer.start(this.driver, {
-      ...this.containerSpec(job.runtime, job.image, handler, memoryBytes),
+      ...this.containerSpec(job.runtime, job.image, handler, sandbox),
       labels: {
         [LABELS.platform]: this.options.platformLabel,
         [LABELS.node]: this.options.nodeId,
@@ -157,16 +158,15 @@ export class Miniworker {
     return container;
   }
 
-  private containerSpec(runtime: Runtime, image: string, handler: string, memoryBytes: number): Omit<HandlerSpec, 'labels'> {
+  private containerSpec(runtime: Runtime, image: string, handler: string, sandbox: Sandbox): Omit<HandlerSpec, 'labels'> {
     return {
       image,
       cmd: runtime.run,
       workingDir: runtime.path,
       handler,
       env: [],
-      memoryBytes,
+      sandbox,
       startTimeoutMs: 60_000,
-      maxLogBytes: MAX_STDERR_BYTES,
     };
   }
 }

@@ -2,14 +2,13 @@ import { DbClient } from '../protocol/db-client';
 import { PlatformError } from '../protocol/errors';
 import { retrying } from '../protocol/retry';
 import { LABELS } from '../protocol/labels';
+import type { Sandbox } from '../protocol/limits';
 import type { Logger } from '../protocol/log';
 import type { Job } from '../protocol/worker-messages';
 import type { Call, CallPatch } from '../protocol/types';
 import { tail, type ContainerDriver, type RunOutcome } from './container-driver';
 import type { HandlerOutcome } from './handler-container';
 
-export const MAX_RESULT_BYTES = 1024 * 1024;
-export const MAX_STDERR_BYTES = 1024 * 1024;
 /** Linux refuses a single environment string past 128 KiB; larger params travel on stdin only. */
 const MAX_ENV_PARAMS = 100 * 1024;
 
@@ -57,11 +56,11 @@ export class CallRunner {
         },
         stdin: params,
         timeoutMs: job.timeoutMs,
-        memoryBytes: job.memoryBytes,
-        maxStdoutBytes: MAX_RESULT_BYTES,
-        maxStderrBytes: MAX_STDERR_BYTES,
+        sandbox: job.sandbox,
+        maxStdoutBytes: job.sandbox.maxResultBytes,
+        maxStderrBytes: job.sandbox.maxLogBytes,
       });
-      patch = finalPatch(outcome, job.timeoutMs);
+      patch = finalPatch(outcome, job.timeoutMs, job.sandbox);
     } catch (err) {
       log.error({ err: String(err) }, 'the container could not run');
       patch = { status: 'ERROR', reason: 'docker_error', error: `the container could not run: ${err instanceof Error ? err.message : String(err)}` };
@@ -79,12 +78,24 @@ export class CallRunner {
   }
 }
 
+/** Said at the end of a log that was cut, so that nobody mistakes it for the whole. */
+export function truncationMarker(limit: number): string {
+  return `\n[faas: output truncated at ${limit} bytes]\n`;
+}
+
+function tooLarge(limit: number): CallPatch {
+  return { status: 'ERROR', reason: 'result_too_large', truncated: true, result: '', error: `the result is larger than the ${limit} bytes a call may return` };
+}
+
 /** The final state of a handler-mode call from what its container answered. */
-export function handlerPatch(outcome: HandlerOutcome, timeoutMs: number): CallPatch {
+export function handlerPatch(outcome: HandlerOutcome, timeoutMs: number, sandbox: Pick<Sandbox, 'maxResultBytes'>): CallPatch {
   const logs: CallPatch = { stdout: outcome.stdout, stderr: outcome.stderr, ...(outcome.truncated ? { truncated: true } : {}) };
   switch (outcome.kind) {
     case 'ok':
+      if (Buffer.byteLength(outcome.result) > sandbox.maxResultBytes) return { ...logs, ...tooLarge(sandbox.maxResultBytes) };
       return { ...logs, status: 'DONE', result: outcome.result };
+    case 'too_large':
+      return { ...logs, ...tooLarge(sandbox.maxResultBytes) };
     case 'error':
       return { ...logs, status: 'ERROR', reason: 'handler_error', error: tail(outcome.error, 4000) };
     case 'timeout':
@@ -101,15 +112,18 @@ export function handlerPatch(outcome: HandlerOutcome, timeoutMs: number): CallPa
   }
 }
 
-export function finalPatch(outcome: RunOutcome, timeoutMs: number): CallPatch {
+export function finalPatch(outcome: RunOutcome, timeoutMs: number, sandbox: Pick<Sandbox, 'maxResultBytes' | 'maxLogBytes'>): CallPatch {
   const truncated = outcome.stdoutTruncated || outcome.stderrTruncated;
-  const base: CallPatch = { stderr: outcome.stderr, ...(truncated ? { truncated: true } : {}) };
+  const stderr = outcome.stderrTruncated ? outcome.stderr + truncationMarker(sandbox.maxLogBytes) : outcome.stderr;
+  const base: CallPatch = { stderr, ...(truncated ? { truncated: true } : {}) };
   if (outcome.timedOut) {
     return { ...base, status: 'TIMEOUT', reason: 'timeout', error: `the call ran past its timeout of ${timeoutMs} ms`, result: '' };
   }
   if (outcome.oomKilled) {
     return { ...base, status: 'ERROR', reason: 'out_of_memory', exitCode: outcome.exitCode ?? 137, error: 'the function ran out of memory', result: '' };
   }
+  // In process mode stdout is the result: past its cap the call is refused rather than cut.
+  if (outcome.stdoutTruncated) return { ...base, ...tooLarge(sandbox.maxResultBytes), ...(outcome.exitCode !== null ? { exitCode: outcome.exitCode } : {}) };
   if (outcome.exitCode === 0) {
     return { ...base, status: 'DONE', exitCode: 0, result: outcome.stdout.replace(/\r?\n$/, '') };
   }

@@ -26,12 +26,29 @@ export function envInt(env: Env, name: string, fallback: number, range: { min?: 
   return value;
 }
 
+export function envNumber(env: Env, name: string, fallback: number, range: { min: number; max: number }): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d{1,9}(\.\d{1,6})?$/.test(raw.trim())) throw new ConfigError(`${name} must be a number, got "${raw}"`);
+  const value = Number(raw);
+  if (value < range.min || value > range.max) throw new ConfigError(`${name} must be between ${range.min} and ${range.max}, got ${value}`);
+  return value;
+}
+
 export function envEndpoint(env: Env, name: string, fallback: string): string {
   const value = envString(env, name, fallback);
   if (!/^(tcp|ipc|inproc):\/\/.+/.test(value)) {
     throw new ConfigError(`${name} must be a ZeroMQ endpoint such as tcp://127.0.0.1:5555, got "${value}"`);
   }
   return value;
+}
+
+export function envBool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
 }
 
 export function envOneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {

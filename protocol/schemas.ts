@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { functionLimitsSchema, limitFieldsSchema } from './limits';
 import { NAME_PATTERN } from './names';
 
 /** Schemas shared by the HTTP api and the db-service protocol; each object is validated where it enters. */
@@ -38,6 +39,7 @@ export const functionSchema = z.object({
   handler: z.string().optional(),
   preload: z.enum(['none', 'runtime', 'function']).optional(),
   idempotent: z.boolean().optional(),
+  limits: functionLimitsSchema.optional(),
 });
 
 /** Optional fields of the registerFunction multipart form, beside the `module` file. */
@@ -45,7 +47,7 @@ export const functionOptionsSchema = z.object({
   handler: z.string().regex(/^[A-Za-z_][A-Za-z0-9_./-]{0,127}$/, 'must look like module.attribute').optional(),
   preload: z.enum(['none', 'runtime', 'function']).optional(),
   idempotent: z.enum(['true', 'false']).optional(),
-});
+}).merge(limitFieldsSchema);
 
 export const callPatchSchema = z
   .object({
@@ -72,6 +74,7 @@ export const callPatchSchema = z
       'handler_crashed',
       'load_failed',
       'function_missing',
+      'result_too_large',
     ]),
     error: z.string(),
     truncated: z.boolean(),

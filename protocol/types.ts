@@ -1,3 +1,5 @@
+import type { FunctionLimits } from './limits';
+
 /** The objects the platform stores, as in the seed: RUNTIME, FUNCTION and CALL. */
 
 export type CallStatus = 'PENDING' | 'RUNNING' | 'DONE' | 'ERROR' | 'TIMEOUT';
@@ -43,6 +45,8 @@ export interface FunctionRecord {
   preload?: PreloadPolicy;
   /** Safe to run twice: a call that loses its node is queued once more instead of ending ERROR. */
   idempotent?: boolean;
+  /** Limits set at registration; what is not set takes the node's default. */
+  limits?: FunctionLimits;
 }
 
 /** Why a call ended ERROR, when the platform rather than the function decided it. */
@@ -59,7 +63,8 @@ export type CallReason =
   | 'handler_error'
   | 'handler_crashed'
   | 'load_failed'
-  | 'function_missing';
+  | 'function_missing'
+  | 'result_too_large';
 
 export interface Call {
   callNum: number;

@@ -1,3 +1,4 @@
+import { limitsTag, type Sandbox } from './limits';
 import type { Call, FunctionRecord, Runtime } from './types';
 
 /**
@@ -38,7 +39,7 @@ export interface ApiToWorker {
 export interface Job extends Invocation {
   image: string;
   timeoutMs: number;
-  memoryBytes: number;
+  sandbox: Sandbox;
   /** Handler mode: keep the container for the next call of this function version. */
   keepWarm: boolean;
   /** The function can run in a stem cell of its runtime (its dependencies step changed nothing outside its folder). */
@@ -50,23 +51,24 @@ export interface Job extends Invocation {
 /** A stem cell: a started container of a handler-mode runtime, without code yet. */
 export interface Stem {
   runtime: Runtime;
-  memoryBytes: number;
+  sandbox: Sandbox;
 }
 
 export function stemKey(runtimeName: string): string {
   return `stem:${runtimeName}`;
 }
 
-/** A warm container is known by function name and version. */
-export function warmKey(fn: Pick<FunctionRecord, 'functionName' | 'version'>): string {
-  return `${fn.functionName}@${fn.version}`;
+/** A warm container is known by function name, version and, when set, the function's own limits. */
+export function warmKey(fn: Pick<FunctionRecord, 'functionName' | 'version' | 'limits'>): string {
+  const base = `${fn.functionName}@${fn.version}`;
+  return fn.limits && Object.keys(fn.limits).length > 0 ? `${base}~${limitsTag(fn.limits)}` : base;
 }
 
 export interface Prewarm {
   fn: FunctionRecord;
   runtime: Runtime;
   image: string;
-  memoryBytes: number;
+  sandbox: Sandbox;
 }
 
 export interface MiniworkerToWorker {

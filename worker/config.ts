@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, envEndpoint, envInt, envString } from '../protocol/config';
+import { ConfigError, envEndpoint, envInt, envNumber, envString } from '../protocol/config';
 import type { PreloadPolicy } from '../protocol/types';
 
 export interface WorkerConfig {
@@ -40,6 +40,20 @@ export interface WorkerConfig {
   depsTimeoutMs: number;
   /** FAAS_HEARTBEAT_MS, default 1000. */
   heartbeatMs: number;
+  /** CPU quota of a function container, in CPUs. FAAS_CPUS, default 1. */
+  cpus: number;
+  /** Processes and threads a function container may have. FAAS_PIDS_LIMIT, default 128. */
+  pidsLimit: number;
+  /** Open files per process in a function container. FAAS_NOFILE, default 1024. */
+  nofile: number;
+  /** Size of the writable /tmp of a function container. FAAS_TMPFS_MB, default 64. */
+  tmpfsMb: number;
+  /** uid:gid functions run as; root is refused. FAAS_FUNCTION_USER, default 65534:65534 (nobody). */
+  functionUser: string;
+  /** Largest result of a call. FAAS_MAX_RESULT_BYTES, default 1 MiB. */
+  maxResultBytes: number;
+  /** Largest stdout and stderr kept per call, each; the rest is cut with a marker. FAAS_MAX_LOG_BYTES, default 1 MiB. */
+  maxLogBytes: number;
 }
 
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
@@ -70,7 +84,22 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     depsNetwork: envString(env, 'FAAS_DEPS_NETWORK', 'bridge'),
     depsTimeoutMs: envInt(env, 'FAAS_DEPS_TIMEOUT_MS', 300_000, { min: 1000, max: 3_600_000 }),
     heartbeatMs: envInt(env, 'FAAS_HEARTBEAT_MS', 1000, { min: 50, max: 60_000 }),
+    cpus: envNumber(env, 'FAAS_CPUS', 1, { min: 0.01, max: 1024 }),
+    pidsLimit: envInt(env, 'FAAS_PIDS_LIMIT', 128, { min: 8, max: 65_536 }),
+    nofile: envInt(env, 'FAAS_NOFILE', 1024, { min: 16, max: 1_048_576 }),
+    tmpfsMb: envInt(env, 'FAAS_TMPFS_MB', 64, { min: 1, max: 65_536 }),
+    functionUser: functionUser(env.FAAS_FUNCTION_USER),
+    maxResultBytes: envInt(env, 'FAAS_MAX_RESULT_BYTES', 1024 * 1024, { min: 1024, max: 6 * 1024 * 1024 }),
+    maxLogBytes: envInt(env, 'FAAS_MAX_LOG_BYTES', 1024 * 1024, { min: 1024, max: 4 * 1024 * 1024 }),
   };
+}
+
+function functionUser(raw: string | undefined): string {
+  const value = raw === undefined || raw === '' ? '65534:65534' : raw;
+  const match = /^(\d{1,10}):(\d{1,10})$/.exec(value);
+  if (!match) throw new ConfigError(`FAAS_FUNCTION_USER must be uid:gid in numbers, such as 65534:65534, got "${value}"`);
+  if (Number(match[1]) === 0 || Number(match[2]) === 0) throw new ConfigError('FAAS_FUNCTION_USER must not be root (uid or gid 0)');
+  return value;
 }
 
 function preloadPolicy(raw: string | undefined): PreloadPolicy {

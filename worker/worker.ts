@@ -11,7 +11,9 @@ import type { Logger } from '../protocol/log';
 import { Outbox } from '../protocol/outbox';
 import type { ApiToWorker, Invocation, Job, WorkerToApi } from '../protocol/worker-messages';
 import type { Call, CallPatch, FunctionRecord, Runtime } from '../protocol/types';
+import { changesContainer, type Sandbox } from '../protocol/limits';
 import { ContainerDriver } from '../miniworker/container-driver';
+import { INLINE_PACKAGE_BYTES } from '../miniworker/handler-container';
 import type { WorkerConfig } from './config';
 import { FunctionImages, PrepareError, type FunctionImage } from './function-images';
 import { MiniworkerPool } from './miniworker-pool';
@@ -221,11 +223,13 @@ export class Worker {
       job: {
         ...invocation,
         image: image.ref,
-        injectable: image.injectable,
+        // A stem cell is made with the node's defaults and receives code over its channel: a function
+        // with its own container limits, or too large a package, gets a container of its own.
+        injectable: image.injectable && !changesContainer(invocation.fn.limits) && invocation.fn.size <= INLINE_PACKAGE_BYTES,
         packagePath,
         keepWarm,
-        timeoutMs: this.config.callTimeoutMs,
-        memoryBytes: this.config.memoryMb * 1024 * 1024,
+        timeoutMs: invocation.fn.limits?.timeoutMs ?? this.config.callTimeoutMs,
+        sandbox: this.sandboxFor(invocation.fn),
       },
       at: Date.now(),
     });
@@ -252,7 +256,7 @@ export class Worker {
   private learnRuntime(runtime: Runtime): void {
     this.runtimes.set(runtime.name, runtime);
     if (runtime.mode !== 'handler' || this.config.preload !== 'runtime') return;
-    this.pool.setStems({ runtime, memoryBytes: this.config.memoryMb * 1024 * 1024 }, this.config.prewarm);
+    this.pool.setStems({ runtime, sandbox: this.sandboxFor() }, this.config.prewarm);
   }
 
   /**
@@ -267,10 +271,26 @@ export class Worker {
       const image = await this.images.ensure(fn, runtime);
       await this.packages.get(fn.version);
       if (this.closing || policy !== 'function') return;
-      this.pool.prewarm({ fn, runtime, image: image.ref, memoryBytes: this.config.memoryMb * 1024 * 1024 }, this.config.prewarm);
+      this.pool.prewarm({ fn, runtime, image: image.ref, sandbox: this.sandboxFor(fn) }, this.config.prewarm);
     } catch (err) {
       this.log.warn({ function: fn.functionName, err: String(err) }, 'preloading failed');
     }
+  }
+
+  /** The node's sandbox settings with the function's own limits applied. */
+  private sandboxFor(fn?: FunctionRecord): Sandbox {
+    const limits = fn?.limits ?? {};
+    return {
+      memoryBytes: (limits.memoryMb ?? this.config.memoryMb) * 1024 * 1024,
+      nanoCpus: Math.round((limits.cpus ?? this.config.cpus) * 1e9),
+      pidsLimit: this.config.pidsLimit,
+      nofile: this.config.nofile,
+      tmpfsBytes: this.config.tmpfsMb * 1024 * 1024,
+      user: this.config.functionUser,
+      network: limits.network ? 'bridge' : 'none',
+      maxResultBytes: this.config.maxResultBytes,
+      maxLogBytes: this.config.maxLogBytes,
+    };
   }
 
   private report(call: Call): void {

@@ -17,6 +17,7 @@ const util = require('node:util');
 
 const TOKEN = process.env.FAAS_FRAME_TOKEN || '';
 const MAX_LOG = Number(process.env.FAAS_MAX_LOG_BYTES || 1024 * 1024);
+const MAX_RESULT = Number(process.env.FAAS_MAX_RESULT_BYTES || 1024 * 1024);
 const send = (frame) => fs.writeSync(1, `${TOKEN} ${JSON.stringify(frame)}\n`);
 
 let handler = null;
@@ -25,7 +26,10 @@ for (const name of ['log', 'info', 'debug']) {
   const original = console[name].bind(console);
   console[name] = (...args) => {
     if (!capture) return original(...args);
-    if (capture.stdout.length < MAX_LOG) capture.stdout += `${util.format(...args)}\n`;
+    const text = `${util.format(...args)}\n`;
+    const room = MAX_LOG - capture.stdout.length;
+    if (text.length > room) capture.cut = true;
+    if (room > 0) capture.stdout += text.slice(0, room);
   };
 }
 for (const name of ['warn', 'error']) {
@@ -60,17 +64,25 @@ function load(spec) {
 }
 
 async function call(request) {
-  capture = { stdout: '' };
+  capture = { stdout: '', cut: false };
   const frame = { op: 'result', id: request.id };
   try {
     const result = await handler(request.params);
-    frame.ok = true;
-    frame.result = JSON.stringify(result === undefined ? null : result);
+    const encoded = JSON.stringify(result === undefined ? null : result);
+    if (Buffer.byteLength(encoded) > MAX_RESULT) {
+      frame.ok = false;
+      frame.tooLarge = true;
+      frame.error = `the result is larger than ${MAX_RESULT} bytes`;
+    } else {
+      frame.ok = true;
+      frame.result = encoded;
+    }
   } catch (err) {
     frame.ok = false;
     frame.error = String((err && err.stack) || err).slice(-4000);
   }
-  frame.stdout = capture.stdout.slice(0, MAX_LOG);
+  frame.stdout = capture.stdout;
+  if (capture.cut) frame.stdoutTruncated = true;
   capture = null;
   send(frame);
 }

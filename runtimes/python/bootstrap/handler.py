@@ -25,10 +25,38 @@ os.dup2(2, 1)
 sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True)
 
 MAX_LOG = int(os.environ.get("FAAS_MAX_LOG_BYTES", str(1024 * 1024)))
+MAX_RESULT = int(os.environ.get("FAAS_MAX_RESULT_BYTES", str(1024 * 1024)))
+
+
+class CappedText(io.TextIOBase):
+    """What a call prints, kept up to MAX_LOG characters; the rest is counted, not stored."""
+
+    def __init__(self, limit):
+        super().__init__()
+        self.limit = limit
+        self.parts = []
+        self.size = 0
+        self.cut = False
+
+    def writable(self):
+        return True
+
+    def write(self, text):
+        room = self.limit - self.size
+        if len(text) > room:
+            self.cut = True
+        if room > 0:
+            part = text[:room]
+            self.parts.append(part)
+            self.size += len(part)
+        return len(text)
+
+    def getvalue(self):
+        return "".join(self.parts)
 
 
 def send(frame):
-    _proto.write(TOKEN + " " + json.dumps(frame, separators=(",", ":"), default=str) + "\n")
+    _proto.write(TOKEN + " " + json.dumps(frame, separators=(",", ":"), ensure_ascii=False, default=str) + "\n")
     _proto.flush()
 
 
@@ -105,19 +133,27 @@ def main():
                 send({"op": "loaded", "error": traceback.format_exc(limit=20)[-4000:]})
                 sys.exit(3)
         elif op == "call":
-            out = io.StringIO()
+            out = CappedText(MAX_LOG)
             frame = {"op": "result", "id": request.get("id")}
             try:
                 with contextlib.redirect_stdout(out):
                     result = run(handler, request.get("params"))
-                frame["ok"] = True
-                frame["result"] = json.dumps(result, separators=(",", ":"))
+                encoded = json.dumps(result, separators=(",", ":"), ensure_ascii=False)
+                if len(encoded.encode("utf-8")) > MAX_RESULT:
+                    frame["ok"] = False
+                    frame["tooLarge"] = True
+                    frame["error"] = f"the result is larger than {MAX_RESULT} bytes"
+                else:
+                    frame["ok"] = True
+                    frame["result"] = encoded
             except BaseException as exc:  # the function's error ends this call, not the container
                 if isinstance(exc, (SystemExit, KeyboardInterrupt)):
                     frame["exit"] = True
                 frame["ok"] = False
                 frame["error"] = traceback.format_exc(limit=20)[-4000:]
-            frame["stdout"] = out.getvalue()[:MAX_LOG]
+            frame["stdout"] = out.getvalue()
+            if out.cut:
+                frame["stdoutTruncated"] = True
             sys.stderr.flush()
             send(frame)
             if frame.get("exit"):
