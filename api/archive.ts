@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir, open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
@@ -13,9 +13,21 @@ export type ArchiveFormat = 'tar.gz' | 'zip';
 export interface ArchiveLimits {
   maxEntries: number;
   maxTotalBytes: number;
+  /** Unpacked size over packed size; past it (and past RATIO_FLOOR_BYTES unpacked) the archive is a bomb. */
+  maxRatio: number;
 }
 
-export const DEFAULT_ARCHIVE_LIMITS: ArchiveLimits = { maxEntries: 10_000, maxTotalBytes: 256 * 1024 * 1024 };
+export const DEFAULT_ARCHIVE_LIMITS: ArchiveLimits = { maxEntries: 10_000, maxTotalBytes: 256 * 1024 * 1024, maxRatio: 100 };
+/** Small archives may compress as well as they like: a ratio only matters past this many bytes. */
+const RATIO_FLOOR_BYTES = 1024 * 1024;
+
+/** Checks the running unpacked total against the caps; throws as soon as one is crossed. */
+function checkTotal(total: number, packedBytes: number, limits: ArchiveLimits): void {
+  if (total > limits.maxTotalBytes) throw new PlatformError('PAYLOAD_TOO_LARGE', `unpacked size exceeds ${limits.maxTotalBytes} bytes`);
+  if (total > RATIO_FLOOR_BYTES && total > limits.maxRatio * packedBytes) {
+    throw new PlatformError('INVALID_ARCHIVE', `the archive unpacks to more than ${limits.maxRatio} times its size (a zip bomb?)`);
+  }
+}
 
 /** The archive type from its first bytes, never from its name. */
 export async function detectFormat(file: string): Promise<ArchiveFormat> {
@@ -44,33 +56,13 @@ export function checkEntryPath(name: string): void {
 
 /** Extracts a .tar.gz or .zip into `dest` (an empty folder), refusing anything unsafe. */
 export async function extractArchive(file: string, format: ArchiveFormat, dest: string, limits = DEFAULT_ARCHIVE_LIMITS): Promise<void> {
-  if (format === 'tar.gz') await extractTar(file, dest, limits);
-  else await extractZip(file, dest, limits);
+  const packed = (await stat(file)).size;
+  if (format === 'tar.gz') await extractTar(file, packed, dest, limits);
+  else await extractZip(file, packed, dest, limits);
 }
 
-async function extractTar(file: string, dest: string, limits: ArchiveLimits): Promise<void> {
-  // First pass: read every header and refuse the whole archive on the first bad entry.
-  let entries = 0;
-  let total = 0;
-  try {
-    await tar.t({
-      file,
-      strict: true,
-      onReadEntry: (entry) => {
-        entries += 1;
-        total += entry.size ?? 0;
-        if (entry.type !== 'File' && entry.type !== 'Directory') {
-          throw new PlatformError('INVALID_ARCHIVE', `entry "${entry.path}" rejected: type ${entry.type} is not allowed`);
-        }
-        checkEntryPath(entry.path);
-        if (entries > limits.maxEntries) throw new PlatformError('INVALID_ARCHIVE', `more than ${limits.maxEntries} entries`);
-        if (total > limits.maxTotalBytes) throw new PlatformError('PAYLOAD_TOO_LARGE', `unpacked size exceeds ${limits.maxTotalBytes} bytes`);
-      },
-    });
-  } catch (err) {
-    if (err instanceof PlatformError) throw err;
-    throw new PlatformError('INVALID_ARCHIVE', `the .tar.gz cannot be read: ${err instanceof Error ? err.message : String(err)}`);
-  }
+async function extractTar(file: string, packed: number, dest: string, limits: ArchiveLimits): Promise<void> {
+  const entries = await scanTar(file, packed, limits);
   if (entries === 0) throw new PlatformError('INVALID_ARCHIVE', 'the archive is empty');
   try {
     await tar.x({
@@ -94,7 +86,7 @@ function openZip(file: string): Promise<yauzl.ZipFile> {
   });
 }
 
-async function extractZip(file: string, dest: string, limits: ArchiveLimits): Promise<void> {
+async function extractZip(file: string, packed: number, dest: string, limits: ArchiveLimits): Promise<void> {
   let zip: yauzl.ZipFile;
   try {
     zip = await openZip(file);
@@ -124,8 +116,11 @@ async function extractZip(file: string, dest: string, limits: ArchiveLimits): Pr
         if (mode !== 0 && mode !== 0o100000 && !(isDir && mode === 0o040000)) {
           return fail(new PlatformError('INVALID_ARCHIVE', `entry "${entry.fileName}" rejected: only files and folders are allowed`));
         }
-        if (total + entry.uncompressedSize > limits.maxTotalBytes) {
-          return fail(new PlatformError('PAYLOAD_TOO_LARGE', `unpacked size exceeds ${limits.maxTotalBytes} bytes`));
+        // The sizes the entry claims are checked first; the bytes it really gives are counted below.
+        try {
+          checkTotal(total + entry.uncompressedSize, packed, limits);
+        } catch (err) {
+          return fail(err);
         }
         const target = path.join(dest, entry.fileName);
         if (isDir) {
@@ -137,8 +132,12 @@ async function extractZip(file: string, dest: string, limits: ArchiveLimits): Pr
           const limit = new Transform({
             transform(chunk: Buffer, _enc, done) {
               total += chunk.length;
-              if (total > limits.maxTotalBytes) done(new PlatformError('PAYLOAD_TOO_LARGE', `unpacked size exceeds ${limits.maxTotalBytes} bytes`));
-              else done(null, chunk);
+              try {
+                checkTotal(total, packed, limits);
+                done(null, chunk);
+              } catch (err) {
+                done(err as Error);
+              }
             },
           });
           mkdir(path.dirname(target), { recursive: true })
@@ -155,6 +154,51 @@ async function extractZip(file: string, dest: string, limits: ArchiveLimits): Pr
     zip.close();
   }
   if (entries === 0) throw new PlatformError('INVALID_ARCHIVE', 'the archive is empty');
+}
+
+/**
+ * First pass over a .tar.gz: reads every header and refuses the whole archive on the first bad
+ * entry, stopping the read there (a bomb is never inflated past the cap). Returns the entry count.
+ */
+function scanTar(file: string, packed: number, limits: ArchiveLimits): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let entries = 0;
+    let total = 0;
+    let settled = false;
+    const source = createReadStream(file);
+    const finish = (err?: unknown) => {
+      if (settled) return;
+      settled = true;
+      source.destroy();
+      if (err === undefined) resolve(entries);
+      else if (err instanceof PlatformError) reject(err);
+      else reject(new PlatformError('INVALID_ARCHIVE', `the .tar.gz cannot be read: ${err instanceof Error ? err.message : String(err)}`));
+    };
+    const parser = new tar.Parser({
+      strict: true,
+      onReadEntry: (entry) => {
+        entry.resume();
+        if (settled) return;
+        try {
+          entries += 1;
+          total += entry.size ?? 0;
+          if (entry.type !== 'File' && entry.type !== 'Directory') {
+            throw new PlatformError('INVALID_ARCHIVE', `entry "${entry.path.slice(0, 200)}" rejected: type ${entry.type} is not allowed`);
+          }
+          checkEntryPath(entry.path);
+          if (entries > limits.maxEntries) throw new PlatformError('INVALID_ARCHIVE', `more than ${limits.maxEntries} entries`);
+          checkTotal(total, packed, limits);
+        } catch (err) {
+          finish(err);
+        }
+      },
+    });
+    parser.on('error', (err: unknown) => finish(err));
+    parser.on('end', () => finish());
+    parser.on('close', () => finish());
+    source.on('error', (err) => finish(err));
+    source.pipe(parser as unknown as NodeJS.WritableStream);
+  });
 }
 
 /** Hashes a file with sha256, streaming. */
