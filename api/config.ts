@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { envBool, envEndpoint, envInt, envOneOf, envString } from '../protocol/config';
+import { ConfigError, envBool, envEndpoint, envInt, envOneOf, envString } from '../protocol/config';
+import { isLoopback, parseUsers } from './auth';
 import type { LimitMaxima } from '../protocol/limits';
 
 export interface ApiConfig {
@@ -31,11 +33,37 @@ export interface ApiConfig {
    * FAAS_ALLOW_FUNCTION_NETWORK (false: every function runs without a network).
    */
   limits: LimitMaxima;
+  /**
+   * Users allowed in (HTTP Basic): FAAS_AUTH_USERS (`name:scrypt$…` entries, comma separated) and
+   * the file FAAS_AUTH_USERS_FILE (one per line). With none, the api serves loopback only unless
+   * FAAS_ALLOW_UNAUTHENTICATED=true.
+   */
+  users: ReturnType<typeof parseUsers>;
+  allowUnauthenticated: boolean;
+  /** Requests per minute per user (or per address without users); 0 turns it off. FAAS_RATE_LIMIT_PER_MINUTE, default 0. */
+  rateLimitPerMinute: number;
 }
 
 export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
+  const host = envString(env, 'FAAS_API_HOST', '127.0.0.1');
+  const users = parseUsers(env.FAAS_AUTH_USERS ?? '', 'FAAS_AUTH_USERS');
+  if (env.FAAS_AUTH_USERS_FILE) {
+    let text: string;
+    try {
+      text = readFileSync(env.FAAS_AUTH_USERS_FILE, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`FAAS_AUTH_USERS_FILE cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    for (const [name, hash] of parseUsers(text, 'FAAS_AUTH_USERS_FILE')) users.set(name, hash);
+  }
+  const allowUnauthenticated = envBool(env, 'FAAS_ALLOW_UNAUTHENTICATED', false);
+  if (users.size === 0 && !isLoopback(host) && !allowUnauthenticated) {
+    throw new ConfigError(
+      `FAAS_API_HOST=${host} would serve everyone who reaches it without a password: configure users (FAAS_AUTH_USERS or FAAS_AUTH_USERS_FILE), bind a loopback address, or set FAAS_ALLOW_UNAUTHENTICATED=true`,
+    );
+  }
   return {
-    host: envString(env, 'FAAS_API_HOST', '127.0.0.1'),
+    host,
     port: envInt(env, 'FAAS_API_PORT', 3000, { min: 0, max: 65535 }),
     dbEndpoint: envEndpoint(env, 'FAAS_DB_ENDPOINT', 'tcp://127.0.0.1:5555'),
     workerEndpoint: envEndpoint(env, 'FAAS_WORKER_ENDPOINT', 'tcp://127.0.0.1:5556'),
@@ -54,5 +82,8 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
       maxConcurrency: envInt(env, 'FAAS_MAX_CONCURRENCY', 1000, { min: 1, max: 1_000_000 }),
       allowNetwork: envBool(env, 'FAAS_ALLOW_FUNCTION_NETWORK', false),
     },
+    users,
+    allowUnauthenticated,
+    rateLimitPerMinute: envInt(env, 'FAAS_RATE_LIMIT_PER_MINUTE', 0, { min: 0, max: 10_000_000 }),
   };
 }

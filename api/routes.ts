@@ -1,11 +1,14 @@
 import { createReadStream } from 'node:fs';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import multer from 'multer';
+import { rateLimit, ipKeyGenerator } from 'express-rate-limit';
+import helmet from 'helmet';
 import { PlatformError, asPlatformError } from '../protocol/errors';
 import { resolveLimits } from '../protocol/limits';
 import { isValidName } from '../protocol/names';
 import { functionOptionsSchema, invokeInputSchema, runtimeInputSchema } from '../protocol/schemas';
 import type { FunctionRecord, Runtime } from '../protocol/types';
+import { BasicAuth } from './auth';
 import type { ApiConfig } from './config';
 import type { Platform } from './platform';
 
@@ -23,6 +26,7 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use(helmet());
 
   const upload = multer({
     dest: platform.packages.uploadDir,
@@ -34,6 +38,23 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
     const health = await platform.health();
     res.status(health.status === 'ok' ? 200 : 503).json(health);
   });
+
+  // Every route below /health needs a user when users are configured.
+  const auth = new BasicAuth(config.users);
+  if (auth.enabled) app.use(auth.middleware());
+  if (config.rateLimitPerMinute > 0) {
+    app.use(
+      rateLimit({
+        windowMs: 60_000,
+        limit: config.rateLimitPerMinute,
+        standardHeaders: 'draft-7',
+        legacyHeaders: false,
+        keyGenerator: (req, res) => (typeof res.locals.user === 'string' ? `user:${res.locals.user}` : `ip:${ipKeyGenerator(req.ip ?? '')}`),
+        handler: (_req, _res, next, options) =>
+          next(new PlatformError('RATE_LIMITED', `more than ${options.limit} requests a minute`, { retryAfterSeconds: Math.ceil(options.windowMs / 1000) })),
+      }),
+    );
+  }
 
   app.post('/registerRuntime', json, async (req, res) => {
     const parsed = runtimeInputSchema.safeParse(req.body ?? {});
@@ -155,7 +176,7 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
     if (error.code === 'INTERNAL') platform.log.error({ err: err instanceof Error ? err.stack : String(err) }, 'request failed');
     if (res.headersSent) return res.end();
     const retryAfter = (error.data as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
-    if (error.code === 'QUEUE_FULL' && retryAfter) res.setHeader('Retry-After', String(retryAfter));
+    if ((error.code === 'QUEUE_FULL' || error.code === 'RATE_LIMITED') && retryAfter && !res.getHeader('Retry-After')) res.setHeader('Retry-After', String(retryAfter));
     res.status(error.status).json({ error: { code: error.code, message: error.message } });
   });
 

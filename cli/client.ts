@@ -20,7 +20,15 @@ export class ClientError extends Error {
 
 /** The typed HTTP client of the platform that every command uses. */
 export class FaasClient {
-  constructor(readonly baseUrl: string) {}
+  constructor(
+    readonly baseUrl: string,
+    /** `user:password` for a platform that asks for them. */
+    private readonly credentials?: string,
+  ) {}
+
+  private headers(extra: Record<string, string> = {}): Record<string, string> {
+    return this.credentials ? { ...extra, authorization: `Basic ${Buffer.from(this.credentials).toString('base64')}` } : extra;
+  }
 
   private async request<T>(method: string, route: string, body?: unknown, init: RequestInit = {}): Promise<{ status: number; data: T }> {
     let response: Response;
@@ -28,7 +36,8 @@ export class FaasClient {
       response = await fetch(`${this.baseUrl}${route}`, {
         method,
         ...init,
-        ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
+        headers: this.headers(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
     } catch (err) {
       throw new ClientError(`cannot reach the platform at ${this.baseUrl}: is it running? \`faas up\` starts one`, null, 'UNREACHABLE');

@@ -6,8 +6,9 @@ import { ClientError, FaasClient } from './client';
 import { ensureRuntimeImages } from './actions/images';
 import { archiveFor, packExamples } from './actions/pack';
 import { up } from './actions/up';
+import { hashPassword } from '../api/auth';
 
-/** Exit codes: 0 ok, 1 the call or request failed, 2 usage error, 3 platform unreachable. */
+/** Exit codes: 0 ok, 1 the call or request failed, 2 usage error, 3 platform unreachable or credentials refused. */
 const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
 
 const program = new Command();
@@ -15,11 +16,16 @@ program
   .name('faas')
   .description('Command line of the faas platform.')
   .option('--url <url>', 'platform address (env FAAS_URL)', process.env.FAAS_URL ?? 'http://127.0.0.1:3000')
+  .option('--user <name>', 'user name, for a platform with users (env FAAS_USER)', process.env.FAAS_USER)
+  .option('--password <password>', 'password (env FAAS_PASSWORD)', process.env.FAAS_PASSWORD)
   .option('--json', 'machine-readable output')
-  .addHelpText('after', '\nExit codes: 0 ok, 1 the call or request failed, 2 usage error, 3 platform unreachable.')
+  .addHelpText('after', '\nExit codes: 0 ok, 1 the call or request failed, 2 usage error, 3 platform unreachable or credentials refused.')
   .exitOverride();
 
-const client = () => new FaasClient(String(program.opts().url).replace(/\/+$/, ''));
+const client = () => {
+  const { url, user, password } = program.opts<{ url: string; user?: string; password?: string }>();
+  return new FaasClient(String(url).replace(/\/+$/, ''), user ? `${user}:${password ?? ''}` : undefined);
+};
 const asJson = () => Boolean(program.opts().json);
 const print = (value: unknown, human?: string): void => void process.stdout.write(`${asJson() || human === undefined ? JSON.stringify(value, null, asJson() ? 0 : 2) : human}\n`);
 
@@ -136,6 +142,17 @@ program
     print(calls, calls.map((c) => `${String(c.callNum).padStart(6)}  ${c.status.padEnd(8)} ${c.funcName}`).join('\n'));
   });
 
+program
+  .command('hash-password')
+  .description('read a password on stdin and print the hash to put in FAAS_AUTH_USERS as name:hash')
+  .action(async () => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+    if (!password) throw new CommanderError(EXIT.usage, 'faas.usage', 'give the password on stdin');
+    process.stdout.write(`${await hashPassword(password)}\n`);
+  });
+
 async function main(): Promise<void> {
   try {
     await program.parseAsync(process.argv);
@@ -150,8 +167,9 @@ async function main(): Promise<void> {
       return;
     }
     if (err instanceof ClientError) {
-      process.stderr.write(`error: ${err.message}\n`);
-      process.exitCode = err.unreachable ? EXIT.unreachable : EXIT.failed;
+      const hint = err.status === 401 ? ' (give --user and --password, or set FAAS_USER and FAAS_PASSWORD)' : '';
+      process.stderr.write(`error: ${err.message}${hint}\n`);
+      process.exitCode = err.unreachable || err.status === 401 ? EXIT.unreachable : EXIT.failed;
       return;
     }
     process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);

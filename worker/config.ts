@@ -10,6 +10,8 @@ export interface WorkerConfig {
   apiEndpoint: string;
   /** The api's HTTP address, for package downloads. FAAS_API_URL, default http://127.0.0.1:3000. */
   apiUrl: string;
+  /** Credentials for the api's HTTP routes when it has users: FAAS_API_USER and FAAS_API_PASSWORD. */
+  apiCredentials?: string;
   /** db-service. FAAS_DB_ENDPOINT, default tcp://127.0.0.1:5555. */
   dbEndpoint: string;
   /** The cap on miniworkers, and so on containers, on this node. FAAS_WORKER_CAPACITY, default 8. */
@@ -65,8 +67,12 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
   }
   const apiUrl = envString(env, 'FAAS_API_URL', 'http://127.0.0.1:3000').replace(/\/+$/, '');
   if (!/^https?:\/\/[^/]+$/.test(apiUrl)) throw new ConfigError(`FAAS_API_URL must be an http(s) URL such as http://127.0.0.1:3000, got "${apiUrl}"`);
+  const apiUser = env.FAAS_API_USER ?? '';
+  if (apiUser.includes(':')) throw new ConfigError('FAAS_API_USER must not contain ":"');
+  if (Boolean(apiUser) !== Boolean(env.FAAS_API_PASSWORD)) throw new ConfigError('FAAS_API_USER and FAAS_API_PASSWORD go together');
   return {
     nodeId,
+    ...(apiUser ? { apiCredentials: `${apiUser}:${env.FAAS_API_PASSWORD}` } : {}),
     apiEndpoint: envEndpoint(env, 'FAAS_WORKER_ENDPOINT', 'tcp://127.0.0.1:5556'),
     apiUrl,
     dbEndpoint: envEndpoint(env, 'FAAS_DB_ENDPOINT', 'tcp://127.0.0.1:5555'),

@@ -15,6 +15,8 @@ export class PackageCache {
   constructor(
     private readonly dir: string,
     private readonly apiUrl: string,
+    /** `user:password` when the api asks for credentials. */
+    private readonly credentials?: string,
   ) {}
 
   async init(): Promise<void> {
@@ -40,7 +42,8 @@ export class PackageCache {
   }
 
   private async download(sha256: string, file: string): Promise<string> {
-    const response = await fetch(`${this.apiUrl}/packages/${sha256}`);
+    const headers: Record<string, string> = this.credentials ? { authorization: `Basic ${Buffer.from(this.credentials).toString('base64')}` } : {};
+    const response = await fetch(`${this.apiUrl}/packages/${sha256}`, { headers });
     if (!response.ok || !response.body) throw new Error(`package ${sha256.slice(0, 12)} not served by the api (HTTP ${response.status})`);
     const temp = `${file}.${process.pid}.part`;
     const hash = createHash('sha256');

@@ -59,7 +59,7 @@ export class Worker {
       reconnectMaxInterval: 32_000,
     });
     this.outbox = new Outbox(this.socket, (err) => this.log.warn({ err: String(err) }, 'send to the api failed'));
-    this.packages = new PackageCache(path.join(config.dataDir, 'packages'), config.apiUrl);
+    this.packages = new PackageCache(path.join(config.dataDir, 'packages'), config.apiUrl, config.apiCredentials);
     this.images = new FunctionImages(this.driver, this.packages, {
       platformLabel: config.platformLabel,
       nodeId: config.nodeId,

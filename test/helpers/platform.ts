@@ -33,6 +33,12 @@ export class TestPlatform {
   readonly extraWorkers = new Map<string, ChildProcess>();
   env: NodeJS.ProcessEnv = {};
   url = '';
+  /** `user:password` sent by json() and upload() when the platform has users. */
+  credentials?: string;
+
+  private authHeaders(): Record<string, string> {
+    return this.credentials ? { authorization: `Basic ${Buffer.from(this.credentials).toString('base64')}` } : {};
+  }
 
   static async start(options: PlatformOptions = {}): Promise<TestPlatform> {
     const platform = new TestPlatform();
@@ -137,16 +143,18 @@ export class TestPlatform {
   async json<T = any>(method: string, route: string, body?: unknown): Promise<{ status: number; body: T; headers: Headers }> {
     const response = await fetch(`${this.url}${route}`, {
       method,
-      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
+      headers: { ...this.authHeaders(), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
     });
     const text = await response.text();
     return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
   }
 
-  async upload(runtime: string, name: string, data: Buffer, filename = 'package.tar.gz'): Promise<{ status: number; body: any }> {
+  async upload(runtime: string, name: string, data: Buffer, filename = 'package.tar.gz', fields: Record<string, string> = {}): Promise<{ status: number; body: any }> {
     const form = new FormData();
+    for (const [key, value] of Object.entries(fields)) form.append(key, value);
     form.append('module', new Blob([data]), filename);
-    const response = await fetch(`${this.url}/registerFunction/${runtime}/${name}`, { method: 'POST', body: form });
+    const response = await fetch(`${this.url}/registerFunction/${runtime}/${name}`, { method: 'POST', body: form, headers: this.authHeaders() });
     return { status: response.status, body: await response.json() };
   }
 
