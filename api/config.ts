@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, envBool, envEndpoint, envInt, envOneOf, envString } from '../protocol/config';
+import { checkExposure, loadCurveConfig } from '../protocol/curve';
 import { isLoopback, parseUsers } from './auth';
 import type { LimitMaxima } from '../protocol/limits';
 
@@ -62,11 +63,13 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
       `FAAS_API_HOST=${host} would serve everyone who reaches it without a password: configure users (FAAS_AUTH_USERS or FAAS_AUTH_USERS_FILE), bind a loopback address, or set FAAS_ALLOW_UNAUTHENTICATED=true`,
     );
   }
+  const workerEndpoint = envEndpoint(env, 'FAAS_WORKER_ENDPOINT', 'tcp://127.0.0.1:5556');
+  checkExposure('FAAS_WORKER_ENDPOINT', workerEndpoint, loadCurveConfig(env, 'server'), env);
   return {
     host,
     port: envInt(env, 'FAAS_API_PORT', 3000, { min: 0, max: 65535 }),
     dbEndpoint: envEndpoint(env, 'FAAS_DB_ENDPOINT', 'tcp://127.0.0.1:5555'),
-    workerEndpoint: envEndpoint(env, 'FAAS_WORKER_ENDPOINT', 'tcp://127.0.0.1:5556'),
+    workerEndpoint,
     dataDir: path.resolve(envString(env, 'FAAS_API_DATA_DIR', './data/api')),
     waitTimeoutMs: envInt(env, 'FAAS_WAIT_TIMEOUT_MS', 30_000, { min: 1, max: 15 * 60_000 }),
     heartbeatMs: envInt(env, 'FAAS_HEARTBEAT_MS', 1000, { min: 50, max: 60_000 }),

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { createHash, randomUUID } from 'node:crypto';
 import * as zmq from 'zeromq';
+import { serverCurveOptions } from '../protocol/curve';
 import { decodeMessage, encodeRequest, isReply, MAX_FRAME_BYTES } from '../protocol/envelope';
 import type { Logger } from '../protocol/log';
 import { Outbox } from '../protocol/outbox';
@@ -43,7 +44,7 @@ export interface WorkerHubOptions {
 const MAX_SKIPPED = 10_000;
 
 export class WorkerHub extends EventEmitter {
-  private readonly socket = new zmq.Router({ linger: 0, mandatory: true, receiveHighWaterMark: 0, sendHighWaterMark: 0, maxMessageSize: MAX_FRAME_BYTES });
+  private readonly socket = new zmq.Router({ linger: 0, mandatory: true, receiveHighWaterMark: 0, sendHighWaterMark: 0, maxMessageSize: MAX_FRAME_BYTES, ...serverCurveOptions() });
   private readonly outbox: Outbox;
   private readonly workers = new Map<string, WorkerNode>();
   private readonly queue: Invocation[] = [];

@@ -6,6 +6,7 @@ import { ClientError, FaasClient } from './client';
 import { ensureRuntimeImages } from './actions/images';
 import { archiveFor, packExamples } from './actions/pack';
 import { up } from './actions/up';
+import { curveKeyPair } from 'zeromq';
 import { hashPassword } from '../api/auth';
 
 /** Exit codes: 0 ok, 1 the call or request failed, 2 usage error, 3 platform unreachable or credentials refused. */
@@ -140,6 +141,14 @@ program
   .action(async () => {
     const calls = Object.values(await client().listCalls());
     print(calls, calls.map((c) => `${String(c.callNum).padStart(6)}  ${c.status.padEnd(8)} ${c.funcName}`).join('\n'));
+  });
+
+program
+  .command('curve-keypair')
+  .description('print a new CURVE key pair for FAAS_CURVE_PUBLIC_KEY and FAAS_CURVE_SECRET_KEY')
+  .action(() => {
+    const pair = curveKeyPair();
+    process.stdout.write(`FAAS_CURVE_PUBLIC_KEY=${pair.publicKey}\nFAAS_CURVE_SECRET_KEY=${pair.secretKey}\n`);
   });
 
 program

@@ -1,4 +1,5 @@
 import * as zmq from 'zeromq';
+import { serverCurveOptions } from '../protocol/curve';
 import { isDbMsgType, dbRequestSchemas, type DbMsgType } from '../protocol/db-messages';
 import { decodeMessage, encodeReply, isReply, MAX_FRAME_BYTES } from '../protocol/envelope';
 import { PlatformError, asPlatformError } from '../protocol/errors';
@@ -12,7 +13,7 @@ import type { PlatformStore } from './store';
  * cannot be answered, is logged and dropped) and never stops the service.
  */
 export class DbServer {
-  private readonly socket = new zmq.Router({ linger: 0, mandatory: false, receiveHighWaterMark: 0, sendHighWaterMark: 0, maxMessageSize: MAX_FRAME_BYTES });
+  private readonly socket = new zmq.Router({ linger: 0, mandatory: false, receiveHighWaterMark: 0, sendHighWaterMark: 0, maxMessageSize: MAX_FRAME_BYTES, ...serverCurveOptions() });
   private readonly outbox: Outbox;
   private closed = false;
   private loop?: Promise<void>;

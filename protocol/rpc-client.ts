@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import * as zmq from 'zeromq';
+import { clientCurveOptions } from './curve';
 import { decodeMessage, encodeRequest, isReply } from './envelope';
 import { PlatformError, type ErrorCode } from './errors';
 import type { Logger } from './log';
@@ -25,7 +26,7 @@ export interface RpcClientOptions {
  * Each pending request has a timeout; the map is bounded; close() rejects everything waiting.
  */
 export class RpcClient {
-  private readonly socket = new zmq.Dealer({ linger: 0, receiveHighWaterMark: 0, sendHighWaterMark: 0 });
+  private readonly socket = new zmq.Dealer({ linger: 0, receiveHighWaterMark: 0, sendHighWaterMark: 0, ...clientCurveOptions() });
   private readonly pending = new Map<string, Pending>();
   private readonly timeoutMs: number;
   private readonly maxPending: number;

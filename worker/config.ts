@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, envEndpoint, envInt, envNumber, envString } from '../protocol/config';
+import { loadCurveConfig } from '../protocol/curve';
 import type { PreloadPolicy } from '../protocol/types';
 
 export interface WorkerConfig {
@@ -67,6 +68,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
   }
   const apiUrl = envString(env, 'FAAS_API_URL', 'http://127.0.0.1:3000').replace(/\/+$/, '');
   if (!/^https?:\/\/[^/]+$/.test(apiUrl)) throw new ConfigError(`FAAS_API_URL must be an http(s) URL such as http://127.0.0.1:3000, got "${apiUrl}"`);
+  loadCurveConfig(env, 'client');
   const apiUser = env.FAAS_API_USER ?? '';
   if (apiUser.includes(':')) throw new ConfigError('FAAS_API_USER must not contain ":"');
   if (Boolean(apiUser) !== Boolean(env.FAAS_API_PASSWORD)) throw new ConfigError('FAAS_API_USER and FAAS_API_PASSWORD go together');

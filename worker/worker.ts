@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import * as zmq from 'zeromq';
+import { clientCurveOptions } from '../protocol/curve';
 import { DbClient } from '../protocol/db-client';
 import { decodeMessage, encodeRequest, isReply } from '../protocol/envelope';
 import { PlatformError } from '../protocol/errors';
@@ -57,6 +58,7 @@ export class Worker {
       receiveHighWaterMark: 0,
       reconnectInterval: 100,
       reconnectMaxInterval: 32_000,
+      ...clientCurveOptions(),
     });
     this.outbox = new Outbox(this.socket, (err) => this.log.warn({ err: String(err) }, 'send to the api failed'));
     this.packages = new PackageCache(path.join(config.dataDir, 'packages'), config.apiUrl, config.apiCredentials);
