@@ -93,6 +93,10 @@ async function extractZip(file: string, packed: number, dest: string, limits: Ar
   } catch (err) {
     throw new PlatformError('INVALID_ARCHIVE', `the .zip cannot be read: ${err instanceof Error ? err.message : String(err)}`);
   }
+  if (zip.entryCount > limits.maxEntries) {
+    zip.close();
+    throw new PlatformError('INVALID_ARCHIVE', `more than ${limits.maxEntries} entries`);
+  }
   let entries = 0;
   let total = 0;
   try {

@@ -49,9 +49,9 @@ export class PackageStore {
       await mkdir(tree);
       await extractArchive(uploadPath, format, tree, this.limits);
       const files = await listTree(tree);
-      if (files.length === 0) throw new PlatformError('INVALID_ARCHIVE', 'the archive holds no files');
+      if (!files.some((f) => f.file)) throw new PlatformError('INVALID_ARCHIVE', 'the archive holds no files');
       const packed = path.join(work, 'package.tar.gz');
-      await tar.c({ gzip: true, cwd: tree, file: packed, portable: true, mtime: new Date(0), noDirRecurse: true }, files);
+      await tar.c({ gzip: true, cwd: tree, file: packed, portable: true, mtime: new Date(0), noDirRecurse: true }, files.map((f) => f.path));
       const sha256 = await sha256File(packed);
       const { size } = await stat(packed);
       const final = this.path(sha256);
@@ -79,18 +79,18 @@ export class PackageStore {
 }
 
 /** Every file and folder under root, relative, sorted, folders before what they hold. */
-async function listTree(root: string): Promise<string[]> {
-  const out: string[] = [];
+async function listTree(root: string): Promise<Array<{ path: string; file: boolean }>> {
+  const out: Array<{ path: string; file: boolean }> = [];
   const walk = async (rel: string) => {
     const entries = await readdir(path.join(root, rel), { withFileTypes: true });
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const entry of entries) {
       const child = rel ? `${rel}/${entry.name}` : entry.name;
       if (entry.isDirectory()) {
-        out.push(child);
+        out.push({ path: child, file: false });
         await walk(child);
       } else if (entry.isFile()) {
-        out.push(child);
+        out.push({ path: child, file: true });
       }
     }
   };

@@ -78,7 +78,8 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
       throw new PlatformError('RUNTIME_NOT_FOUND', `no runtime named "${runtimeName}"`);
     }
     upload.single('module')(req, res, (err: unknown) => {
-      if (err) return next(err);
+      // Anything the multipart parser throws is about the body the client sent.
+      if (err) return next(err instanceof PlatformError || err instanceof multer.MulterError ? err : new PlatformError('BAD_REQUEST', `bad multipart body: ${err instanceof Error ? err.message.slice(0, 200) : 'unreadable'}`));
       if (!req.file) return next(new PlatformError('BAD_REQUEST', 'the multipart body needs a file in the field "module"'));
       const file = req.file;
       const options = functionOptionsSchema.safeParse(req.body ?? {});
