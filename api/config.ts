@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigError, envBool, envEndpoint, envInt, envOneOf, envString } from '../protocol/config';
+import { ConfigError, envBool, envEndpoint, envInt, envOneOf, envString, isLoopback } from '../protocol/config';
 import { checkExposure, loadCurveConfig } from '../protocol/curve';
-import { isLoopback, parseUsers } from './auth';
+import { parseUsers } from './auth';
 import type { LimitMaxima } from '../protocol/limits';
 
 export interface ApiConfig {

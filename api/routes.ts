@@ -82,16 +82,14 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
       if (err) return next(err instanceof PlatformError || err instanceof multer.MulterError ? err : new PlatformError('BAD_REQUEST', `bad multipart body: ${err instanceof Error ? err.message.slice(0, 200) : 'unreadable'}`));
       if (!req.file) return next(new PlatformError('BAD_REQUEST', 'the multipart body needs a file in the field "module"'));
       const file = req.file;
+      const refuse = (error: PlatformError) => {
+        void platform.packages.discard(file.path);
+        next(error);
+      };
       const options = functionOptionsSchema.safeParse(req.body ?? {});
-      if (!options.success) {
-        void platform.packages.discard(file.path);
-        return next(new PlatformError('BAD_REQUEST', zodMessage(options.error)));
-      }
+      if (!options.success) return refuse(new PlatformError('BAD_REQUEST', zodMessage(options.error)));
       const resolved = resolveLimits(options.data, config.limits);
-      if ('error' in resolved) {
-        void platform.packages.discard(file.path);
-        return next(new PlatformError('INVALID_LIMITS', resolved.error));
-      }
+      if ('error' in resolved) return refuse(new PlatformError('INVALID_LIMITS', resolved.error));
       const { limits } = resolved;
       platform.packages
         .ingest(file.path)

@@ -35,14 +35,14 @@ export interface WorkerHubOptions {
   log: Logger;
 }
 
+/** How far past calls held back by their function's concurrency limit one pump looks. */
+const MAX_SKIPPED = 10_000;
+
 /**
  * The api's side of the api–worker channel: a ROUTER (mandatory, so a vanished worker is an error,
  * not a silent drop) that knows which workers are alive, hands pending calls to the least loaded
  * one with a free slot, and reports calls that end ('callDone') or lose their worker ('lost').
  */
-/** How far past calls held back by their function's concurrency limit one pump looks. */
-const MAX_SKIPPED = 10_000;
-
 export class WorkerHub extends EventEmitter {
   private readonly socket = new zmq.Router({ linger: 0, mandatory: true, receiveHighWaterMark: 0, sendHighWaterMark: 0, maxMessageSize: MAX_FRAME_BYTES, ...serverCurveOptions() });
   private readonly outbox: Outbox;

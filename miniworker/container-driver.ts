@@ -9,6 +9,11 @@ export function tail(text: string, max: number): string {
   return text.length <= max ? text : text.slice(text.length - max);
 }
 
+/** Said at the end of a log that was cut, so that nobody mistakes it for the whole. */
+export function truncationMarker(limit: number): string {
+  return `\n[faas: output truncated at ${limit} bytes]\n`;
+}
+
 /** Keeps the first `limit` bytes written to it and remembers whether more came. */
 export class CappedBuffer extends Writable {
   private readonly chunks: Buffer[] = [];

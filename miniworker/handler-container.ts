@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { stat } from 'node:fs/promises';
 import * as tar from 'tar';
 import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Sandbox } from '../protocol/limits';
-import { SANDBOX_ENV, sandboxHostConfig, type ContainerDriver } from './container-driver';
+import { SANDBOX_ENV, sandboxHostConfig, truncationMarker, type ContainerDriver } from './container-driver';
 
 export interface HandlerSpec {
   image: string;
@@ -150,10 +149,10 @@ export class HandlerContainer {
   /**
    * Turns a stem cell into a function's container: its package travels over the container's own
    * channel (about a millisecond) into the writable working folder, then it is loaded. The root
-   * filesystem is read-only, so the Docker API's archive upload is not an option here.
+   * filesystem is read-only, so the Docker API's archive upload is not an option here. The worker
+   * sends only functions whose package is at most INLINE_PACKAGE_BYTES to a stem cell.
    */
   async inject(packagePath: string, handler: string): Promise<void> {
-    if ((await stat(packagePath)).size > INLINE_PACKAGE_BYTES) throw new HandlerStartError('the package is too large for a stem cell', '');
     const files = await packageFiles(packagePath);
     const written = await this.request({ op: 'files', files }, 'files', this.spec.startTimeoutMs);
     if (written.error) throw new HandlerStartError('the function could not be put into the container', written.error);
@@ -193,7 +192,7 @@ export class HandlerContainer {
   /** The call's logs, each cut one ending with a marker. */
   private logs(captured: string): { stdout: string; stderr: string; truncated: boolean } {
     const limit = this.spec.sandbox.maxLogBytes;
-    const marker = `\n[faas: output truncated at ${limit} bytes]\n`;
+    const marker = truncationMarker(limit);
     const stdout = (captured + this.logOut).slice(0, limit);
     const cutOut = this.cutOut || captured.length + this.logOut.length > limit;
     return {

@@ -6,7 +6,7 @@ import type { Sandbox } from '../protocol/limits';
 import type { Logger } from '../protocol/log';
 import type { Job } from '../protocol/worker-messages';
 import type { Call, CallPatch } from '../protocol/types';
-import { tail, type ContainerDriver, type RunOutcome } from './container-driver';
+import { tail, truncationMarker, type ContainerDriver, type RunOutcome } from './container-driver';
 import type { HandlerOutcome } from './handler-container';
 
 /** Linux refuses a single environment string past 128 KiB; larger params travel on stdin only. */
@@ -76,11 +76,6 @@ export class CallRunner {
       throw err;
     }
   }
-}
-
-/** Said at the end of a log that was cut, so that nobody mistakes it for the whole. */
-export function truncationMarker(limit: number): string {
-  return `\n[faas: output truncated at ${limit} bytes]\n`;
 }
 
 function tooLarge(limit: number): CallPatch {

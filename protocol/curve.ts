@@ -1,5 +1,5 @@
 import * as zmq from 'zeromq';
-import { ConfigError } from './config';
+import { ConfigError, envBool, isLoopback } from './config';
 
 /**
  * CURVE encryption of the platform's ZeroMQ channels, for when they leave the machine. The two
@@ -35,11 +35,9 @@ export function loadCurveConfig(env: NodeJS.ProcessEnv = process.env, role: 'ser
 
 /** Refuses a plain-text endpoint that other machines can reach. */
 export function checkExposure(name: string, endpoint: string, curve: CurveConfig | undefined, env: NodeJS.ProcessEnv = process.env): void {
-  if (curve || env.FAAS_ALLOW_INSECURE_ZMQ === 'true') return;
+  if (curve || envBool(env, 'FAAS_ALLOW_INSECURE_ZMQ', false)) return;
   const host = /^tcp:\/\/(\[[^\]]+\]|[^:]+):/.exec(endpoint)?.[1];
-  if (host === undefined) return;
-  const loopback = host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-  if (!loopback) {
+  if (host !== undefined && !isLoopback(host)) {
     throw new ConfigError(
       `${name}=${endpoint} is reachable from other machines without encryption: set FAAS_CURVE_PUBLIC_KEY and FAAS_CURVE_SECRET_KEY, bind a loopback address, or set FAAS_ALLOW_INSECURE_ZMQ=true`,
     );

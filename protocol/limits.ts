@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
 /**
@@ -82,10 +81,7 @@ export const functionLimitsSchema = z
   .partial()
   .strict();
 
-/**
- * How one container is fenced in: the node's sandbox settings with the function's limits applied.
- * Containers differ only by these, so they are part of a warm container's identity.
- */
+/** How one container is fenced in: the node's sandbox settings with the function's limits applied. */
 export interface Sandbox {
   memoryBytes: number;
   nanoCpus: number;
@@ -100,14 +96,10 @@ export interface Sandbox {
   maxLogBytes: number;
 }
 
-
-/** A short stable tag of a function's own limits. */
+/** A stable tag of a function's own limits, such as `memoryMb=64,timeoutMs=1500`. */
 export function limitsTag(limits: FunctionLimits): string {
   const keys = Object.keys(limits).sort() as Array<keyof FunctionLimits>;
-  return createHash('sha1')
-    .update(keys.map((k) => `${k}=${String(limits[k])}`).join('&'))
-    .digest('hex')
-    .slice(0, 8);
+  return keys.map((k) => `${k}=${String(limits[k])}`).join(',');
 }
 
 /** Limits that change how a container is made: a stem cell made with the node's defaults cannot take them. */

@@ -33,12 +33,6 @@ export class TestPlatform {
   readonly extraWorkers = new Map<string, ChildProcess>();
   env: NodeJS.ProcessEnv = {};
   url = '';
-  /** `user:password` sent by json() and upload() when the platform has users. */
-  credentials?: string;
-
-  private authHeaders(): Record<string, string> {
-    return this.credentials ? { authorization: `Basic ${Buffer.from(this.credentials).toString('base64')}` } : {};
-  }
 
   static async start(options: PlatformOptions = {}): Promise<TestPlatform> {
     const platform = new TestPlatform();
@@ -143,8 +137,7 @@ export class TestPlatform {
   async json<T = any>(method: string, route: string, body?: unknown): Promise<{ status: number; body: T; headers: Headers }> {
     const response = await fetch(`${this.url}${route}`, {
       method,
-      headers: { ...this.authHeaders(), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
     });
     const text = await response.text();
     return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
@@ -154,7 +147,7 @@ export class TestPlatform {
     const form = new FormData();
     for (const [key, value] of Object.entries(fields)) form.append(key, value);
     form.append('module', new Blob([data]), filename);
-    const response = await fetch(`${this.url}/registerFunction/${runtime}/${name}`, { method: 'POST', body: form, headers: this.authHeaders() });
+    const response = await fetch(`${this.url}/registerFunction/${runtime}/${name}`, { method: 'POST', body: form });
     return { status: response.status, body: await response.json() };
   }
 
