@@ -75,6 +75,21 @@ export class Platform {
     return { created };
   }
 
+  /** Removes a runtime that no function uses (RUNTIME_IN_USE otherwise). */
+  async removeRuntime(name: string): Promise<void> {
+    const { deleted } = await this.db.deleteRuntime(name);
+    this.runtimes.delete(name);
+    if (!deleted) throw new PlatformError('RUNTIME_NOT_FOUND', `no runtime named "${name}"`);
+  }
+
+  /** Removes a function and its versions; calls already queued still run, its idle warm containers stop. */
+  async removeFunction(name: string): Promise<void> {
+    const { deleted } = await this.db.deleteFunction(name);
+    this.functions.delete(name);
+    if (!deleted) throw new PlatformError('FUNCTION_NOT_FOUND', `no function named "${name}"`);
+    this.hub.broadcast('functionRemoved', { name });
+  }
+
   /**
    * Persists the call before answering, then queues it; with `wait`, also returns its end. With an
    * idempotency key, a repeated request gets the call the first one made, and nothing runs again.

@@ -11,6 +11,7 @@ import type { FunctionRecord, Runtime } from '../protocol/types';
 import { BasicAuth } from './auth';
 import type { ApiConfig } from './config';
 import type { Platform } from './platform';
+import { restRouter } from './rest-routes';
 
 function zodMessage(error: { issues: { path: (string | number)[]; message: string }[] }): string {
   return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
@@ -107,6 +108,7 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
             ...(options.data.preload ? { preload: options.data.preload } : {}),
             ...(options.data.idempotent === 'true' ? { idempotent: true } : {}),
             ...(Object.keys(limits).length > 0 ? { limits } : {}),
+            ...(options.data.env && Object.keys(options.data.env).length > 0 ? { env: options.data.env } : {}),
           };
           const { created } = await platform.registerFunction(fn);
           res.status(created ? 201 : 200).json(fn);
@@ -165,6 +167,8 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
     stream.on('error', () => res.destroy());
     stream.pipe(res);
   });
+
+  app.use('/v1', restRouter(platform));
 
   app.use(() => {
     throw new PlatformError('NOT_FOUND', 'no such route');

@@ -1,11 +1,15 @@
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { Call, FunctionRecord, Runtime } from '../protocol/types';
+import { Readable } from 'node:stream';
+import type { Call, CallStatus, FunctionRecord, Runtime } from '../protocol/types';
 
-/** An error answered by the platform ({error: {code, message}}) or the platform not answering at all. */
+/** An error answered by the platform ({error: {code, message}}), or the platform not answering at all. */
 export class ClientError extends Error {
   constructor(
     message: string,
+    /** The HTTP status; null when no answer came. */
     readonly status: number | null,
     readonly code: string,
   ) {
@@ -18,29 +22,70 @@ export class ClientError extends Error {
   }
 }
 
-/** The typed HTTP client of the platform that every command uses. */
+export interface CallFilter {
+  function?: string;
+  status?: CallStatus;
+  since?: string;
+  until?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+export interface CallLogs {
+  callNum: number;
+  status: CallStatus;
+  stdout: string;
+  stderr: string;
+  truncated: boolean;
+}
+
+export interface WorkerInfo {
+  nodeId: string;
+  state: string;
+  capacity: number;
+  load: number;
+  queued: number;
+  warm: { function: string; version: string; containers: number }[];
+  stems: { runtime: string; containers: number }[];
+  connectedAt: string;
+  lastSeen: string;
+}
+
+export interface HealthInfo {
+  status: 'ok' | 'degraded';
+  db: { connected: boolean; error?: string; calls?: number };
+  workers: { connected: number; nodes: string[] };
+  queue: number;
+}
+
+export type FunctionVersion = FunctionRecord & { current: boolean };
+
+/** The typed HTTP client of the platform: every command talks to the platform through this. */
 export class FaasClient {
   constructor(
     readonly baseUrl: string,
-    /** `user:password` for a platform that asks for them. */
-    private readonly credentials?: string,
+    private readonly credentials?: { user: string; password: string },
   ) {}
 
-  private headers(extra: Record<string, string> = {}): Record<string, string> {
-    return this.credentials ? { ...extra, authorization: `Basic ${Buffer.from(this.credentials).toString('base64')}` } : extra;
+  private authorization(): Record<string, string> {
+    if (!this.credentials) return {};
+    return { authorization: `Basic ${Buffer.from(`${this.credentials.user}:${this.credentials.password}`).toString('base64')}` };
   }
 
-  private async request<T>(method: string, route: string, body?: unknown, init: RequestInit = {}): Promise<{ status: number; data: T }> {
+  private async request<T>(method: string, route: string, init: { json?: unknown; body?: RequestInit['body'] | Readable; headers?: Record<string, string>; accept?: number[] } = {}): Promise<{ status: number; data: T }> {
     let response: Response;
+    const headers = { ...this.authorization(), ...(init.json !== undefined ? { 'content-type': 'application/json' } : {}), ...init.headers };
     try {
       response = await fetch(`${this.baseUrl}${route}`, {
         method,
-        ...init,
-        headers: this.headers(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
+        headers,
+        ...(init.json !== undefined ? { body: JSON.stringify(init.json) } : {}),
+        ...(init.body !== undefined ? { body: init.body as RequestInit['body'], duplex: 'half' } : {}),
+      } as RequestInit);
     } catch (err) {
-      throw new ClientError(`cannot reach the platform at ${this.baseUrl}: is it running? \`faas up\` starts one`, null, 'UNREACHABLE');
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      const why = cause?.code ?? cause?.message ?? (err as Error).message;
+      throw new ClientError(`cannot reach the platform at ${this.baseUrl} (${why})`, null, 'UNREACHABLE');
     }
     const text = await response.text();
     let data: unknown;
@@ -49,45 +94,115 @@ export class FaasClient {
     } catch {
       data = text;
     }
-    if (!response.ok && response.status !== 503) {
-      const error = (data as { error?: { code?: string; message?: string } })?.error;
-      throw new ClientError(error?.message ?? `HTTP ${response.status}`, response.status, error?.code ?? 'HTTP_ERROR');
+    if (!response.ok && !init.accept?.includes(response.status)) {
+      const error = (data as { error?: { code?: string; message?: string } } | undefined)?.error;
+      throw new ClientError(error?.message ?? `HTTP ${response.status}`, response.status, error?.code ?? `HTTP_${response.status}`);
     }
     return { status: response.status, data: data as T };
   }
 
-  async health(): Promise<{ status: number; data: unknown }> {
-    return this.request('GET', '/health');
+  private async get<T>(route: string): Promise<T> {
+    return (await this.request<T>('GET', route)).data;
+  }
+
+  /** 200 and 503 both carry the platform's health; only the body says which parts are up. */
+  async health(): Promise<HealthInfo> {
+    return (await this.request<HealthInfo>('GET', '/health', { accept: [503] })).data;
   }
 
   async registerRuntime(runtime: Partial<Runtime>): Promise<Runtime> {
-    return (await this.request<Runtime>('POST', '/registerRuntime', runtime)).data;
+    return (await this.request<Runtime>('POST', '/registerRuntime', { json: runtime })).data;
   }
 
-  async registerFunction(runtime: string, name: string, archive: string): Promise<FunctionRecord> {
-    const form = new FormData();
-    form.append('module', new Blob([await readFile(archive)]), path.basename(archive));
-    return (await this.request<FunctionRecord>('POST', `/registerFunction/${encodeURIComponent(runtime)}/${encodeURIComponent(name)}`, undefined, { body: form })).data;
+  listRuntimes(): Promise<Runtime[]> {
+    return this.get('/v1/runtimes');
   }
 
+  getRuntime(name: string): Promise<Runtime> {
+    return this.get(`/v1/runtimes/${encodeURIComponent(name)}`);
+  }
+
+  async removeRuntime(name: string): Promise<void> {
+    await this.request('DELETE', `/v1/runtimes/${encodeURIComponent(name)}`);
+  }
+
+  /**
+   * Uploads a package as the seed's multipart form (file field `module`) plus option fields, streamed
+   * so that `onProgress` hears how many bytes have gone out.
+   */
+  async registerFunction(
+    runtime: string,
+    name: string,
+    archive: string,
+    fields: Record<string, string> = {},
+    onProgress?: (sent: number, total: number) => void,
+  ): Promise<FunctionRecord> {
+    const boundary = `----faas${randomBytes(12).toString('hex')}`;
+    const quote = (s: string) => s.replace(/["\r\n\\]/g, '_');
+    const head = Buffer.from(
+      Object.entries(fields)
+        .map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${quote(k)}"\r\n\r\n${v}\r\n`)
+        .join('') +
+        `--${boundary}\r\nContent-Disposition: form-data; name="module"; filename="${quote(path.basename(archive))}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+    );
+    const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+    const size = (await stat(archive)).size;
+    const total = head.length + size + tail.length;
+    let sent = 0;
+    async function* body(): AsyncGenerator<Buffer> {
+      for (const part of [head, createReadStream(archive), tail]) {
+        for await (const chunk of Buffer.isBuffer(part) ? [part] : (part as AsyncIterable<Buffer>)) {
+          sent += chunk.length;
+          onProgress?.(sent, total);
+          yield chunk;
+        }
+      }
+    }
+    const { data } = await this.request<FunctionRecord>('POST', `/registerFunction/${encodeURIComponent(runtime)}/${encodeURIComponent(name)}`, {
+      body: Readable.from(body()),
+      headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': String(total) },
+    });
+    return data;
+  }
+
+  listFunctions(): Promise<FunctionRecord[]> {
+    return this.get('/v1/functions');
+  }
+
+  getFunction(name: string): Promise<FunctionRecord> {
+    return this.get(`/v1/functions/${encodeURIComponent(name)}`);
+  }
+
+  async removeFunction(name: string): Promise<void> {
+    await this.request('DELETE', `/v1/functions/${encodeURIComponent(name)}`);
+  }
+
+  functionVersions(name: string): Promise<FunctionVersion[]> {
+    return this.get(`/v1/functions/${encodeURIComponent(name)}/versions`);
+  }
+
+  /** The seed's invokeFunction; with `wait`, 200 carries the final call and 202 a call still going. */
   async invoke(funcName: string, params: unknown, wait: boolean): Promise<{ status: number; call: Call }> {
-    const { status, data } = await this.request<Call>('POST', `/invokeFunction${wait ? '?wait=true' : ''}`, { funcName, params });
+    const { status, data } = await this.request<Call>('POST', `/invokeFunction${wait ? '?wait=true' : ''}`, { json: { funcName, params } });
     return { status, call: data };
   }
 
-  async getCall(callNum: number): Promise<Call> {
-    return (await this.request<Call>('GET', `/call/${callNum}`)).data;
+  getCall(callNum: number): Promise<Call> {
+    return this.get(`/v1/calls/${callNum}`);
   }
 
-  async listCalls(): Promise<Record<string, Call>> {
-    return (await this.request<Record<string, Call>>('GET', '/calls')).data;
+  listCalls(filter: CallFilter = {}): Promise<{ calls: Call[]; next: string | null }> {
+    const query = new URLSearchParams();
+    for (const [k, v] of Object.entries(filter)) if (v !== undefined && v !== '') query.set(k, String(v));
+    const qs = query.toString();
+    return this.get(`/v1/calls${qs ? `?${qs}` : ''}`);
   }
 
-  async listRuntimes(): Promise<string[]> {
-    return (await this.request<string[]>('GET', '/runtimes')).data;
+  callLogs(callNum: number): Promise<CallLogs> {
+    return this.get(`/v1/calls/${callNum}/logs`);
   }
 
-  async listFunctions(): Promise<string[]> {
-    return (await this.request<string[]>('GET', '/functions')).data;
+  workers(): Promise<WorkerInfo[]> {
+    return this.get('/v1/workers');
   }
 }

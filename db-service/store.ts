@@ -8,6 +8,8 @@ import { GroupCommit } from './group-commit';
 const SEQ_KEY = 'meta:callSeq';
 const RUNTIME = 'rt:';
 const FUNCTION = 'fn:';
+/** Every version a function has had: `fnv:<name>:<sha256>`, the record as last registered with that package. */
+const FUNCTION_VERSION = 'fnv:';
 const CALL = 'call:';
 const IDEMPOTENCY = 'idem:';
 
@@ -77,10 +79,40 @@ export class PlatformStore {
     return this.values<Runtime>(RUNTIME);
   }
 
+  /** Removes a runtime no function uses; a runtime in use is refused with the names of its functions. */
+  async deleteRuntime(name: string): Promise<{ deleted: boolean }> {
+    if ((await this.db.get(RUNTIME + name)) === undefined) return { deleted: false };
+    const users = (await this.listFunctions()).filter((f) => f.runtimeName === name).map((f) => f.functionName);
+    if (users.length > 0) {
+      throw new PlatformError('RUNTIME_IN_USE', `runtime "${name}" is used by ${users.slice(0, 10).join(', ')}${users.length > 10 ? ` and ${users.length - 10} more` : ''}; remove those functions first`, { functions: users });
+    }
+    await this.commits.write([{ type: 'del', key: RUNTIME + name }]);
+    return { deleted: true };
+  }
+
   async putFunction(fn: FunctionRecord): Promise<{ created: boolean; fn: FunctionRecord }> {
     const created = (await this.db.get(FUNCTION + fn.functionName)) === undefined;
-    await this.commits.write([{ type: 'put', key: FUNCTION + fn.functionName, value: fn }]);
+    await this.commits.write([
+      { type: 'put', key: FUNCTION + fn.functionName, value: fn },
+      { type: 'put', key: `${FUNCTION_VERSION}${fn.functionName}:${fn.version}`, value: fn },
+    ]);
     return { created, fn };
+  }
+
+  /** Removes a function and its version history; its calls stay. */
+  async deleteFunction(name: string): Promise<{ deleted: boolean }> {
+    if ((await this.db.get(FUNCTION + name)) === undefined) return { deleted: false };
+    const prefix = `${FUNCTION_VERSION}${name}:`;
+    const ops: Array<{ type: 'del'; key: string }> = [{ type: 'del', key: FUNCTION + name }];
+    for await (const key of this.db.keys({ gte: prefix, lt: prefix + '\xff' })) ops.push({ type: 'del', key });
+    await this.commits.write(ops);
+    return { deleted: true };
+  }
+
+  /** The versions a function has had, newest registration first. */
+  async listFunctionVersions(name: string): Promise<FunctionRecord[]> {
+    const versions = await this.values<FunctionRecord>(`${FUNCTION_VERSION}${name}:`);
+    return versions.sort((a, b) => b.registeredAt.localeCompare(a.registeredAt));
   }
 
   async getFunction(name: string): Promise<FunctionRecord | null> {
@@ -169,13 +201,26 @@ export class PlatformStore {
     return ((await this.db.get(callKey(callNum))) as Call | undefined) ?? null;
   }
 
+  /**
+   * Calls in callNum order (newest first with `newestFirst`), after or before a call number, matching
+   * every filter given; `limit` counts matches, not calls read.
+   */
   async listCalls(query: DbRequest<'listCalls'> = {}): Promise<Call[]> {
     const calls: Call[] = [];
-    const gt = query.afterCallNum ? callKey(query.afterCallNum) : CALL;
-    for await (const value of this.db.values({ gt, lt: CALL + '\xff', limit: query.limit ?? -1 })) {
+    const limit = query.limit ?? Number.POSITIVE_INFINITY;
+    const range = {
+      gt: query.afterCallNum ? callKey(query.afterCallNum) : CALL,
+      lt: query.beforeCallNum ? callKey(query.beforeCallNum) : CALL + '\xff',
+      reverse: query.newestFirst === true,
+    };
+    for await (const value of this.db.values(range)) {
       const call = value as Call;
       if (query.status && call.status !== query.status) continue;
+      if (query.funcName && call.funcName !== query.funcName) continue;
+      if (query.since && call.createdAt < query.since) continue;
+      if (query.until && call.createdAt >= query.until) continue;
       calls.push(call);
+      if (calls.length >= limit) break;
     }
     return calls;
   }

@@ -4,7 +4,7 @@ import { retrying } from '../protocol/retry';
 import { LABELS } from '../protocol/labels';
 import type { Sandbox } from '../protocol/limits';
 import type { Logger } from '../protocol/log';
-import { stemKey, warmKey, type Job, type Prewarm, type Stem } from '../protocol/worker-messages';
+import { functionEnv, stemKey, warmKey, type Job, type Prewarm, type Stem } from '../protocol/worker-messages';
 import type { Call, CallPatch, Runtime } from '../protocol/types';
 import type { ContainerDriver } from './container-driver';
 import { HandlerContainer, HandlerStartError, type HandlerSpec } from './handler-container';
@@ -145,7 +145,7 @@ export class Miniworker {
     }
     await this.retire();
     const container = await HandlerContainer.start(this.driver, {
-      ...this.containerSpec(job.runtime, job.image, handler, sandbox),
+      ...this.containerSpec(job.runtime, job.image, handler, sandbox, functionEnv(job.fn)),
       labels: {
         [LABELS.platform]: this.options.platformLabel,
         [LABELS.node]: this.options.nodeId,
@@ -158,13 +158,13 @@ export class Miniworker {
     return container;
   }
 
-  private containerSpec(runtime: Runtime, image: string, handler: string, sandbox: Sandbox): Omit<HandlerSpec, 'labels'> {
+  private containerSpec(runtime: Runtime, image: string, handler: string, sandbox: Sandbox, env: string[] = []): Omit<HandlerSpec, 'labels'> {
     return {
       image,
       cmd: runtime.run,
       workingDir: runtime.path,
       handler,
-      env: [],
+      env,
       sandbox,
       startTimeoutMs: 60_000,
     };

@@ -4,7 +4,7 @@ import { retrying } from '../protocol/retry';
 import { LABELS } from '../protocol/labels';
 import type { Sandbox } from '../protocol/limits';
 import type { Logger } from '../protocol/log';
-import type { Job } from '../protocol/worker-messages';
+import { functionEnv, type Job } from '../protocol/worker-messages';
 import type { Call, CallPatch } from '../protocol/types';
 import { tail, truncationMarker, type ContainerDriver, type RunOutcome } from './container-driver';
 import type { HandlerOutcome } from './handler-container';
@@ -42,6 +42,7 @@ export class CallRunner {
         cmd: runtime.run,
         workingDir: runtime.path,
         env: [
+          ...functionEnv(fn),
           ...(params.length <= MAX_ENV_PARAMS ? [`FAAS_PARAMS=${params}`] : []),
           `FAAS_CALL_NUM=${call.callNum}`,
           `FAAS_FUNCTION=${fn.functionName}`,

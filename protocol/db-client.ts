@@ -40,6 +40,10 @@ export class DbClient {
     return this.call('listRuntimes', {});
   }
 
+  deleteRuntime(name: string): Promise<{ deleted: boolean }> {
+    return this.call('deleteRuntime', { name });
+  }
+
   putFunction(fn: FunctionRecord): Promise<{ created: boolean; fn: FunctionRecord }> {
     return this.call('putFunction', { fn });
   }
@@ -50,6 +54,14 @@ export class DbClient {
 
   listFunctions(): Promise<FunctionRecord[]> {
     return this.call('listFunctions', {});
+  }
+
+  deleteFunction(name: string): Promise<{ deleted: boolean }> {
+    return this.call('deleteFunction', { name });
+  }
+
+  listFunctionVersions(name: string): Promise<FunctionRecord[]> {
+    return this.call('listFunctionVersions', { name });
   }
 
   createCall(input: DbRequest<'createCall'>): Promise<Call> {

@@ -7,9 +7,12 @@ export const dbRequestSchemas = {
   putRuntime: z.object({ runtime: runtimeSchema }),
   getRuntime: z.object({ name: z.string() }),
   listRuntimes: z.object({}).passthrough(),
+  deleteRuntime: z.object({ name: z.string() }),
   putFunction: z.object({ fn: functionSchema }),
   getFunction: z.object({ name: z.string() }),
   listFunctions: z.object({}).passthrough(),
+  deleteFunction: z.object({ name: z.string() }),
+  listFunctionVersions: z.object({ name: z.string() }),
   createCall: z.object({
     funcName: z.string(),
     params: z.unknown(),
@@ -34,8 +37,14 @@ export const dbRequestSchemas = {
   getCall: z.object({ callNum: z.number().int().positive() }),
   listCalls: z.object({
     afterCallNum: z.number().int().nonnegative().optional(),
+    beforeCallNum: z.number().int().positive().optional(),
+    newestFirst: z.boolean().optional(),
     limit: z.number().int().positive().max(100_000).optional(),
     status: z.string().optional(),
+    funcName: z.string().optional(),
+    /** createdAt bounds, ISO 8601: since inclusive, until exclusive. */
+    since: z.string().optional(),
+    until: z.string().optional(),
   }),
 } as const;
 

@@ -27,6 +27,14 @@ export const runtimeInputSchema = z.object({
   mode: z.enum(['process', 'handler']).default('process'),
 });
 
+/** FAAS_ names belong to the platform; a function's own variables may not shadow them. */
+export const envSchema = z
+  .record(
+    z.string().regex(/^(?!FAAS_)[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'names are letters, digits and _, not starting with a digit or FAAS_'),
+    z.string().max(4096, 'a value is at most 4096 characters').regex(/^[^\0]*$/, 'a value may not hold NUL'),
+  )
+  .refine((env) => Object.keys(env).length <= 64, 'at most 64 variables');
+
 export const functionSchema = z.object({
   functionName: nameSchema,
   runtimeName: nameSchema,
@@ -40,6 +48,7 @@ export const functionSchema = z.object({
   preload: z.enum(['none', 'runtime', 'function']).optional(),
   idempotent: z.boolean().optional(),
   limits: functionLimitsSchema.optional(),
+  env: envSchema.optional(),
 });
 
 /** Optional fields of the registerFunction multipart form, beside the `module` file. */
@@ -47,6 +56,19 @@ export const functionOptionsSchema = z.object({
   handler: z.string().regex(/^[A-Za-z_][A-Za-z0-9_./-]{0,127}$/, 'must look like module.attribute').optional(),
   preload: z.enum(['none', 'runtime', 'function']).optional(),
   idempotent: z.enum(['true', 'false']).optional(),
+  /** A JSON object of environment variables, {"NAME": "value"}. */
+  env: z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be a JSON object such as {"NAME":"value"}' });
+        return z.NEVER;
+      }
+    })
+    .pipe(envSchema)
+    .optional(),
 }).merge(limitFieldsSchema);
 
 export const callPatchSchema = z

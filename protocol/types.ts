@@ -47,6 +47,8 @@ export interface FunctionRecord {
   idempotent?: boolean;
   /** Limits set at registration; what is not set takes the node's default. */
   limits?: FunctionLimits;
+  /** Environment variables of the function's containers, set at registration. */
+  env?: Record<string, string>;
 }
 
 /** Why a call ended ERROR, when the platform rather than the function decided it. */

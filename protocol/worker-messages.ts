@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { limitsTag, type Sandbox } from './limits';
 import type { Call, FunctionRecord, Runtime } from './types';
 
@@ -33,6 +34,8 @@ export interface ApiToWorker {
   invoke: Invocation;
   runtimeRegistered: { runtime: Runtime };
   functionRegistered: { fn: FunctionRecord };
+  /** The function was removed: its idle warm containers are stopped. */
+  functionRemoved: { name: string };
 }
 
 /** A job handed to a miniworker: the invocation plus what the worker decided for it. */
@@ -58,10 +61,27 @@ export function stemKey(runtimeName: string): string {
   return `stem:${runtimeName}`;
 }
 
-/** A warm container is known by function name, version and, when set, the function's own limits. */
-export function warmKey(fn: Pick<FunctionRecord, 'functionName' | 'version' | 'limits'>): string {
-  const base = `${fn.functionName}@${fn.version}`;
-  return fn.limits && Object.keys(fn.limits).length > 0 ? `${base}~${limitsTag(fn.limits)}` : base;
+/**
+ * A warm container is known by function name, version and, when set, the function's own limits and
+ * environment: re-registering with other settings never reuses a container made with the old ones.
+ */
+export function warmKey(fn: Pick<FunctionRecord, 'functionName' | 'version' | 'limits' | 'env'>): string {
+  let key = `${fn.functionName}@${fn.version}`;
+  if (fn.limits && Object.keys(fn.limits).length > 0) key += `~${limitsTag(fn.limits)}`;
+  if (fn.env && Object.keys(fn.env).length > 0) key += `#${envTag(fn.env)}`;
+  return key;
+}
+
+function envTag(env: Record<string, string>): string {
+  const sorted = Object.keys(env)
+    .sort()
+    .map((k) => [k, env[k]]);
+  return createHash('sha1').update(JSON.stringify(sorted)).digest('hex').slice(0, 12);
+}
+
+/** The function's own variables as container Env entries (the platform's FAAS_ ones come after them). */
+export function functionEnv(fn: Pick<FunctionRecord, 'env'>): string[] {
+  return Object.entries(fn.env ?? {}).map(([k, v]) => `${k}=${v}`);
 }
 
 export interface Prewarm {

@@ -263,6 +263,16 @@ export class MiniworkerPool extends EventEmitter {
     });
   }
 
+  /** Stops the idle warm containers of a removed function; busy ones end their call and then idle out. */
+  retireFunction(name: string): void {
+    for (const slot of this.slots.values()) {
+      if (slot.state === 'idle' && slot.warm?.startsWith(`${name}@`)) {
+        slot.state = 'busy';
+        this.send(slot, 'retire', {});
+      }
+    }
+  }
+
   /** Retires warm containers past their keep-alive, and miniworkers idle past idleExitMs. */
   private tick(): void {
     this.refillStems();

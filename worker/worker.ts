@@ -185,6 +185,11 @@ export class Worker {
         if (fn?.functionName) void this.preload(fn, this.runtimes.get(fn.runtimeName));
         return;
       }
+      case 'functionRemoved': {
+        const name = (message.content as ApiToWorker['functionRemoved'])?.name;
+        if (typeof name === 'string' && name) this.pool.retireFunction(name);
+        return;
+      }
       case 'heartbeat':
         return;
       default:
@@ -226,8 +231,8 @@ export class Worker {
         ...invocation,
         image: image.ref,
         // A stem cell is made with the node's defaults and receives code over its channel: a function
-        // with its own container limits, or too large a package, gets a container of its own.
-        injectable: image.injectable && !changesContainer(invocation.fn.limits) && invocation.fn.size <= INLINE_PACKAGE_BYTES,
+        // with its own container limits or environment, or too large a package, gets a container of its own.
+        injectable: image.injectable && !changesContainer(invocation.fn.limits) && !invocation.fn.env && invocation.fn.size <= INLINE_PACKAGE_BYTES,
         packagePath,
         keepWarm,
         timeoutMs: invocation.fn.limits?.timeoutMs ?? this.config.callTimeoutMs,

@@ -50,7 +50,7 @@ async function exists(docker: Docker, name: string): Promise<boolean> {
  * here; else a locally made Debian base (made with debootstrap when possible); else the official
  * image, which Docker pulls.
  */
-async function chooseBase(docker: Docker, officialBase: string, say: (line: string) => void): Promise<string> {
+export async function chooseBase(docker: Docker, officialBase: string, say: (line: string) => void): Promise<string> {
   if (process.env.FAAS_BASE_IMAGE) return process.env.FAAS_BASE_IMAGE;
   if (await exists(docker, officialBase)) return officialBase;
   if (await exists(docker, LOCAL_BASE_IMAGE)) return LOCAL_BASE_IMAGE;
@@ -64,6 +64,30 @@ async function chooseBase(docker: Docker, officialBase: string, say: (line: stri
   return officialBase;
 }
 
+/** Builds an image through the engine; `onLine` hears the build's output as it comes. */
+export async function buildImage(
+  docker: Docker,
+  context: NodeJS.ReadableStream | { context: string; src: string[] },
+  options: { t: string; buildargs?: Record<string, string>; labels?: Record<string, string> },
+  onLine?: (line: string) => void,
+): Promise<void> {
+  const stream = await docker.buildImage(context, { ...options, rm: true, forcerm: true });
+  await new Promise<void>((resolve, reject) => {
+    docker.modem.followProgress(
+      stream,
+      (err: Error | null, output: Array<{ error?: string }>) => {
+        const failed = err ?? output.find((o) => o.error);
+        if (failed) reject(new Error(`building ${options.t} failed: ${err ? err.message : (failed as { error: string }).error}`));
+        else resolve();
+      },
+      (event: { stream?: string; status?: string }) => {
+        const text = (event.stream ?? event.status ?? '').trimEnd();
+        if (text && onLine) for (const line of text.split('\n')) onLine(line);
+      },
+    );
+  });
+}
+
 /** Builds every runtime image that is missing (or all of them with `force`). */
 export async function ensureRuntimeImages(options: { force?: boolean; say?: (line: string) => void } = {}): Promise<string[]> {
   const say = options.say ?? ((line: string) => process.stdout.write(`${line}\n`));
@@ -75,20 +99,7 @@ export async function ensureRuntimeImages(options: { force?: boolean; say?: (lin
     if (!options.force && (await labelOf(docker, runtime.image, CONTEXT_LABEL)) === digest) continue;
     const base = await chooseBase(docker, runtime.officialBase, say);
     say(`building runtime image ${runtime.image} on ${base}`);
-    const stream = await docker.buildImage(
-      { context, src: runtime.src },
-      { t: runtime.image, buildargs: { BASE_IMAGE: base }, labels: { [CONTEXT_LABEL]: digest }, rm: true, forcerm: true },
-    );
-    await new Promise<void>((resolve, reject) => {
-      docker.modem.followProgress(
-        stream,
-        (err: Error | null, output: Array<{ error?: string }>) => {
-          const failed = err ?? output.find((o) => o.error);
-          if (failed) reject(new Error(`building ${runtime.image} failed: ${err ? err.message : (failed as { error: string }).error}`));
-          else resolve();
-        },
-      );
-    });
+    await buildImage(docker, { context, src: runtime.src }, { t: runtime.image, buildargs: { BASE_IMAGE: base }, labels: { [CONTEXT_LABEL]: digest } });
     built.push(runtime.image);
   }
   return built;

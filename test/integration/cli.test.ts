@@ -1,66 +1,324 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { hashPassword } from '../../api/auth';
 import { DICE } from '../helpers/archives';
 import { freePort } from '../helpers/ports';
 import { TestPlatform } from '../helpers/platform';
 
 const BIN = path.resolve(__dirname, '..', '..', 'dist', 'cli', 'main.js');
 
-function faas(args: string[], url: string): Promise<{ code: number; stdout: string; stderr: string }> {
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  input?: string;
+  /** Run under a pseudo-terminal (util-linux `script`): stdout and stderr arrive together in stdout. */
+  tty?: boolean;
+}
+
+/** The environment of a user who has set nothing: no FAAS_ variables, no colour preferences. */
+function cleanEnv(configFile: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('FAAS_') && k !== 'NO_COLOR' && k !== 'FORCE_COLOR') env[k] = v;
+  return { ...env, FAAS_CONFIG: configFile, ...extra };
+}
+
+const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** Runs the real `faas` binary as a child process. */
+function faas(args: string[], configFile: string, options: RunOptions = {}): Promise<Run> {
+  const env = cleanEnv(configFile, options.env);
+  const [file, argv] = options.tty
+    ? ['script', ['-qec', [process.execPath, BIN, ...args].map(shellQuote).join(' '), '/dev/null']]
+    : [process.execPath, [BIN, ...args]];
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, '--url', url, ...args], { env: { ...process.env, FAAS_URL: '' } }, (err, stdout, stderr) => {
+    const child = execFile(file, argv, { env, timeout: 120_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
+    child.stdin?.end(options.input ?? '');
   });
 }
 
-describe('the faas command against a running platform', () => {
+/** A function folder for the seed's process contract (`python3 test.py`, params on stdin). */
+function functionDir(root: string, name: string, testPy: string, extra: Record<string, Buffer | string> = {}): string {
+  const dir = path.join(root, name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'test.py'), testPy);
+  writeFileSync(path.join(dir, 'requirements.txt'), '');
+  for (const [file, content] of Object.entries(extra)) writeFileSync(path.join(dir, file), content);
+  return dir;
+}
+
+const RUNTIME_FLAGS = ['runtime', 'register', '--image', 'pythonruntime', '--path', '/ws', '--deps', 'pip3 install -r requirements.txt', '--run', 'python3 test.py'];
+
+describe('the faas binary against a running platform', () => {
   let platform: TestPlatform;
+  let work: string;
+  let config: string;
+  let url: string;
+  const run = (args: string[], options: RunOptions = {}) => faas(['--url', url, ...args], config, options);
+
   beforeAll(async () => {
     platform = await TestPlatform.start();
+    url = platform.url;
+    work = mkdtempSync(path.join(os.tmpdir(), 'faas-cli-'));
+    config = path.join(work, 'config', 'faas.json');
   });
-  afterAll(async () => platform?.stop());
+  afterAll(async () => {
+    await platform?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
 
-  test('register the runtime, deploy dice from its folder, invoke with --wait, read it back', async () => {
-    const rt = await faas(['--json', 'runtime', 'register', '--image', 'pythonruntime', '--path', '/ws', '--deps', 'pip3 install -r requirements.txt', '--run', 'python3 test.py'], platform.url);
-    expect(rt).toMatchObject({ code: 0 });
-    expect(JSON.parse(rt.stdout).name).toBe('pythonruntime');
+  test('register the runtime, deploy dice from its folder, invoke it with --wait and --json, list it', async () => {
+    const rt = await run(['--json', ...RUNTIME_FLAGS]);
+    expect(rt).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(rt.stdout)).toMatchObject({ name: 'pythonruntime', image: 'pythonruntime', mode: 'process' });
 
-    const deploy = await faas(['fn', 'deploy', DICE, '--runtime', 'pythonruntime'], platform.url);
+    const deploy = await run(['fn', 'deploy', DICE, '--runtime', 'pythonruntime']);
     expect(deploy.code).toBe(0);
-    expect(deploy.stdout).toContain('function dice deployed on pythonruntime');
+    expect(deploy.stdout).toMatch(/^function dice deployed on pythonruntime, version [0-9a-f]{12} /);
 
-    const invoke = await faas(['--json', 'invoke', 'dice', '-p', 'roll=3d6', '--wait'], platform.url);
+    const invoke = await run(['--json', 'invoke', 'dice', '-p', 'roll=3d6', '--wait']);
     expect(invoke.code).toBe(0);
     const call = JSON.parse(invoke.stdout);
-    expect(call.status).toBe('DONE');
-    expect(JSON.parse(call.result)).toHaveLength(3);
+    expect(call).toMatchObject({ funcName: 'dice', status: 'DONE', params: { roll: '3d6' } });
+    const dice = JSON.parse(call.result) as number[];
+    expect(dice).toHaveLength(3);
+    for (const d of dice) expect(d >= 1 && d <= 6).toBe(true);
 
-    const plain = await faas(['invoke', 'dice', '--data', '{"roll":"2d6"}', '--wait'], platform.url);
-    expect(plain.code).toBe(0);
-    expect(JSON.parse(plain.stdout)).toHaveLength(2); // piped: the result alone
+    // Piped: the result alone, nothing on stderr.
+    const piped = await run(['invoke', 'dice', '--data', '{"roll":"2d6"}', '--wait']);
+    expect(piped.code).toBe(0);
+    expect(piped.stderr).toBe('');
+    expect(JSON.parse(piped.stdout)).toHaveLength(2);
+    expect(piped.stdout.trim().split('\n')).toHaveLength(1);
 
-    const got = await faas(['--json', 'call', 'get', String(call.callNum)], platform.url);
-    expect(JSON.parse(got.stdout)).toMatchObject({ callNum: call.callNum, status: 'DONE' });
+    // On a terminal: the elapsed time follows the result.
+    const onTty = await run(['invoke', 'dice', '-p', 'roll=1d6'], { tty: true });
+    expect(onTty.code).toBe(0);
+    expect(onTty.stdout).toMatch(/^\[[1-6]\]\r?\n.*call \d+ DONE in \d+\.\d\d s/s);
 
-    const calls = await faas(['calls'], platform.url);
-    expect(calls.stdout).toMatch(new RegExp(`${call.callNum}\\s+DONE\\s+dice`));
-    expect((await faas(['fn', 'ls'], platform.url)).stdout.trim()).toBe('dice');
+    const ls = await run(['fn', 'ls']);
+    expect(ls.code).toBe(0);
+    expect(ls.stdout.split('\n')[0]).toMatch(/^NAME\s+RUNTIME\s+VERSION\s+SIZE\s+LIMITS\s+REGISTERED$/);
+    expect(ls.stdout).toMatch(/\ndice\s+pythonruntime\s+[0-9a-f]{12}\s/);
+    expect(ls.stdout).not.toContain('\x1b['); // no colours when piped
+    expect((await run(['fn', 'ls', '-q'])).stdout).toBe('dice\n');
+    expect(JSON.parse((await run(['fn', 'ls', '--json'])).stdout)).toEqual([expect.objectContaining({ functionName: 'dice', runtimeName: 'pythonruntime' })]);
+    expect((await run(['runtime', 'ls', '--quiet'])).stdout).toBe('pythonruntime\n');
+    expect(JSON.parse((await run(['rt', 'get', 'pythonruntime', '--json'])).stdout)).toMatchObject({ run: 'python3 test.py' });
+
+    const got = await run(['call', 'get', String(call.callNum)]);
+    expect(got.stdout).toMatch(new RegExp(`^call:\\s+${call.callNum}\\n`));
+    expect(got.stdout).toMatch(/status:\s+DONE/);
+
+    const workers = JSON.parse((await run(['workers', '--json'])).stdout);
+    expect(workers).toEqual([expect.objectContaining({ nodeId: `node-${platform.label}`, state: 'ready' })]);
+    const health = await run(['health']);
+    expect(health.code).toBe(0);
+    expect(health.stdout).toContain(': ok;');
   });
 
-  test('errors have their exit codes and messages', async () => {
-    const unknown = await faas(['invoke', 'nosuch', '--wait'], platform.url);
-    expect(unknown.code).toBe(1);
-    expect(unknown.stderr).toContain('no function named "nosuch"');
+  test('--async prints the call number; calls filters and pages; logs show what one call wrote', async () => {
+    const greet = functionDir(work, 'greet', [
+      'import json, os, sys',
+      'params = json.load(sys.stdin)',
+      'print(f"greeting {params.get(\'who\')} with {os.environ.get(\'GREETING\')}", file=sys.stderr)',
+      'print(json.dumps(os.environ.get("GREETING") + ", " + params.get("who", "nobody")))',
+    ].join('\n'));
+    const deploy = await run(['fn', 'deploy', greet, '--runtime', 'pythonruntime', '--env', 'GREETING=hello', '--timeout', '20s', '--memory', '128m']);
+    expect(deploy.code).toBe(0);
+    const shown = JSON.parse((await run(['fn', 'get', 'greet', '--json'])).stdout);
+    expect(shown).toMatchObject({ env: { GREETING: 'hello' }, limits: { timeoutMs: 20_000, memoryMb: 128 } });
 
-    const badFlag = await faas(['invoke', 'dice', '--no-such-flag'], platform.url);
+    const queued = await run(['invoke', 'greet', '-p', 'who=ada', '--async', '-q']);
+    expect(queued.code).toBe(0);
+    expect(queued.stdout).toMatch(/^\d+\n$/);
+    const callNum = Number(queued.stdout);
+    let status = '';
+    for (let i = 0; i < 120 && !['DONE', 'ERROR', 'TIMEOUT'].includes(status); i++) {
+      status = (await run(['call', 'get', String(callNum), '-q'])).stdout.trim();
+      if (!['DONE', 'ERROR', 'TIMEOUT'].includes(status)) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(status).toBe('DONE');
+    const result = await run(['invoke', 'greet', '-p', 'who=grace']);
+    expect(JSON.parse(result.stdout)).toBe('hello, grace');
+
+    const logs = await run(['logs', String(callNum)]);
+    expect(logs.code).toBe(0);
+    expect(logs.stderr).toBe('greeting ada with hello\n');
+    expect(JSON.parse((await run(['logs', String(callNum), '--json'])).stdout)).toMatchObject({ callNum, status: 'DONE', truncated: false });
+
+    const onlyGreet = JSON.parse((await run(['calls', '--fn', 'greet', '--status', 'done', '--json'])).stdout);
+    expect(onlyGreet.calls.map((c: { callNum: number }) => c.callNum)).toEqual([callNum + 1, callNum]);
+    expect(onlyGreet.calls.every((c: { funcName: string; status: string }) => c.funcName === 'greet' && c.status === 'DONE')).toBe(true);
+
+    // Pages: newest first, each call once, the last page without a cursor.
+    const seen: number[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: { calls: { callNum: number }[]; next: string | null } = JSON.parse((await run(['calls', '--limit', '2', '--json', ...(cursor ? ['--cursor', cursor] : [])])).stdout);
+      seen.push(...page.calls.map((c) => c.callNum));
+      cursor = page.next;
+    } while (cursor);
+    expect(seen.length).toBeGreaterThanOrEqual(5);
+    expect(seen).toEqual([...seen].sort((a, b) => b - a));
+    expect(new Set(seen).size).toBe(seen.length);
+    const table = await run(['calls', '--limit', '1']);
+    expect(table.stdout).toMatch(new RegExp(`^CALL\\s+FUNCTION\\s+STATUS\\s+CREATED\\s+DURATION\\s+NODE\\n${seen[0]}\\s+greet\\s+DONE\\s`));
+    expect(table.stderr).toContain(`faas calls --cursor ${seen[0]}`);
+  });
+
+  test('a failed call exits 1 with its reason; versions; rm; a runtime in use is kept', async () => {
+    const broken = functionDir(work, 'broken', ['import sys', 'print("partial output")', 'print("something went wrong", file=sys.stderr)', 'sys.exit(3)'].join('\n'));
+    expect((await run(['fn', 'deploy', broken, '--runtime', 'pythonruntime'])).code).toBe(0);
+    const failed = await run(['invoke', 'broken']);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/^error: call \d+ ended ERROR \(exit_code\): .*something went wrong/s);
+    expect(failed.stderr).toContain('`faas logs');
+    const failedJson = await run(['invoke', 'broken', '--json']);
+    expect(failedJson.code).toBe(1);
+    expect(JSON.parse(failedJson.stdout)).toMatchObject({ status: 'ERROR', reason: 'exit_code', exitCode: 3 });
+
+    // A second version of dice: the same files and one more.
+    const dice2 = path.join(work, 'dice2');
+    cpSync(DICE, dice2, { recursive: true });
+    writeFileSync(path.join(dice2, 'NOTES'), 'second version\n');
+    expect((await run(['fn', 'deploy', dice2, '--name', 'dice', '--runtime', 'pythonruntime'])).code).toBe(0);
+    const versions = JSON.parse((await run(['fn', 'versions', 'dice', '--json'])).stdout) as { version: string; current: boolean }[];
+    expect(versions).toHaveLength(2);
+    expect(versions.map((v) => v.current)).toEqual([true, false]);
+    const versionTable = await run(['fn', 'versions', 'dice']);
+    expect(versionTable.stdout).toMatch(new RegExp(`\\n${versions[0]!.version.slice(0, 12)}\\s+\\*\\s`));
+
+    const inUse = await run(['runtime', 'rm', 'pythonruntime']);
+    expect(inUse.code).toBe(1);
+    expect(inUse.stderr).toMatch(/runtime "pythonruntime" is used by .*dice.*remove those functions first/);
+
+    expect(await run(['fn', 'rm', 'broken'])).toMatchObject({ code: 0, stdout: 'function broken removed (its calls are kept)\n' });
+    const gone = await run(['invoke', 'broken']);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toBe('error: no function named "broken"; `faas fn ls` lists them\n');
+    expect((await run(['fn', 'get', 'broken'])).code).toBe(1);
+    expect((await run(['fn', 'ls', '-q'])).stdout.split('\n')).not.toContain('broken');
+  });
+
+  test('a large package shows upload progress on a terminal', async () => {
+    const big = functionDir(work, 'big', 'print("1")', { 'blob.bin': randomBytes(3 * 1024 * 1024) });
+    const deploy = await run(['fn', 'deploy', big, '--runtime', 'pythonruntime'], { tty: true });
+    expect(deploy.code).toBe(0);
+    expect(deploy.stdout).toMatch(/uploading big: \d+% of 3\.\d MB/);
+    expect(deploy.stdout).toMatch(/uploading big: 100% of/);
+    expect(deploy.stdout).toContain('function big deployed');
+    const piped = await run(['fn', 'deploy', big, '--runtime', 'pythonruntime']);
+    expect(piped.stderr).toBe('');
+  });
+
+  test('usage errors exit 2, a platform that is down exits 3, an unknown call exits 1', async () => {
+    const unknown = await run(['invoke', 'nosuch', '--wait']);
+    expect(unknown).toMatchObject({ code: 1, stdout: '', stderr: 'error: no function named "nosuch"; `faas fn ls` lists them\n' });
+
+    const badFlag = await run(['invoke', 'dice', '--no-such-flag']);
     expect(badFlag.code).toBe(2);
+    expect(badFlag.stderr).toContain("unknown option '--no-such-flag'");
+    expect((await run(['invoke', 'dice', '--data', '{nope'])).code).toBe(2);
+    expect((await run(['invoke', 'dice', '-p', 'novalue'])).code).toBe(2);
+    expect((await run(['fn', 'deploy', DICE, '--runtime', 'pythonruntime', '--timeout', '30'])).stderr).toContain('--timeout takes a duration with its unit');
+    expect((await run(['nosuchcommand'])).code).toBe(2);
+    expect((await run([])).code).toBe(2);
+    expect((await run(['call', 'get', 'x'])).code).toBe(2);
+    expect(await run(['call', 'get', '999999'])).toMatchObject({ code: 1, stderr: 'error: no call 999999; `faas calls` lists them\n' });
 
-    const badData = await faas(['invoke', 'dice', '--data', '{nope'], platform.url);
-    expect(badData.code).toBe(2);
+    const help = await run(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('Exit codes:');
+    expect(help.stdout).toMatch(/3\s+platform unreachable, or credentials refused/);
 
-    const down = await faas(['calls'], `http://127.0.0.1:${await freePort()}`);
+    const downUrl = `http://127.0.0.1:${await freePort()}`;
+    const down = await faas(['--url', downUrl, 'calls'], config);
     expect(down.code).toBe(3);
-    expect(down.stderr).toContain('faas up');
+    expect(down.stderr).toContain(`cannot reach the platform at ${downUrl}`);
+    expect(down.stderr).toContain('`faas up` starts one');
+  });
+
+  test('the address comes from --url, then the config file, then FAAS_URL, then the default', async () => {
+    const own = path.join(work, 'precedence.json');
+    const deadUrl = `http://127.0.0.1:${await freePort()}`;
+    // Env only.
+    expect((await faas(['fn', 'ls', '-q'], own, { env: { FAAS_URL: url } })).stdout).toContain('dice');
+    // The config file (written by login) wins over the env.
+    const login = await faas(['--url', url, 'login'], own);
+    expect(login.code).toBe(0);
+    expect(login.stdout).toContain('asks for no user');
+    expect(JSON.parse(readFileSync(own, 'utf8')).url).toBe(url);
+    expect((await faas(['fn', 'ls', '-q'], own, { env: { FAAS_URL: deadUrl } })).code).toBe(0);
+    // The flag wins over both.
+    expect((await faas(['--url', deadUrl, 'fn', 'ls'], own)).code).toBe(3);
+    // Nothing set: the default address.
+    const none = await faas(['fn', 'ls'], path.join(work, 'absent.json'));
+    if (none.code === 3) expect(none.stderr).toContain('http://127.0.0.1:3000');
+  });
+});
+
+describe('the faas binary against a platform with users', () => {
+  let platform: TestPlatform;
+  let work: string;
+
+  beforeAll(async () => {
+    const hash = await hashPassword('correct horse');
+    platform = await TestPlatform.start({ services: ['db', 'api'], env: { FAAS_AUTH_USERS: `alice:${hash}` } });
+    await platform.waitApi();
+    work = mkdtempSync(path.join(os.tmpdir(), 'faas-cli-auth-'));
+  });
+  afterAll(async () => {
+    await platform?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test('401 says to run faas login; login checks and saves the credentials for that address only', async () => {
+    const config = path.join(work, 'cfg', 'config.json');
+    const anonymous = await faas(['--url', platform.url, 'fn', 'ls'], config);
+    expect(anonymous.code).toBe(3);
+    expect(anonymous.stderr).toBe(`error: the platform at ${platform.url} asks for a user: run \`faas login\` (or give --user and --password)\n`);
+
+    const wrong = await faas(['--url', platform.url, '--user', 'alice', '--password', 'wrong horse', 'fn', 'ls'], config);
+    expect(wrong.code).toBe(3);
+    expect(wrong.stderr).toContain('refused user "alice"');
+    expect((await faas(['--url', platform.url, '--user', 'alice', '--password', 'correct horse', 'fn', 'ls'], config)).code).toBe(0);
+    expect((await faas(['--url', platform.url, 'fn', 'ls'], config, { env: { FAAS_USER: 'alice', FAAS_PASSWORD: 'correct horse' } })).code).toBe(0);
+
+    const badLogin = await faas(['--url', platform.url, 'login', '--user', 'alice', '--password-stdin'], config, { input: 'wrong horse\n' });
+    expect(badLogin.code).toBe(3);
+    expect(badLogin.stderr).toContain('refused user "alice"');
+    expect(() => statSync(config)).toThrow();
+
+    const login = await faas(['--url', platform.url, 'login', '--user', 'alice', '--password-stdin'], config, { input: 'correct horse\n' });
+    expect(login).toMatchObject({ code: 0, stderr: '' });
+    expect(login.stdout).toContain(`logged in to ${platform.url} as alice`);
+    expect(statSync(config).mode & 0o777).toBe(0o600);
+
+    // Later commands need neither the address nor the credentials.
+    const after = await faas(['rt', 'ls', '--json'], config);
+    expect(after).toMatchObject({ code: 0, stdout: '[]\n' });
+    // Saved credentials are not sent to another address.
+    const other = await TestPlatform.start({ services: ['db', 'api'], env: { FAAS_AUTH_USERS: `alice:${await hashPassword('other')}` } });
+    try {
+      await other.waitApi();
+      const elsewhere = await faas(['--url', other.url, 'rt', 'ls'], config);
+      expect(elsewhere.code).toBe(3);
+      expect(elsewhere.stderr).toContain('asks for a user');
+    } finally {
+      await other.stop();
+    }
+
+    expect((await faas(['logout'], config)).code).toBe(0);
+    expect((await faas(['--url', platform.url, 'rt', 'ls'], config)).code).toBe(3);
   });
 });

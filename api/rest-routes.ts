@@ -1,0 +1,132 @@
+import express, { type Request } from 'express';
+import { z } from 'zod';
+import { PlatformError } from '../protocol/errors';
+import { isValidName } from '../protocol/names';
+import { callStatusSchema } from '../protocol/schemas';
+import type { Platform } from './platform';
+
+/** A page of calls holds at most this many; the default is smaller. */
+const MAX_PAGE = 1000;
+const DEFAULT_PAGE = 50;
+
+const isoDate = z
+  .string()
+  .refine((s) => !Number.isNaN(Date.parse(s)), 'must be a date such as 2026-01-31T12:00:00Z')
+  .transform((s) => new Date(s).toISOString());
+
+const callQuerySchema = z
+  .object({
+    function: z.string().refine(isValidName, 'is not a function name').optional(),
+    status: callStatusSchema.optional(),
+    since: isoDate.optional(),
+    until: isoDate.optional(),
+    limit: z
+      .string()
+      .regex(/^\d{1,4}$/, 'must be a whole number')
+      .transform(Number)
+      .refine((n) => n >= 1 && n <= MAX_PAGE, `must be between 1 and ${MAX_PAGE}`)
+      .optional(),
+    cursor: z.string().regex(/^\d{1,15}$/, 'is not a cursor given by this api').transform(Number).optional(),
+  })
+  .strict();
+
+function queryMessage(error: z.ZodError): string {
+  return error.issues.map((i) => (i.path.length ? `${i.path.join('.')} ${i.message}` : i.message)).join('; ');
+}
+
+function nameParam(req: Request, what: 'runtime' | 'function'): string {
+  const name = req.params.name as string;
+  if (!isValidName(name)) throw new PlatformError(what === 'runtime' ? 'RUNTIME_NOT_FOUND' : 'FUNCTION_NOT_FOUND', `no ${what} named "${String(req.params.name).slice(0, 64)}"`);
+  return name;
+}
+
+function callParam(req: Request): number {
+  const raw = req.params.callNum as string;
+  if (!/^\d{1,15}$/.test(raw) || Number(raw) < 1) throw new PlatformError('BAD_REQUEST', `"${raw.slice(0, 32)}" is not a call number`);
+  return Number(raw);
+}
+
+/**
+ * Resource-style routes under /v1 beside the seed's calls: full records, removal, versions,
+ * filtered and paginated calls, and the logs of one call.
+ */
+export function restRouter(platform: Platform): express.Router {
+  const router = express.Router();
+
+  router.get('/runtimes', async (_req, res) => {
+    res.json(await platform.db.listRuntimes());
+  });
+
+  router.get('/runtimes/:name', async (req, res) => {
+    const name = nameParam(req, 'runtime');
+    const runtime = await platform.db.getRuntime(name);
+    if (!runtime) throw new PlatformError('RUNTIME_NOT_FOUND', `no runtime named "${name}"`);
+    res.json(runtime);
+  });
+
+  router.delete('/runtimes/:name', async (req, res) => {
+    await platform.removeRuntime(nameParam(req, 'runtime'));
+    res.status(204).end();
+  });
+
+  router.get('/functions', async (_req, res) => {
+    res.json(await platform.db.listFunctions());
+  });
+
+  router.get('/functions/:name', async (req, res) => {
+    const name = nameParam(req, 'function');
+    const fn = await platform.db.getFunction(name);
+    if (!fn) throw new PlatformError('FUNCTION_NOT_FOUND', `no function named "${name}"`);
+    res.json(fn);
+  });
+
+  router.delete('/functions/:name', async (req, res) => {
+    await platform.removeFunction(nameParam(req, 'function'));
+    res.status(204).end();
+  });
+
+  router.get('/functions/:name/versions', async (req, res) => {
+    const name = nameParam(req, 'function');
+    const current = await platform.db.getFunction(name);
+    if (!current) throw new PlatformError('FUNCTION_NOT_FOUND', `no function named "${name}"`);
+    const versions = await platform.db.listFunctionVersions(name);
+    // Functions registered before versions were recorded have only their current one.
+    if (!versions.some((v) => v.version === current.version)) versions.unshift(current);
+    res.json(versions.map((v) => ({ ...v, current: v.version === current.version })));
+  });
+
+  /** Newest first; `next` is the cursor of the following page, null on the last one. */
+  router.get('/calls', async (req, res) => {
+    const parsed = callQuerySchema.safeParse(req.query);
+    if (!parsed.success) throw new PlatformError('BAD_REQUEST', queryMessage(parsed.error));
+    const q = parsed.data;
+    const limit = q.limit ?? DEFAULT_PAGE;
+    const calls = await platform.db.listCalls({
+      newestFirst: true,
+      limit: limit + 1,
+      ...(q.cursor ? { beforeCallNum: q.cursor } : {}),
+      ...(q.function ? { funcName: q.function } : {}),
+      ...(q.status ? { status: q.status } : {}),
+      ...(q.since ? { since: q.since } : {}),
+      ...(q.until ? { until: q.until } : {}),
+    });
+    const page = calls.slice(0, limit);
+    res.json({ calls: page, next: calls.length > limit ? String(page[page.length - 1]!.callNum) : null });
+  });
+
+  router.get('/calls/:callNum', async (req, res) => {
+    res.json(await platform.currentCall(callParam(req)));
+  });
+
+  /** What the function wrote while this call ran; a cut log ends with the platform's marker. */
+  router.get('/calls/:callNum/logs', async (req, res) => {
+    const call = await platform.currentCall(callParam(req));
+    res.json({ callNum: call.callNum, status: call.status, stdout: call.stdout ?? '', stderr: call.stderr ?? '', truncated: call.truncated === true });
+  });
+
+  router.get('/workers', (_req, res) => {
+    res.json(platform.workers());
+  });
+
+  return router;
+}

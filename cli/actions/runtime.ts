@@ -1,0 +1,136 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import Docker from 'dockerode';
+import * as tar from 'tar';
+import type { Runtime } from '../../protocol/types';
+import { UsageError, type Context } from '../context';
+import type { Output } from '../output';
+import { buildImage, chooseBase } from './images';
+
+export interface RegisterRuntimeOptions {
+  file?: string;
+  name?: string;
+  image?: string;
+  path?: string;
+  deps?: string;
+  run?: string;
+  mode?: string;
+}
+
+/** Registers the seed's RUNTIME object, from a JSON file or from flags. */
+export async function registerRuntime(ctx: Context, o: RegisterRuntimeOptions): Promise<void> {
+  let body: Partial<Runtime>;
+  if (o.file) {
+    try {
+      body = JSON.parse(await readFile(o.file, 'utf8')) as Partial<Runtime>;
+    } catch (err) {
+      throw new UsageError(`--file ${o.file}: ${(err as Error).message}`);
+    }
+  } else {
+    if (!o.image || !o.run) throw new UsageError('give --image and --run (or --file with a RUNTIME object)');
+    body = { image: o.image, path: o.path ?? '/ws', dependencies: o.deps ?? '', run: o.run };
+    if (o.name) body.name = o.name;
+    if (o.mode) body.mode = o.mode as Runtime['mode'];
+  }
+  const runtime = await ctx.client.registerRuntime(body);
+  ctx.out.result(runtime, () => `runtime ${runtime.name} registered (image ${runtime.image}, ${runtime.mode} mode)`);
+}
+
+export async function listRuntimes(ctx: Context): Promise<void> {
+  const runtimes = (await ctx.client.listRuntimes()).sort((a, b) => a.name.localeCompare(b.name));
+  ctx.out.table(
+    runtimes,
+    [
+      { header: 'NAME', value: (r) => r.name },
+      { header: 'IMAGE', value: (r) => r.image },
+      { header: 'MODE', value: (r) => r.mode },
+      { header: 'PATH', value: (r) => r.path },
+      { header: 'REGISTERED', value: (r) => r.registeredAt.slice(0, 19).replace('T', ' ') },
+    ],
+    'no runtimes yet: `faas runtime register --image IMAGE --run CMD` adds one',
+  );
+}
+
+export async function showRuntime(ctx: Context, name: string): Promise<void> {
+  const r = await ctx.client.getRuntime(name);
+  ctx.out.result(r, () =>
+    [
+      `name:          ${r.name}`,
+      `image:         ${r.image}`,
+      `mode:          ${r.mode}`,
+      `path:          ${r.path}`,
+      `dependencies:  ${r.dependencies || '(none)'}`,
+      `run:           ${r.run}`,
+      `registered:    ${r.registeredAt}`,
+    ].join('\n'),
+  () => r.name);
+}
+
+export async function removeRuntime(ctx: Context, name: string): Promise<void> {
+  await ctx.client.removeRuntime(name);
+  ctx.out.result({ removed: name }, () => `runtime ${name} removed`);
+}
+
+export interface BuildOptions {
+  tag?: string;
+  buildArg: string[];
+  push?: boolean;
+  registry?: string;
+}
+
+/**
+ * Builds a runtime image from a folder with a Dockerfile. A Dockerfile that takes `ARG BASE_IMAGE`
+ * gets the same offline fallback as the shipped runtimes. With a registry (--registry or
+ * FAAS_REGISTRY) the image is named after it and pushed, so that every node can pull it.
+ */
+export async function buildRuntime(out: Output, dir: string, o: BuildOptions): Promise<void> {
+  const context = path.resolve(dir);
+  const dockerfile = path.join(context, 'Dockerfile');
+  if (!(await stat(dockerfile).catch(() => null))?.isFile()) throw new UsageError(`${dir} has no Dockerfile`);
+  const buildargs: Record<string, string> = {};
+  for (const pair of o.buildArg) {
+    const at = pair.indexOf('=');
+    if (at < 1) throw new UsageError(`--build-arg takes NAME=value, got "${pair}"`);
+    buildargs[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  const registry = (o.registry ?? process.env.FAAS_REGISTRY ?? '').replace(/^https?:\/\//, '').replace(/\/+$/, '');
+  if (o.push && !registry) throw new UsageError('--push needs a registry: give --registry HOST:PORT or set FAAS_REGISTRY');
+  const name = o.tag ?? `${path.basename(context).toLowerCase().replace(/[^a-z0-9._-]/g, '')}runtime`;
+  const ref = registry && !name.startsWith(`${registry}/`) ? `${registry}/${name}` : name;
+
+  const docker = new Docker();
+  const say = (line: string) => out.note(line);
+  const declared = /^\s*ARG\s+BASE_IMAGE=(\S+)/m.exec(await readFile(dockerfile, 'utf8'));
+  if (declared && !buildargs.BASE_IMAGE) buildargs.BASE_IMAGE = await chooseBase(docker, declared[1]!, say);
+  say(`building ${ref}${buildargs.BASE_IMAGE ? ` on ${buildargs.BASE_IMAGE}` : ''}`);
+  const entries = (await readdir(context)).filter((e) => e !== '.git' && e !== 'node_modules');
+  await buildImage(docker, tar.c({ cwd: context, portable: true }, entries) as unknown as NodeJS.ReadableStream, { t: ref, buildargs }, out.interactive ? (line) => out.progress(line.slice(0, 100)) : undefined);
+  out.endProgress();
+
+  let pushed = false;
+  if (registry && o.push !== false) {
+    say(`pushing ${ref}`);
+    await pushImage(docker, ref, out);
+    pushed = true;
+  }
+  const image = await docker.getImage(ref).inspect();
+  out.result({ image: ref, id: image.Id, size: image.Size, pushed }, () => `built ${ref}${pushed ? ' and pushed it' : ''} (${(image.Size / 1e6).toFixed(0)} MB); register it with \`faas runtime register --image ${ref} --run CMD\``, () => ref);
+}
+
+async function pushImage(docker: Docker, ref: string, out: Output): Promise<void> {
+  const stream = await docker.getImage(ref).push({});
+  await new Promise<void>((resolve, reject) => {
+    docker.modem.followProgress(
+      stream,
+      (err: Error | null, output: Array<{ error?: string }>) => {
+        const failed = err ?? output.find((o) => o.error);
+        out.endProgress();
+        if (failed) reject(new Error(`pushing ${ref} failed: ${err ? err.message : (failed as { error: string }).error}`));
+        else resolve();
+      },
+      (event: { status?: string; progress?: string; id?: string }) => {
+        if (event.status) out.progress(`${event.id ? `${event.id}: ` : ''}${event.status} ${event.progress ?? ''}`.slice(0, 100));
+      },
+    );
+  });
+}

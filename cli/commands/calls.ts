@@ -1,0 +1,37 @@
+import type { Command } from 'commander';
+import { invoke, listCalls, showCall, showLogs, type InvokeOptions, type ListCallsOptions } from '../actions/calls';
+import { repeatable, type Act } from './types';
+
+export function callCommands(program: Command, act: Act): void {
+  program
+    .command('invoke <fn>')
+    .description('invoke a function; waits for its result unless --async')
+    .option('-p, --param <key=value>', 'a parameter (repeatable)', repeatable, [] as string[])
+    .option('-d, --data <json>', 'the parameters as a JSON object, @file or @- (stdin)')
+    .option('-w, --wait', 'wait for the end and print the result (the default)')
+    .option('-a, --async', 'print the call number at once and do not wait')
+    .action(act((ctx, name: string, o: InvokeOptions) => invoke(ctx, name, o)));
+
+  const call = program.command('call').description('one call');
+  call
+    .command('get <n>')
+    .alias('show')
+    .description('show call n: status, times, result, error')
+    .action(act((ctx, n: string) => showCall(ctx, n)));
+
+  program
+    .command('calls')
+    .description('list calls, newest first')
+    .option('--fn <name>', 'only the calls of this function')
+    .option('--status <status>', 'only calls in this status: pending, running, done, error, timeout')
+    .option('--since <date>', 'only calls made at or after this date (ISO 8601)')
+    .option('--until <date>', 'only calls made before this date (ISO 8601)')
+    .option('--limit <n>', 'at most n calls', '20')
+    .option('--cursor <cursor>', 'continue a listing where the previous page ended')
+    .action(act((ctx, o: ListCallsOptions) => listCalls(ctx, o)));
+
+  program
+    .command('logs <n>')
+    .description("what call n wrote: its stdout on stdout, its stderr on stderr")
+    .action(act((ctx, n: string) => showLogs(ctx, n)));
+}

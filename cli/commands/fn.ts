@@ -1,0 +1,39 @@
+import type { Command } from 'commander';
+import { deployFunction, listFunctions, listVersions, removeFunction, showFunction, type DeployOptions } from '../actions/fn';
+import { repeatable, type Act } from './types';
+
+export function fnCommands(program: Command, act: Act): void {
+  const fn = program.command('fn').alias('function').description('functions: packages of code that run on a runtime');
+
+  fn.command('deploy <target>')
+    .alias('register')
+    .description('deploy a function from a folder (packed for you) or a .tar.gz/.zip archive')
+    .requiredOption('--runtime <runtime>', 'runtime to run it on')
+    .option('--name <name>', 'function name (default: the folder or archive name)')
+    .option('--timeout <duration>', 'time limit of a call: 1500ms, 30s, 2m')
+    .option('--memory <size>', 'memory of its containers: 128m, 1g')
+    .option('--cpus <n>', 'CPUs of its containers: 0.5, 2')
+    .option('--concurrency <n>', 'calls of it running at once, across the platform')
+    .option('--env <KEY=value>', 'an environment variable of its containers (repeatable)', repeatable, [] as string[])
+    .option('--handler <module.attribute>', 'handler-mode entry point (default handler.handle)')
+    .option('--preload <policy>', 'none, runtime or function: when its containers start')
+    .option('--idempotent', 'safe to run twice: a call that loses its node runs again')
+    .option('--network', 'give it a network (the platform must allow it)')
+    .action(act((ctx, target: string, o: DeployOptions) => deployFunction(ctx, target, o)));
+
+  fn.command('ls').alias('list').description('list functions').action(act((ctx) => listFunctions(ctx)));
+
+  fn.command('get <name>')
+    .alias('show')
+    .description('show one function')
+    .action(act((ctx, name: string) => showFunction(ctx, name)));
+
+  fn.command('rm <name>')
+    .alias('remove')
+    .description('remove a function and its versions (its calls are kept)')
+    .action(act((ctx, name: string) => removeFunction(ctx, name)));
+
+  fn.command('versions <name>')
+    .description('list the versions a function has had, newest first')
+    .action(act((ctx, name: string) => listVersions(ctx, name)));
+}
