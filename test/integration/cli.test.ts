@@ -6,7 +6,7 @@ import path from 'node:path';
 import { hashPassword } from '../../api/auth';
 import { DICE } from '../helpers/archives';
 import { freePort } from '../helpers/ports';
-import { TestPlatform } from '../helpers/platform';
+import { docker, TestPlatform } from '../helpers/platform';
 
 const BIN = path.resolve(__dirname, '..', '..', 'dist', 'cli', 'main.js');
 
@@ -219,6 +219,27 @@ describe('the faas binary against a running platform', () => {
     expect(deploy.stdout).toContain('function big deployed');
     const piped = await run(['fn', 'deploy', big, '--runtime', 'pythonruntime']);
     expect(piped.stderr).toBe('');
+  });
+
+  test('runtime build makes an image from a folder; a Dockerfile taking BASE_IMAGE gets the offline fallback', async () => {
+    const dir = path.join(work, 'myruntime');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'Dockerfile'), 'ARG BASE_IMAGE=python:3.12-slim\nFROM ${BASE_IMAGE}\nCOPY marker.txt /opt/marker.txt\n');
+    writeFileSync(path.join(dir, 'marker.txt'), `built by ${platform.label}\n`);
+    const tag = `faas-cli-test-${platform.label}:1`;
+    try {
+      const built = await run(['runtime', 'build', dir, '--tag', tag, '--json']);
+      expect(built.code).toBe(0);
+      expect(JSON.parse(built.stdout)).toMatchObject({ image: tag, pushed: false });
+      const image = await docker.getImage(tag).inspect();
+      expect(image.Id).toBe(JSON.parse(built.stdout).id);
+      const empty = path.join(work, 'not-a-runtime');
+      mkdirSync(empty, { recursive: true });
+      expect(await run(['runtime', 'build', empty])).toMatchObject({ code: 2, stderr: `error: ${empty} has no Dockerfile\n` });
+      expect((await run(['runtime', 'build', dir, '--push'])).stderr).toContain('--push needs a registry');
+    } finally {
+      await docker.getImage(tag).remove({ force: true }).catch(() => undefined);
+    }
   });
 
   test('usage errors exit 2, a platform that is down exits 3, an unknown call exits 1', async () => {

@@ -1,0 +1,154 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { deployFields, parseDuration, parseEnv, parseMemory } from '../../cli/actions/fn';
+import { ClientError } from '../../cli/client';
+import { EXIT, UsageError, explain } from '../../cli/context';
+import { formatTable, wantsColor } from '../../cli/output';
+import { configPath, readConfig, resolveTarget, writeConfig } from '../../cli/settings';
+import { functionOptionsSchema } from '../../protocol/schemas';
+import { warmKey } from '../../protocol/worker-messages';
+
+describe('cli: where the platform is', () => {
+  const saved = { url: 'http://saved:3000', platforms: { 'http://saved:3000': { user: 'alice', password: 'pw-a' } } };
+
+  test('--url beats the config file, which beats FAAS_URL, which beats the default', () => {
+    const env = { FAAS_URL: 'http://env:3000' };
+    expect(resolveTarget({ url: 'http://flag:3000' }, saved, env)).toMatchObject({ url: 'http://flag:3000', source: 'flag' });
+    expect(resolveTarget({}, saved, env)).toMatchObject({ url: 'http://saved:3000', source: 'config' });
+    expect(resolveTarget({}, {}, env)).toMatchObject({ url: 'http://env:3000', source: 'env' });
+    expect(resolveTarget({}, {}, {})).toMatchObject({ url: 'http://127.0.0.1:3000', source: 'default' });
+  });
+
+  test('credentials: flags, then those saved for that very address, then FAAS_USER/FAAS_PASSWORD', () => {
+    const env = { FAAS_USER: 'erin', FAAS_PASSWORD: 'pw-e' };
+    expect(resolveTarget({ user: 'bob', password: 'pw-b' }, saved, env)).toMatchObject({ user: 'bob', password: 'pw-b' });
+    expect(resolveTarget({}, saved, env)).toMatchObject({ user: 'alice', password: 'pw-a' });
+    // Saved credentials never go to another address.
+    expect(resolveTarget({ url: 'http://other:3000' }, saved, env)).toMatchObject({ url: 'http://other:3000', user: 'erin', password: 'pw-e' });
+    expect(resolveTarget({ url: 'http://other:3000' }, saved, {})).not.toHaveProperty('user');
+    // --password alone goes with the saved user.
+    expect(resolveTarget({ password: 'typed' }, saved, {})).toMatchObject({ user: 'alice', password: 'typed' });
+  });
+
+  test('addresses are normalized: a scheme is added, trailing slashes go', () => {
+    expect(resolveTarget({ url: 'localhost:3000/' }, {}, {}).url).toBe('http://localhost:3000');
+    expect(resolveTarget({ url: 'https://faas.example.org//' }, {}, {}).url).toBe('https://faas.example.org');
+  });
+
+  test('the config file lives in the user config folder and is written readable by its owner only', async () => {
+    expect(configPath({ XDG_CONFIG_HOME: '/x/cfg' })).toBe(path.join('/x/cfg', 'faas', 'config.json'));
+    expect(configPath({ FAAS_CONFIG: '/y/own.json' })).toBe('/y/own.json');
+    expect(configPath({})).toBe(path.join(os.homedir(), '.config', 'faas', 'config.json'));
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'faas-cfg-'));
+    try {
+      const file = path.join(dir, 'deep', 'config.json');
+      expect(await readConfig(file)).toEqual({});
+      await writeConfig(saved, file);
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(saved);
+      expect(await readConfig(file)).toEqual(saved);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('cli: flag values', () => {
+  test.each([
+    ['1500ms', 1500],
+    ['30s', 30_000],
+    ['2m', 120_000],
+    ['0.5s', 500],
+  ])('duration %s is %d ms', (text, ms) => expect(parseDuration(text, '--timeout')).toBe(ms));
+
+  test.each(['30', '30 seconds', '-1s', 's', ''])('duration "%s" is a usage error', (text) => {
+    expect(() => parseDuration(text, '--timeout')).toThrow(UsageError);
+  });
+
+  test.each([
+    ['128', 128],
+    ['128m', 128],
+    ['128Mi', 128],
+    ['256MB', 256],
+    ['1g', 1024],
+    ['2Gi', 2048],
+  ])('memory %s is %d MB', (text, mb) => expect(parseMemory(text, '--memory')).toBe(mb));
+
+  test.each(['lots', '1t', '-5m'])('memory "%s" is a usage error', (text) => {
+    expect(() => parseMemory(text, '--memory')).toThrow(UsageError);
+  });
+
+  test('--env KEY=value pairs; the value may hold "="; no key is a usage error', () => {
+    expect(parseEnv(['A=1', 'B=x=y', 'C='])).toEqual({ A: '1', B: 'x=y', C: '' });
+    expect(() => parseEnv(['=1'])).toThrow(UsageError);
+    expect(() => parseEnv(['JUSTNAME'])).toThrow(UsageError);
+  });
+
+  test('deploy flags become the registerFunction fields the api validates', () => {
+    const fields = deployFields({ runtime: 'py', env: ['GREETING=hi'], timeout: '30s', memory: '1g', cpus: '0.5', concurrency: '3', idempotent: true });
+    expect(fields).toEqual({ timeout: '30000', memory: '1024', cpus: '0.5', concurrency: '3', idempotent: 'true', env: '{"GREETING":"hi"}' });
+    const parsed = functionOptionsSchema.parse(fields);
+    expect(parsed).toMatchObject({ timeout: 30_000, memory: 1024, cpus: 0.5, concurrency: 3, env: { GREETING: 'hi' } });
+  });
+
+  test.each([
+    ['{"FAAS_PARAMS":"x"}', /FAAS_/],
+    ['{"1ABC":"x"}', /names are letters/],
+    ['{"A":1}', /string/],
+    ['["A"]', /object/],
+    ['{nope', /JSON object/],
+    [JSON.stringify(Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`V${i}`, 'x']))), /at most 64/],
+  ])('the api refuses env %s', (env, message) => {
+    const parsed = functionOptionsSchema.safeParse({ env });
+    expect(parsed.success).toBe(false);
+    if (!parsed.success) expect(parsed.error.issues.map((i) => i.message).join('; ')).toMatch(message);
+  });
+
+  test("a function's environment is part of its warm-container key", () => {
+    const fn = { functionName: 'f', version: 'a'.repeat(64) };
+    expect(warmKey(fn)).toBe(`f@${'a'.repeat(64)}`);
+    const withEnv = warmKey({ ...fn, env: { A: '1', B: '2' } });
+    expect(withEnv).not.toBe(warmKey(fn));
+    expect(warmKey({ ...fn, env: { B: '2', A: '1' } })).toBe(withEnv);
+    expect(warmKey({ ...fn, env: { A: '1', B: '3' } })).not.toBe(withEnv);
+  });
+});
+
+describe('cli: output', () => {
+  test('tables: aligned columns, a header, no trailing spaces, colours only when asked', () => {
+    const rows = [
+      { n: 'dice', s: 'DONE' },
+      { n: 'a-longer-name', s: 'ERROR' },
+    ];
+    const cols = [
+      { header: 'NAME', value: (r: (typeof rows)[0]) => r.n },
+      { header: 'STATUS', value: (r: (typeof rows)[0]) => r.s, paint: (t: string) => `<${t}>` },
+    ];
+    expect(formatTable(rows, cols, false)).toBe(['NAME           STATUS', 'dice           DONE', 'a-longer-name  ERROR'].join('\n'));
+    expect(formatTable(rows, cols, true).split('\n')[1]).toBe('dice           <DONE  >');
+  });
+
+  test('colours: a terminal, unless NO_COLOR or --no-color; FORCE_COLOR forces them', () => {
+    expect(wantsColor(undefined, { isTTY: true }, {})).toBe(true);
+    expect(wantsColor(undefined, { isTTY: false }, {})).toBe(false);
+    expect(wantsColor(undefined, { isTTY: true }, { NO_COLOR: '' })).toBe(false);
+    expect(wantsColor(false, { isTTY: true }, {})).toBe(false);
+    expect(wantsColor(undefined, { isTTY: false }, { FORCE_COLOR: '1' })).toBe(true);
+    expect(wantsColor(undefined, { isTTY: true }, { TERM: 'dumb' })).toBe(false);
+  });
+
+  test('errors become actionable sentences with their exit codes', () => {
+    const target = { url: 'http://127.0.0.1:3000' };
+    expect(explain(new ClientError('cannot reach the platform at http://127.0.0.1:3000 (ECONNREFUSED)', null, 'UNREACHABLE'), target)).toEqual({
+      message: expect.stringContaining('`faas up` starts one'),
+      exit: EXIT.unreachable,
+    });
+    expect(explain(new ClientError('credentials are missing', 401, 'UNAUTHORIZED'), target)).toEqual({
+      message: 'the platform at http://127.0.0.1:3000 asks for a user: run `faas login` (or give --user and --password)',
+      exit: EXIT.unreachable,
+    });
+    expect(explain(new ClientError('no function named "x"', 404, 'FUNCTION_NOT_FOUND'), target)).toEqual({ message: 'no function named "x"; `faas fn ls` lists them', exit: EXIT.failed });
+    expect(explain(new ClientError('too many calls wait', 429, 'QUEUE_FULL'), target).exit).toBe(EXIT.failed);
+  });
+});
