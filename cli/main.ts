@@ -1,5 +1,8 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
+import { PROJECT_ROOT } from './actions/images';
 import { ClientError } from './client';
 import { callCommands } from './commands/calls';
 import { fnCommands } from './commands/fn';
@@ -8,6 +11,14 @@ import { runtimeCommands } from './commands/runtime';
 import type { Act } from './commands/types';
 import { CommandFailed, EXIT, UsageError, explain, makeContext, makeOutput, type GlobalFlags } from './context';
 import { configPath, DEFAULT_URL, readConfig, resolveTarget } from './settings';
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
 
 const HELP_AFTER = `
 Where the platform is: --url, else the address saved by \`faas login\` (${configPath()}),
@@ -34,6 +45,7 @@ export function buildProgram(): Command {
   program
     .name('faas')
     .description('Command line of the faas platform: runtimes, functions, calls.')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .option('--url <url>', 'platform address')
     .option('--user <name>', 'user, for a platform with users')
     .option('--password <password>', 'password of that user')
