@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -341,5 +341,43 @@ describe('the faas binary against a platform with users', () => {
 
     expect((await faas(['logout'], config)).code).toBe(0);
     expect((await faas(['--url', platform.url, 'rt', 'ls'], config)).code).toBe(3);
+  });
+});
+
+describe('faas up', () => {
+  test('starts a one-node platform that the other commands use, and Ctrl-C stops it with its containers', async () => {
+    const work = mkdtempSync(path.join(os.tmpdir(), 'faas-up-'));
+    const config = path.join(work, 'config.json');
+    const [port, dbPort, workerPort] = await Promise.all([freePort(), freePort(), freePort()]);
+    const label = `t${randomBytes(4).toString('hex')}`;
+    const url = `http://127.0.0.1:${port}`;
+    const env = cleanEnv(config, {
+      FAAS_DB_ENDPOINT: `tcp://127.0.0.1:${dbPort}`,
+      FAAS_WORKER_ENDPOINT: `tcp://127.0.0.1:${workerPort}`,
+      FAAS_PLATFORM_LABEL: label,
+      FAAS_NODE_ID: `node-${label}`,
+    });
+    const child = spawn(process.execPath, [BIN, 'up', '--port', String(port), '--data-dir', path.join(work, 'data')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let said = '';
+    child.stdout.on('data', (chunk: Buffer) => (said += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const deadline = Date.now() + 90_000;
+      while (!said.includes('faas platform up') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      expect(said).toContain(`faas platform up: api ${url}`);
+      expect(await faas(['--url', url, 'health', '-q'], config)).toMatchObject({ code: 0, stdout: 'ok\n' });
+      expect((await faas(['--url', url, ...RUNTIME_FLAGS], config)).code).toBe(0);
+      expect((await faas(['--url', url, 'fn', 'deploy', DICE, '--runtime', 'pythonruntime'], config)).code).toBe(0);
+      const rolled = await faas(['--url', url, 'invoke', 'dice', '-p', 'roll=2d6'], config);
+      expect(rolled.code).toBe(0);
+      expect(JSON.parse(rolled.stdout)).toHaveLength(2);
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await exited).toBe(0);
+    expect(said).toMatch(/stopping…\nstopped\n$/);
+    expect(await docker.listContainers({ all: true, filters: { label: [`io.faas.platform=${label}`] } })).toEqual([]);
+    expect((await faas(['--url', url, 'health'], config)).code).toBe(3);
+    rmSync(work, { recursive: true, force: true });
   });
 });
