@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { tarGzOf } from '../helpers/archives';
 import { TestPlatform } from '../helpers/platform';
+import { until } from '../helpers/until';
 
 const TRICKY = path.resolve(__dirname, '..', 'fixtures', 'handlers', 'tricky');
 const NODE_HELLO = path.resolve(__dirname, '..', '..', 'runtimes', 'node', 'hello');
@@ -14,16 +15,6 @@ async function versionPackage(version: string): Promise<Buffer> {
   writeFileSync(path.join(dir, 'requirements.txt'), '');
   writeFileSync(path.join(dir, 'handler.py'), `n = 0\n\ndef handle(params):\n    global n\n    n += 1\n    return {"version": "${version}", "calls": n}\n`);
   return tarGzOf(dir);
-}
-
-async function until<T>(probe: () => Promise<T>, ok: (value: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 async function register(platform: TestPlatform, runtime: string, name: string, data: Buffer, fields: Record<string, string> = {}): Promise<void> {

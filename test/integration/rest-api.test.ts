@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { tarGzOf } from '../helpers/archives';
 import { TestPlatform } from '../helpers/platform';
+import { until } from '../helpers/until';
 
 const PYTHON = { name: 'python', image: 'pythonruntime', path: '/ws', dependencies: '', run: 'python3 /opt/faas/handler.py', mode: 'handler' };
 
@@ -10,16 +11,6 @@ async function handlerPackage(body: string): Promise<Buffer> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'faas-rest-'));
   writeFileSync(path.join(dir, 'handler.py'), body);
   return tarGzOf(dir);
-}
-
-async function until<T>(probe: () => Promise<T>, ok: (value: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 describe('the /v1 resources', () => {
