@@ -52,6 +52,11 @@ export function envBool(env: Env, name: string, fallback: boolean): boolean {
 }
 
 /** 127.0.0.0/8, ::1 (bracketed or not) and localhost: addresses only this machine reaches. */
+/** Where a process on the same host connects to reach a socket bound at `endpoint` (0.0.0.0 and * become loopback). */
+export function localEndpoint(endpoint: string): string {
+  return endpoint.replace(/^tcp:\/\/(0\.0\.0\.0|\*|\[::\])(?=:)/, 'tcp://127.0.0.1');
+}
+
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, envEndpoint, envInt, envNumber, envString } from '../protocol/config';
@@ -5,7 +6,7 @@ import { loadCurveConfig } from '../protocol/curve';
 import type { PreloadPolicy } from '../protocol/types';
 
 export interface WorkerConfig {
-  /** This node's name. FAAS_NODE_ID, default the host name. */
+  /** This node's name. FAAS_NODE_ID, default the host name (in a container: its short container id). */
   nodeId: string;
   /** The api's worker channel. FAAS_WORKER_ENDPOINT, default tcp://127.0.0.1:5556. */
   apiEndpoint: string;
@@ -41,6 +42,11 @@ export interface WorkerConfig {
   depsNetwork: string;
   /** Time bound of the dependencies step. FAAS_DEPS_TIMEOUT_MS, default 300000. */
   depsTimeoutMs: number;
+  /** Time bound of pulling a missing runtime image. FAAS_PULL_TIMEOUT_MS, default 600000. */
+  pullTimeoutMs: number;
+  /** Credentials for a registry that asks for them. FAAS_REGISTRY_USER, FAAS_REGISTRY_PASSWORD. */
+  registryUser?: string;
+  registryPassword?: string;
   /** FAAS_HEARTBEAT_MS, default 1000. */
   heartbeatMs: number;
   /** CPU quota of a function container, in CPUs. FAAS_CPUS, default 1. */
@@ -60,7 +66,7 @@ export interface WorkerConfig {
 }
 
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-  const nodeId = envString(env, 'FAAS_NODE_ID', os.hostname());
+  const nodeId = envString(env, 'FAAS_NODE_ID', defaultNodeId());
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(nodeId)) throw new ConfigError(`FAAS_NODE_ID must be a simple name, got "${nodeId}"`);
   const platformLabel = envString(env, 'FAAS_PLATFORM_LABEL', 'faas');
   if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(platformLabel)) {
@@ -91,6 +97,8 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     memoryMb: envInt(env, 'FAAS_MEMORY_MB', 256, { min: 16, max: 65_536 }),
     depsNetwork: envString(env, 'FAAS_DEPS_NETWORK', 'bridge'),
     depsTimeoutMs: envInt(env, 'FAAS_DEPS_TIMEOUT_MS', 300_000, { min: 1000, max: 3_600_000 }),
+    ...(env.FAAS_REGISTRY_USER ? { registryUser: env.FAAS_REGISTRY_USER, registryPassword: env.FAAS_REGISTRY_PASSWORD ?? '' } : {}),
+    pullTimeoutMs: envInt(env, 'FAAS_PULL_TIMEOUT_MS', 600_000, { min: 1000, max: 3_600_000 }),
     heartbeatMs: envInt(env, 'FAAS_HEARTBEAT_MS', 1000, { min: 50, max: 60_000 }),
     cpus: envNumber(env, 'FAAS_CPUS', 1, { min: 0.01, max: 1024 }),
     pidsLimit: envInt(env, 'FAAS_PIDS_LIMIT', 128, { min: 8, max: 65_536 }),
@@ -116,4 +124,24 @@ function preloadPolicy(raw: string | undefined): PreloadPolicy {
     throw new ConfigError(`FAAS_PRELOAD must be one of none, runtime, function, got "${value}"`);
   }
   return value;
+}
+
+/**
+ * Replicas of a worker container share the host's name under host networking, so inside a container
+ * the node is named by its container id, which survives restarts of that container (its orphans are
+ * then still found as its own).
+ */
+function defaultNodeId(): string {
+  try {
+    const match = /\/docker\/containers\/([0-9a-f]{64})\//.exec(readFileSync('/proc/self/mountinfo', 'utf8'));
+    if (match) return match[1]!.slice(0, 12);
+  } catch {
+    /* not Linux, or no /proc */
+  }
+  return os.hostname();
+}
+
+/** Touched on each heartbeat while the api is heard; its age is the worker's health. */
+export function aliveFile(dataDir: string): string {
+  return path.join(dataDir, 'alive');
 }

@@ -4,6 +4,7 @@ import type { Logger } from '../protocol/log';
 import type { FunctionRecord, Runtime } from '../protocol/types';
 import { BuildError, INJECTABLE_LABEL, tail, type ContainerDriver } from '../miniworker/container-driver';
 import type { PackageCache } from './package-cache';
+import { PullError, type RuntimeImages } from './runtime-images';
 
 export interface FunctionImage {
   ref: string;
@@ -34,6 +35,7 @@ export class FunctionImages {
   constructor(
     private readonly driver: ContainerDriver,
     private readonly packages: PackageCache,
+    private readonly runtimeImages: RuntimeImages,
     private readonly options: { platformLabel: string; nodeId: string; depsNetwork: string; depsTimeoutMs: number; log: Logger },
   ) {}
 
@@ -69,12 +71,12 @@ export class FunctionImages {
   private async build(fn: FunctionRecord, runtime: Runtime): Promise<FunctionImage> {
     const log = this.options.log.child({ function: fn.functionName, version: fn.version.slice(0, 12) });
     try {
-      const runtimeImageId = (await this.driver.imageInfo(runtime.image))?.id;
-      if (!runtimeImageId) {
-        throw new PrepareError(
-          `runtime image "${runtime.image}" is not present on node ${this.options.nodeId}; build it (npm run images) or push it to the registry`,
-          'image_missing',
-        );
+      let runtimeImageId: string;
+      try {
+        runtimeImageId = await this.runtimeImages.ensure(runtime.image);
+      } catch (err) {
+        if (!(err instanceof PullError)) throw err;
+        throw new PrepareError(`${err.message}; build it here (faas images) or push it to a registry the nodes reach (faas runtime build --registry)`, 'image_missing');
       }
       const { repo, tag, ref } = this.imageName(runtimeImageId, fn, runtime);
       const existing = await this.driver.imageInfo(ref);

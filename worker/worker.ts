@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as zmq from 'zeromq';
 import { clientCurveOptions } from '../protocol/curve';
@@ -15,7 +15,8 @@ import type { Call, CallPatch, FunctionRecord, Runtime } from '../protocol/types
 import { changesContainer, type Sandbox } from '../protocol/limits';
 import { ContainerDriver } from '../miniworker/container-driver';
 import { INLINE_PACKAGE_BYTES } from '../miniworker/handler-container';
-import type { WorkerConfig } from './config';
+import { aliveFile, type WorkerConfig } from './config';
+import { RuntimeImages } from './runtime-images';
 import { FunctionImages, PrepareError, type FunctionImage } from './function-images';
 import { MiniworkerPool } from './miniworker-pool';
 import { PackageCache } from './package-cache';
@@ -29,6 +30,8 @@ export class Worker {
   private readonly socket: zmq.Dealer;
   private readonly outbox: Outbox;
   private readonly driver = new ContainerDriver();
+  private readonly runtimeImages: RuntimeImages;
+  private readonly aliveFile: string;
   private readonly packages: PackageCache;
   private readonly images: FunctionImages;
   private readonly pool: MiniworkerPool;
@@ -41,6 +44,8 @@ export class Worker {
   private readonly holding = new Set<number>();
   private preparing = 0;
   private lastHeardFromApi = Date.now();
+  /** When the api last sent anything (hello again or not). */
+  private lastApiMessage = 0;
   private timer?: NodeJS.Timeout;
   private reaper?: NodeJS.Timeout;
   private loop?: Promise<void>;
@@ -62,7 +67,15 @@ export class Worker {
     });
     this.outbox = new Outbox(this.socket, (err) => this.log.warn({ err: String(err) }, 'send to the api failed'));
     this.packages = new PackageCache(path.join(config.dataDir, 'packages'), config.apiUrl, config.apiCredentials);
-    this.images = new FunctionImages(this.driver, this.packages, {
+    this.aliveFile = aliveFile(config.dataDir);
+    this.runtimeImages = new RuntimeImages(this.driver.docker, {
+      nodeId: config.nodeId,
+      pullTimeoutMs: config.pullTimeoutMs,
+      registryUser: config.registryUser,
+      registryPassword: config.registryPassword,
+      log,
+    });
+    this.images = new FunctionImages(this.driver, this.packages, this.runtimeImages, {
       platformLabel: config.platformLabel,
       nodeId: config.nodeId,
       depsNetwork: config.depsNetwork,
@@ -135,6 +148,11 @@ export class Worker {
   }
 
   private beat(): void {
+    // The container healthcheck reads this file's age: fresh while the api is heard.
+    if (Date.now() - this.lastApiMessage < this.config.heartbeatMs * 3) {
+      const now = new Date();
+      void utimes(this.aliveFile, now, now).catch(() => writeFile(this.aliveFile, '').catch(() => undefined));
+    }
     this.send('heartbeat', { load: this.pool.busy, queued: this.ready.length + this.preparing, warm: this.pool.warmCounts(), inflight: [...this.holding] });
     // An api that went silent may have restarted: say hello again, it costs nothing.
     if (Date.now() - this.lastHeardFromApi > this.config.heartbeatMs * 3) {
@@ -161,6 +179,7 @@ export class Worker {
     }
     if (isReply(message)) return;
     this.lastHeardFromApi = Date.now();
+    this.lastApiMessage = this.lastHeardFromApi;
     switch (message.msgType) {
       case 'invoke':
         void this.accept(message.content as ApiToWorker['invoke']);
@@ -260,10 +279,17 @@ export class Worker {
   }
 
   /** Under the runtime policy, each handler-mode runtime keeps stem cells: started, without code. */
+  /** A runtime whose image is not here is pulled at once, before its first call; stem cells wait for it. */
   private learnRuntime(runtime: Runtime): void {
     this.runtimes.set(runtime.name, runtime);
-    if (runtime.mode !== 'handler' || this.config.preload !== 'runtime') return;
-    this.pool.setStems({ runtime, sandbox: this.sandboxFor() }, this.config.prewarm);
+    void this.runtimeImages.ensure(runtime.image).then(
+      () => {
+        if (runtime.mode !== 'handler' || this.config.preload !== 'runtime' || this.closing) return;
+        if (this.runtimes.get(runtime.name)?.image !== runtime.image) return;
+        this.pool.setStems({ runtime, sandbox: this.sandboxFor() }, this.config.prewarm);
+      },
+      (err) => this.log.warn({ runtime: runtime.name, err: err instanceof Error ? err.message : String(err) }, 'runtime image unavailable'),
+    );
   }
 
   /**

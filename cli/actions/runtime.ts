@@ -74,6 +74,7 @@ export async function removeRuntime(ctx: Context, name: string): Promise<void> {
 export interface BuildOptions {
   tag?: string;
   buildArg: string[];
+  label: string[];
   push?: boolean;
   registry?: string;
 }
@@ -87,12 +88,8 @@ export async function buildRuntime(out: Output, dir: string, o: BuildOptions): P
   const context = path.resolve(dir);
   const dockerfile = path.join(context, 'Dockerfile');
   if (!(await stat(dockerfile).catch(() => null))?.isFile()) throw new UsageError(`${dir} has no Dockerfile`);
-  const buildargs: Record<string, string> = {};
-  for (const pair of o.buildArg) {
-    const at = pair.indexOf('=');
-    if (at < 1) throw new UsageError(`--build-arg takes NAME=value, got "${pair}"`);
-    buildargs[pair.slice(0, at)] = pair.slice(at + 1);
-  }
+  const buildargs = pairs(o.buildArg, '--build-arg');
+  const labels = pairs(o.label ?? [], '--label');
   const registry = (o.registry ?? process.env.FAAS_REGISTRY ?? '').replace(/^https?:\/\//, '').replace(/\/+$/, '');
   if (o.push && !registry) throw new UsageError('--push needs a registry: give --registry HOST:PORT or set FAAS_REGISTRY');
   const name = o.tag ?? `${path.basename(context).toLowerCase().replace(/[^a-z0-9._-]/g, '')}runtime`;
@@ -104,21 +101,37 @@ export async function buildRuntime(out: Output, dir: string, o: BuildOptions): P
   if (declared && !buildargs.BASE_IMAGE) buildargs.BASE_IMAGE = await chooseBase(docker, declared[1]!, say);
   say(`building ${ref}${buildargs.BASE_IMAGE ? ` on ${buildargs.BASE_IMAGE}` : ''}`);
   const entries = (await readdir(context)).filter((e) => e !== '.git' && e !== 'node_modules');
-  await buildImage(docker, tar.c({ cwd: context, portable: true }, entries) as unknown as NodeJS.ReadableStream, { t: ref, buildargs }, out.interactive ? (line) => out.progress(line.slice(0, 100)) : undefined);
+  await buildImage(docker, tar.c({ cwd: context, portable: true }, entries) as unknown as NodeJS.ReadableStream, { t: ref, buildargs, labels }, out.interactive ? (line) => out.progress(line.slice(0, 100)) : undefined);
   out.endProgress();
 
   let pushed = false;
   if (registry && o.push !== false) {
     say(`pushing ${ref}`);
-    await pushImage(docker, ref, out);
+    await pushImage(docker, ref, registry, out);
     pushed = true;
   }
   const image = await docker.getImage(ref).inspect();
   out.result({ image: ref, id: image.Id, size: image.Size, pushed }, () => `built ${ref}${pushed ? ' and pushed it' : ''} (${(image.Size / 1e6).toFixed(0)} MB); register it with \`faas runtime register --image ${ref} --run CMD\``, () => ref);
 }
 
-async function pushImage(docker: Docker, ref: string, out: Output): Promise<void> {
-  const stream = await docker.getImage(ref).push({});
+function pairs(values: string[], flag: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of values) {
+    const at = pair.indexOf('=');
+    if (at < 1) throw new UsageError(`${flag} takes NAME=value, got "${pair}"`);
+    out[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return out;
+}
+
+/** Registry credentials, when it asks for them: FAAS_REGISTRY_USER and FAAS_REGISTRY_PASSWORD. */
+export function registryAuth(serveraddress: string, env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  return env.FAAS_REGISTRY_USER ? { username: env.FAAS_REGISTRY_USER, password: env.FAAS_REGISTRY_PASSWORD ?? '', serveraddress } : {};
+}
+
+async function pushImage(docker: Docker, ref: string, registry: string, out: Output): Promise<void> {
+  // The engine wants an X-Registry-Auth header on every push, an empty one for an open registry.
+  const stream = await docker.getImage(ref).push({ authconfig: registryAuth(registry) });
   await new Promise<void>((resolve, reject) => {
     docker.modem.followProgress(
       stream,

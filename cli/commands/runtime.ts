@@ -37,6 +37,7 @@ export function runtimeCommands(program: Command, act: Act): void {
     .description('build a runtime image from a folder with a Dockerfile; push it when a registry is given')
     .option('-t, --tag <image>', 'image name (default: the folder name + "runtime")')
     .option('--build-arg <NAME=value>', 'a build argument (repeatable)', repeatable, [] as string[])
+    .option('--label <key=value>', 'a label on the image (repeatable)', repeatable, [] as string[])
     .option('--registry <host:port>', 'image registry to push to (env FAAS_REGISTRY)')
     .option('--push', 'push the image (the default when a registry is given)')
     .option('--no-push', 'build only, even with a registry')
