@@ -44,6 +44,8 @@ export interface WorkerConfig {
   depsTimeoutMs: number;
   /** Time bound of pulling a missing runtime image. FAAS_PULL_TIMEOUT_MS, default 600000. */
   pullTimeoutMs: number;
+  /** On SIGTERM, how long running calls may go on before they are cut short. FAAS_DRAIN_GRACE_MS, default 5000. */
+  drainGraceMs: number;
   /** Credentials for a registry that asks for them. FAAS_REGISTRY_USER, FAAS_REGISTRY_PASSWORD. */
   registryUser?: string;
   registryPassword?: string;
@@ -98,6 +100,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     depsNetwork: envString(env, 'FAAS_DEPS_NETWORK', 'bridge'),
     depsTimeoutMs: envInt(env, 'FAAS_DEPS_TIMEOUT_MS', 300_000, { min: 1000, max: 3_600_000 }),
     ...(env.FAAS_REGISTRY_USER ? { registryUser: env.FAAS_REGISTRY_USER, registryPassword: env.FAAS_REGISTRY_PASSWORD ?? '' } : {}),
+    drainGraceMs: envInt(env, 'FAAS_DRAIN_GRACE_MS', 5000, { min: 0, max: 3_600_000 }),
     pullTimeoutMs: envInt(env, 'FAAS_PULL_TIMEOUT_MS', 600_000, { min: 1000, max: 3_600_000 }),
     heartbeatMs: envInt(env, 'FAAS_HEARTBEAT_MS', 1000, { min: 50, max: 60_000 }),
     cpus: envNumber(env, 'FAAS_CPUS', 1, { min: 0.01, max: 1024 }),

@@ -15,7 +15,8 @@ runMain('worker', async () => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'worker stopping');
-    const force = setTimeout(() => process.exit(1), 15_000);
+    // Past the drain grace, cleanup gets ten seconds more before the process gives up.
+    const force = setTimeout(() => process.exit(1), config.drainGraceMs + 10_000);
     force.unref();
     await worker.close();
     process.exit(0);

@@ -89,6 +89,7 @@ export class Worker {
       maxSize: config.capacity,
       keepAliveMs: config.keepAliveMs,
       idleExitMs: config.idleExitMs,
+      stopGraceMs: config.drainGraceMs,
       script: path.join(__dirname, '..', 'miniworker', 'main.js'),
       env: { ...process.env, FAAS_DB_ENDPOINT: config.dbEndpoint, FAAS_NODE_ID: config.nodeId, FAAS_PLATFORM_LABEL: config.platformLabel },
       log,
