@@ -104,3 +104,36 @@ export async function ensureRuntimeImages(options: { force?: boolean; say?: (lin
   }
   return built;
 }
+
+export const LOCAL_NODE_IMAGE = 'faas-base/node:20';
+export const LOCAL_REGISTRY_IMAGE = 'faas/registry:debian';
+
+/**
+ * The base images of the compose cluster: the official `node:20-slim` and `registry:2` when this
+ * machine has them, else local ones made here (Debian plus this machine's node; Debian's registry
+ * package), for a machine that cannot pull. Returns what FAAS_NODE_IMAGE and FAAS_REGISTRY_IMAGE
+ * should be.
+ */
+export async function ensureClusterBaseImages(say: (line: string) => void = () => undefined): Promise<{ node: string; registry: string }> {
+  const docker = new Docker();
+  const run = promisify(execFile);
+  let node = 'node:20-slim';
+  if (!(await exists(docker, node))) {
+    node = LOCAL_NODE_IMAGE;
+    if (!(await exists(docker, node))) {
+      say(`making ${node} from Debian and this machine's node`);
+      await run('bash', [path.join(PROJECT_ROOT, 'scripts', 'make-node-base-image.sh'), node, LOCAL_BASE_IMAGE], { maxBuffer: 16 * 1024 * 1024 });
+    }
+  }
+  let registry = 'registry:2';
+  if (!(await exists(docker, registry))) {
+    registry = LOCAL_REGISTRY_IMAGE;
+    if (!(await exists(docker, registry))) {
+      const base = await chooseBase(docker, 'debian:bookworm-slim', say);
+      say(`building ${registry} from Debian's docker-registry package on ${base}`);
+      const context = path.join(PROJECT_ROOT, 'registry');
+      await buildImage(docker, { context, src: ['Dockerfile', 'config.yml'] }, { t: registry, buildargs: { BASE_IMAGE: base } });
+    }
+  }
+  return { node, registry };
+}

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { curveKeyPair } from 'zeromq';
 import { hashPassword } from '../../api/auth';
-import { ensureRuntimeImages } from '../actions/images';
+import { ensureClusterBaseImages, ensureRuntimeImages } from '../actions/images';
 import { packExamples } from '../actions/pack';
 import { health, login, logout, workers, type LoginOptions } from '../actions/platform';
 import { up } from '../actions/up';
@@ -45,7 +45,14 @@ export function platformCommands(program: Command, act: Act): void {
     .command('images')
     .description('build the shipped runtime images that are missing')
     .option('--force', 'rebuild them all')
-    .action(act(async (ctx, o: { force?: boolean }) => {
+    .option('--cluster', 'instead, make sure the compose cluster has base images and print FAAS_NODE_IMAGE and FAAS_REGISTRY_IMAGE')
+    .action(act(async (ctx, o: { force?: boolean; cluster?: boolean }) => {
+      if (o.cluster) {
+        const bases = await ensureClusterBaseImages((line) => ctx.out.note(line));
+        const lines = `export FAAS_NODE_IMAGE=${bases.node} FAAS_REGISTRY_IMAGE=${bases.registry}`;
+        ctx.out.result(bases, () => lines, () => lines);
+        return;
+      }
       const built = await ensureRuntimeImages({ force: o.force, say: (line) => ctx.out.note(line) });
       ctx.out.result(built, () => (built.length ? `built ${built.join(', ')}` : 'runtime images already present'), () => built.join('\n'));
     }));

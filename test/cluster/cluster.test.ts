@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../../cli/actions/images';
 import { freePort } from '../helpers/ports';
-import { baseImages, composeCommand, docker, extraCaCerts, imageExists, run } from './compose';
+import { ensureClusterBaseImages } from '../../cli/actions/images';
+import { composeCommand, docker, extraCaCerts, imageExists, run } from './compose';
 
 const BIN = path.join(PROJECT_ROOT, 'dist', 'cli', 'main.js');
 const DICE = path.join(PROJECT_ROOT, 'runtimes', 'python', 'dice');
@@ -47,7 +48,7 @@ describe('the docker-compose cluster', () => {
     const [api, db, worker, reg] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
     url = `http://127.0.0.1:${api}`;
     registry = `127.0.0.1:${reg}`;
-    const bases = await timed('base images', baseImages);
+    const bases = await timed('base images', () => ensureClusterBaseImages());
     env = {
       ...process.env,
       FAAS_API_PORT: String(api),

@@ -54,26 +54,3 @@ export function extraCaCerts(): string {
     .map((f) => readFileSync(path.join(dir, f), 'utf8'))
     .join('\n');
 }
-
-/**
- * Base images for the platform and the registry: the official ones when this machine has them,
- * else the locally made ones (scripts/make-*-base-image.sh), since nothing can be pulled offline.
- */
-export async function baseImages(): Promise<{ node: string; registry: string }> {
-  let node = 'node:20-slim';
-  if (!(await imageExists(node))) {
-    node = 'faas-base/node:20';
-    const made = await run(['bash', path.join(PROJECT_ROOT, 'scripts', 'make-node-base-image.sh'), node]);
-    if (made.code !== 0) throw new Error(`making ${node} failed: ${made.stderr}`);
-  }
-  let registry = 'registry:2';
-  if (!(await imageExists(registry))) {
-    registry = 'faas/registry:debian';
-    if (!(await imageExists(registry))) {
-      const base = (await imageExists('debian:bookworm-slim')) ? 'debian:bookworm-slim' : 'faas-base/debian:bookworm';
-      const built = await run(['docker', 'build', '-q', '-t', registry, '--build-arg', `BASE_IMAGE=${base}`, path.join(PROJECT_ROOT, 'registry')]);
-      if (built.code !== 0) throw new Error(`building ${registry} failed: ${built.stderr}`);
-    }
-  }
-  return { node, registry };
-}
