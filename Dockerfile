@@ -17,7 +17,11 @@ COPY db-service db-service
 COPY api api
 COPY worker worker
 COPY miniworker miniworker
-RUN npx tsc -p tsconfig.image.json && npm prune --omit=dev --offline --no-audit --no-fund --loglevel=error
+# Production dependencies only, without the native prebuilds of other operating systems.
+RUN npx tsc -p tsconfig.image.json \
+ && npm prune --omit=dev --offline --no-audit --no-fund --loglevel=error \
+ && rm -rf node_modules/zeromq/build/darwin node_modules/zeromq/build/win32 \
+ && find node_modules -type d -path '*/prebuilds/*' -prune ! -name 'linux-*' -exec rm -rf {} +
 
 FROM ${NODE_IMAGE} AS platform
 ENV NODE_ENV=production

@@ -66,6 +66,11 @@ export class HandlerContainer {
   /** A frame line grew past any answer the bootstrap may send: the container is stopped. */
   private oversized = false;
   private partial = '';
+  /** The end of stderr not yet attributed: it may be the start of a call's end mark. */
+  private errPending = '';
+  /** Call ids whose stderr end mark has come, and the call waiting for its own. */
+  private readonly marks = new Set<number>();
+  private markWaiter?: { id: number; done: () => void };
   /** Frames that arrived before anyone waited for them. */
   private readonly early: Frame[] = [];
   private exited?: Promise<{ StatusCode: number }>;
@@ -127,7 +132,7 @@ export class HandlerContainer {
     const out = new PassThrough();
     const err = new PassThrough();
     out.on('data', (chunk: Buffer) => this.onStdout(chunk));
-    err.on('data', (chunk: Buffer) => this.appendLog('err', chunk.toString('utf8')));
+    err.on('data', (chunk: Buffer) => this.onStderr(chunk));
     this.driver.docker.modem.demuxStream(stream, out, err);
     stream.on('error', () => undefined);
     await this.container.start();
@@ -144,6 +149,9 @@ export class HandlerContainer {
   private async load(handler: string): Promise<void> {
     const loaded = await this.request({ op: 'load', handler }, 'loaded', this.spec.startTimeoutMs);
     if (loaded.error) throw new HandlerStartError('the function could not be loaded', loaded.error);
+    // What loading wrote is not the first call's log.
+    this.logErr = '';
+    this.cutErr = false;
   }
 
   /**
@@ -159,14 +167,17 @@ export class HandlerContainer {
     await this.load(handler);
   }
 
+  /**
+   * One call. Its stderr is what came on the container's stderr after the previous call's end mark, up
+   * to its own: stdout and stderr travel apart, so the result may arrive before the last of the stderr.
+   */
   async invoke(id: number, params: unknown, timeoutMs: number): Promise<HandlerOutcome> {
     this.logOut = '';
-    this.logErr = '';
     this.cutOut = false;
-    this.cutErr = false;
     this.calls += 1;
     try {
       const frame = await this.request({ op: 'call', id, params }, 'result', timeoutMs, id);
+      await this.endOfStderr(id, 2000);
       if (frame.stdoutTruncated) this.cutOut = true;
       const logs = this.logs(frame.stdout ?? '');
       this.lastUsed = Date.now();
@@ -189,17 +200,64 @@ export class HandlerContainer {
     }
   }
 
-  /** The call's logs, each cut one ending with a marker. */
+  /** Resolves when the call's stderr end mark has come, or after `timeoutMs` (a function may close its stderr). */
+  private endOfStderr(id: number, timeoutMs: number): Promise<void> {
+    if (this.marks.delete(id)) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.markWaiter = undefined;
+        resolve();
+      }, timeoutMs);
+      this.markWaiter = {
+        id,
+        done: () => {
+          clearTimeout(timer);
+          this.markWaiter = undefined;
+          resolve();
+        },
+      };
+    });
+  }
+
+  private onStderr(chunk: Buffer): void {
+    const prefix = `${this.token}:end:`;
+    let text = this.errPending + chunk.toString('utf8');
+    this.errPending = '';
+    for (let at = text.indexOf(prefix); at >= 0; at = text.indexOf(prefix)) {
+      const end = text.indexOf('\n', at);
+      if (end < 0) break;
+      this.appendLog('err', text.slice(0, at));
+      const id = Number(text.slice(at + prefix.length, end));
+      text = text.slice(end + 1);
+      if (this.markWaiter?.id === id) this.markWaiter.done();
+      else if (this.marks.size < 16) this.marks.add(id);
+    }
+    // Keep back what may be the beginning of a mark until the rest arrives.
+    let keep = text.lastIndexOf(prefix) >= 0 ? text.length - text.lastIndexOf(prefix) : 0;
+    if (keep > prefix.length + 24) keep = 0; // longer than any mark: plain output
+    if (keep === 0) for (let n = Math.min(prefix.length - 1, text.length); n > 0 && keep === 0; n--) if (prefix.startsWith(text.slice(-n))) keep = n;
+    this.appendLog('err', text.slice(0, text.length - keep));
+    this.errPending = text.slice(text.length - keep);
+  }
+
+  /** The call's logs, each cut one ending with a marker; stderr starts afresh for the next call. */
   private logs(captured: string): { stdout: string; stderr: string; truncated: boolean } {
+    if (this.errPending && !this.alive) {
+      this.appendLog('err', this.errPending);
+      this.errPending = '';
+    }
     const limit = this.spec.sandbox.maxLogBytes;
     const marker = truncationMarker(limit);
     const stdout = (captured + this.logOut).slice(0, limit);
     const cutOut = this.cutOut || captured.length + this.logOut.length > limit;
-    return {
+    const logs = {
       stdout: cutOut ? stdout + marker : stdout,
       stderr: this.cutErr ? this.logErr + marker : this.logErr,
       truncated: cutOut || this.cutErr,
     };
+    this.logErr = '';
+    this.cutErr = false;
+    return logs;
   }
 
   async dispose(): Promise<void> {

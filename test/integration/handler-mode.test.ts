@@ -109,6 +109,22 @@ describe('handler mode and the warm pool', () => {
     expect(two.stdout).toBe('hello called 2 times\n');
   });
 
+  test("each call's stderr is its own, though stderr and the result travel apart (python and node)", async () => {
+    const py = mkdtempSync(path.join(os.tmpdir(), 'faas-stderr-'));
+    writeFileSync(path.join(py, 'requirements.txt'), '');
+    writeFileSync(path.join(py, 'handler.py'), 'import sys\n\ndef handle(params):\n    print("err", params["n"], file=sys.stderr)\n    return params["n"]\n');
+    const js = mkdtempSync(path.join(os.tmpdir(), 'faas-stderr-'));
+    writeFileSync(path.join(js, 'handler.js'), 'exports.handle = (p) => { console.error("err", p.n); return p.n; };\n');
+    await register(platform, 'python', 'pyerr', await tarGzOf(py));
+    await register(platform, 'node', 'jserr', await tarGzOf(js));
+    for (const fn of ['pyerr', 'jserr']) {
+      for (let n = 0; n < 25; n++) {
+        const call = await sync(platform, fn, { n });
+        expect({ fn, n, status: call.status, result: call.result, stderr: call.stderr }).toEqual({ fn, n, status: 'DONE', result: String(n), stderr: `err ${n}\n` });
+      }
+    }
+  });
+
   test('with preload "none" each call gets its own container, removed after it', async () => {
     await register(platform, 'python', 'oneshot', await tarGzOf(TRICKY), { preload: 'none' });
     expect(JSON.parse((await sync(platform, 'oneshot')).result).calls).toBe(1);

@@ -8,7 +8,8 @@
  *   {"op": "load", "handler": "handler.handle"}  require the function (once)
  *   {"op": "call", "id": 7, "params": {...}}     run it (sync or async)
  * console.log/info/debug output during a call is captured and returned with the answer (stdout is
- * the protocol's channel); console.warn/error go to stderr as written, so that they survive a crash.
+ * the protocol's channel); console.warn/error go to stderr as written, so that they survive a crash,
+ * and each call's stderr ends with a mark (token:end:id) so that it is never mixed with the next call's.
  */
 const fs = require('node:fs');
 const path = require('node:path');
@@ -84,6 +85,12 @@ async function call(request) {
   frame.stdout = capture.stdout;
   if (capture.cut) frame.stdoutTruncated = true;
   capture = null;
+  // Everything this call wrote to stderr comes before this mark on the same stream.
+  try {
+    fs.writeSync(2, `${TOKEN}:end:${request.id}\n`);
+  } catch {
+    /* stderr closed by the function: the platform stops waiting for the mark */
+  }
   send(frame);
 }
 

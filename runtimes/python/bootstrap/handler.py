@@ -8,7 +8,8 @@ written to stdout or stderr is a log line of the call in flight. Requests:
   {"op": "load", "handler": "handler.handle"}  import the function (once)
   {"op": "call", "id": 7, "params": {...}}     run it
 What the function prints to stdout is captured per call and returned with the answer (stdout is the
-protocol's channel); what it writes to stderr goes out as it is written, so that it survives a crash.
+protocol's channel); what it writes to stderr goes out as it is written, so that it survives a crash,
+and each call's stderr ends with a mark (token:end:id) so that it is never mixed with the next call's.
 """
 import contextlib
 import importlib
@@ -154,7 +155,12 @@ def main():
             frame["stdout"] = out.getvalue()
             if out.cut:
                 frame["stdoutTruncated"] = True
-            sys.stderr.flush()
+            # Everything this call wrote to stderr comes before this mark on the same stream.
+            try:
+                sys.stderr.flush()
+                os.write(2, f"{TOKEN}:end:{request.get('id')}\n".encode())
+            except OSError:
+                pass  # stderr closed by the function: the platform stops waiting for the mark
             send(frame)
             if frame.get("exit"):
                 sys.exit(1)
