@@ -5,6 +5,7 @@ import { isFinal, type Call, type FunctionRecord, type Runtime } from '../protoc
 import { CallWaiters } from './call-waiters';
 import type { ApiConfig } from './config';
 import { PackageStore } from './package-store';
+import { PlatformMetrics } from './metrics';
 import { WorkerHub } from './worker-hub';
 
 export interface Health {
@@ -19,6 +20,7 @@ export class Platform {
   readonly db: DbClient;
   readonly packages: PackageStore;
   readonly hub: WorkerHub;
+  readonly metrics: PlatformMetrics;
   private readonly waiters = new CallWaiters();
   private recovery?: NodeJS.Timeout;
   /**
@@ -41,7 +43,11 @@ export class Platform {
       log,
       snapshot: async () => ({ runtimes: await this.db.listRuntimes(), functions: await this.db.listFunctions() }),
     });
-    this.hub.on('callDone', (call: Call) => this.waiters.settle(call));
+    this.metrics = new PlatformMetrics({ queueDepth: () => this.hub.queueDepth, workers: () => this.hub.list() });
+    this.hub.on('callDone', (call: Call) => {
+      this.metrics.ended(call);
+      this.waiters.settle(call);
+    });
     this.hub.on('lost', (callNum: number) => void this.onLost(callNum));
   }
 
@@ -97,15 +103,43 @@ export class Platform {
   async invoke(funcName: string, params: unknown, wait: boolean, idempotencyKey?: string): Promise<{ call: Call; done?: Promise<Call | null>; replayed: boolean }> {
     const fn = typeof funcName === 'string' && funcName.length <= 64 ? await this.lookupFunction(funcName) : null;
     if (!fn) throw new PlatformError('FUNCTION_NOT_FOUND', `no function named "${String(funcName).slice(0, 64)}"`);
+    return this.startCall(fn, params, wait, { idempotencyKey });
+  }
+
+  /**
+   * Runs a call again: the same function version (even when a newer one is registered since) and the
+   * same params, as a new call that names the old one in `rerunOf`.
+   */
+  async rerun(callNum: number, wait: boolean): Promise<{ call: Call; done?: Promise<Call | null> }> {
+    const old = await this.currentCall(callNum);
+    const current = await this.lookupFunction(old.funcName);
+    const fn =
+      current && (!old.functionVersion || current.version === old.functionVersion)
+        ? current
+        : old.functionVersion
+          ? await this.db.getFunctionVersion(old.funcName, old.functionVersion)
+          : null;
+    if (!fn) throw new PlatformError('FUNCTION_NOT_FOUND', `call ${callNum} ran a version of "${old.funcName}" that is no longer registered`);
+    const { call, done } = await this.startCall(fn, old.params, wait, { rerunOf: callNum });
+    return { call, done };
+  }
+
+  private async startCall(
+    fn: FunctionRecord,
+    params: unknown,
+    wait: boolean,
+    extra: { idempotencyKey?: string; rerunOf?: number },
+  ): Promise<{ call: Call; done?: Promise<Call | null>; replayed: boolean }> {
+    const funcName = fn.functionName;
     const runtime = await this.lookupRuntime(fn.runtimeName);
     if (!runtime) throw new PlatformError('RUNTIME_NOT_FOUND', `function "${funcName}" uses runtime "${fn.runtimeName}", which is not registered`);
     if (this.hub.queueDepth >= this.config.maxQueue || this.hub.queuedFor(funcName) >= this.config.maxQueuePerFunction) {
       throw new PlatformError('QUEUE_FULL', `too many calls wait${this.hub.queueDepth >= this.config.maxQueue ? '' : ` for "${funcName}"`}`, { retryAfterSeconds: 1 });
     }
-    const input = { funcName, params, functionVersion: fn.version, runtimeName: runtime.name };
+    const input = { funcName, params, functionVersion: fn.version, runtimeName: runtime.name, ...(extra.rerunOf ? { rerunOf: extra.rerunOf } : {}) };
     let call: Call;
-    if (idempotencyKey) {
-      const once = await this.db.createCallOnce({ ...input, key: idempotencyKey, durable: true });
+    if (extra.idempotencyKey) {
+      const once = await this.db.createCallOnce({ ...input, key: extra.idempotencyKey, durable: true });
       call = once.call;
       if (!once.created) {
         const done = wait ? (isFinal(call.status) ? Promise.resolve(call) : this.waiters.wait(call.callNum, this.config.waitTimeoutMs)) : undefined;
@@ -117,6 +151,7 @@ export class Platform {
     }
     // The waiter is in place before the call can end.
     const done = wait ? this.waiters.wait(call.callNum, this.config.waitTimeoutMs) : undefined;
+    this.metrics.invoked(funcName);
     this.hub.dispatch({ call, fn, runtime });
     return { call, done, replayed: false };
   }
@@ -202,6 +237,7 @@ export class Platform {
   private async failLost(callNum: number, reason: 'node_lost' | 'orchestrator_restart', error: string): Promise<void> {
     try {
       const call = await this.db.updateCall(callNum, { status: 'ERROR', reason, error, endedAt: new Date().toISOString() });
+      this.metrics.ended(call);
       this.waiters.settle(call);
     } catch (err) {
       if (err instanceof PlatformError && err.code === 'CALL_ALREADY_FINAL') return;
@@ -220,9 +256,10 @@ export class Platform {
       for (const call of orphaned) await this.failLost(call.callNum, 'orchestrator_restart', 'the call was running when the api restarted, and no worker holds it');
       const pending = (await this.db.listCalls({ status: 'PENDING' })).filter((c) => c.callNum <= before && !owned.has(c.callNum));
       for (const call of pending) {
-        const fn = await this.db.getFunction(call.funcName);
+        const current = await this.db.getFunction(call.funcName);
+        const fn = current && call.functionVersion && current.version !== call.functionVersion ? await this.db.getFunctionVersion(call.funcName, call.functionVersion) : current;
         const runtime = fn ? await this.db.getRuntime(fn.runtimeName) : null;
-        if (!fn || !runtime || (call.functionVersion && call.functionVersion !== fn.version)) {
+        if (!fn || !runtime) {
           await this.db.updateCall(call.callNum, {
             status: 'ERROR',
             reason: 'function_missing',

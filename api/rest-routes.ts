@@ -1,4 +1,6 @@
-import express, { type Request } from 'express';
+import express, { type Request, type Response } from 'express';
+import type { Call } from '../protocol/types';
+import type { ApiConfig } from './config';
 import { z } from 'zod';
 import { PlatformError } from '../protocol/errors';
 import { isValidName } from '../protocol/names';
@@ -34,6 +36,36 @@ function queryMessage(error: z.ZodError): string {
   return error.issues.map((i) => (i.path.length ? `${i.path.join('.')} ${i.message}` : i.message)).join('; ');
 }
 
+const invokeBodySchema = z
+  .object({
+    params: z.unknown().optional(),
+    wait: z.boolean().optional(),
+  })
+  .strict();
+
+function wantsWait(req: Request, bodyWait?: boolean): boolean {
+  return req.query.wait === 'true' || req.query.wait === '1' || bodyWait === true;
+}
+
+export function idempotencyKey(req: Request): string | undefined {
+  const key = req.get('idempotency-key');
+  if (key !== undefined && !/^[\x21-\x7e]{1,256}$/.test(key)) {
+    throw new PlatformError('BAD_REQUEST', 'Idempotency-Key must be 1 to 256 printable characters without spaces');
+  }
+  return key;
+}
+
+/** 202 with the call as made; when waited for, 200 with its end, or 202 with it as it stands after the wait bound. */
+export async function answer(platform: Platform, res: Response, started: { call: Call; done?: Promise<Call | null> }): Promise<void> {
+  if (!started.done) {
+    res.status(202).json(started.call);
+    return;
+  }
+  const final = await started.done;
+  if (final) res.status(200).json(final);
+  else res.status(202).json(await platform.currentCall(started.call.callNum));
+}
+
 function nameParam(req: Request, what: 'runtime' | 'function'): string {
   const name = req.params.name as string;
   if (!isValidName(name)) throw new PlatformError(what === 'runtime' ? 'RUNTIME_NOT_FOUND' : 'FUNCTION_NOT_FOUND', `no ${what} named "${String(req.params.name).slice(0, 64)}"`);
@@ -50,8 +82,9 @@ function callParam(req: Request): number {
  * Resource-style routes under /v1 beside the seed's calls: full records, removal, versions,
  * filtered and paginated calls, and the logs of one call.
  */
-export function restRouter(platform: Platform): express.Router {
+export function restRouter(platform: Platform, config: ApiConfig): express.Router {
   const router = express.Router();
+  const json = express.json({ limit: config.maxBodyBytes, type: () => true });
 
   router.get('/runtimes', async (_req, res) => {
     res.json(await platform.db.listRuntimes());
@@ -112,6 +145,22 @@ export function restRouter(platform: Platform): express.Router {
     });
     const page = calls.slice(0, limit);
     res.json({ calls: page, next: calls.length > limit ? String(page[page.length - 1]!.callNum) : null });
+  });
+
+  /** Invoke: 202 with the new call, or with ?wait=true (or "wait": true) 200 with its end. */
+  router.post('/functions/:name/calls', json, async (req, res) => {
+    const name = nameParam(req, 'function');
+    const body = invokeBodySchema.safeParse(req.body ?? {});
+    if (!body.success) throw new PlatformError('BAD_REQUEST', queryMessage(body.error));
+    const key = idempotencyKey(req);
+    const started = await platform.invoke(name, body.data.params ?? {}, wantsWait(req, body.data.wait), key);
+    if (started.replayed) res.setHeader('Idempotent-Replayed', 'true');
+    await answer(platform, res, started);
+  });
+
+  /** The same function version and params again, as a new call with `rerunOf`. */
+  router.post('/calls/:callNum/rerun', async (req, res) => {
+    await answer(platform, res, await platform.rerun(callParam(req), wantsWait(req)));
   });
 
   router.get('/calls/:callNum', async (req, res) => {

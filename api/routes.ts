@@ -11,7 +11,7 @@ import type { FunctionRecord, Runtime } from '../protocol/types';
 import { BasicAuth } from './auth';
 import type { ApiConfig } from './config';
 import type { Platform } from './platform';
-import { restRouter } from './rest-routes';
+import { answer, idempotencyKey, restRouter } from './rest-routes';
 
 function zodMessage(error: { issues: { path: (string | number)[]; message: string }[] }): string {
   return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
@@ -121,16 +121,9 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
     const parsed = invokeInputSchema.safeParse(req.body ?? {});
     if (!parsed.success) throw new PlatformError('BAD_REQUEST', zodMessage(parsed.error));
     const wait = req.query.wait === 'true' || req.query.wait === '1' || parsed.data.wait === true;
-    const key = req.get('idempotency-key');
-    if (key !== undefined && !/^[\x21-\x7e]{1,256}$/.test(key)) {
-      throw new PlatformError('BAD_REQUEST', 'Idempotency-Key must be 1 to 256 printable characters without spaces');
-    }
-    const { call, done, replayed } = await platform.invoke(parsed.data.funcName, parsed.data.params ?? {}, wait, key);
-    if (replayed) res.setHeader('Idempotent-Replayed', 'true');
-    if (!done) return res.status(202).json(call);
-    const final = await done;
-    if (final) return res.status(200).json(final);
-    res.status(202).json(await platform.currentCall(call.callNum));
+    const started = await platform.invoke(parsed.data.funcName, parsed.data.params ?? {}, wait, idempotencyKey(req));
+    if (started.replayed) res.setHeader('Idempotent-Replayed', 'true');
+    await answer(platform, res, started);
   });
 
   app.get('/runtimes', async (_req, res) => {
@@ -168,7 +161,14 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
     stream.pipe(res);
   });
 
-  app.use('/v1', restRouter(platform));
+  app.use('/v1', restRouter(platform, config));
+
+  /** Prometheus text format; behind the same credentials as the rest when users are configured. */
+  app.get('/metrics', async (_req, res) => {
+    const { contentType, body } = await platform.metrics.text();
+    res.setHeader('Content-Type', contentType);
+    res.send(body);
+  });
 
   app.use(() => {
     throw new PlatformError('NOT_FOUND', 'no such route');

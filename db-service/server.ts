@@ -87,6 +87,7 @@ export class DbServer {
       listFunctions: () => s.listFunctions(),
       deleteFunction: (c: { name: string }) => s.deleteFunction(c.name),
       listFunctionVersions: (c: { name: string }) => s.listFunctionVersions(c.name),
+      getFunctionVersion: (c: { name: string; version: string }) => s.getFunctionVersion(c.name, c.version),
       createCall: (c: Parameters<PlatformStore['createCall']>[0]) => s.createCall(c),
       createCallOnce: (c: Parameters<PlatformStore['createCallOnce']>[0]) => s.createCallOnce(c),
       updateCall: (c: { callNum: number; patch: Parameters<PlatformStore['updateCall']>[1] }) => s.updateCall(c.callNum, c.patch),

@@ -109,6 +109,11 @@ export class PlatformStore {
     return { deleted: true };
   }
 
+  /** One version of a function, current or not, as it was last registered. */
+  async getFunctionVersion(name: string, version: string): Promise<FunctionRecord | null> {
+    return ((await this.db.get(`${FUNCTION_VERSION}${name}:${version}`)) as FunctionRecord | undefined) ?? null;
+  }
+
   /** The versions a function has had, newest registration first. */
   async listFunctionVersions(name: string): Promise<FunctionRecord[]> {
     const versions = await this.values<FunctionRecord>(`${FUNCTION_VERSION}${name}:`);
@@ -128,9 +133,10 @@ export class PlatformStore {
     const key = IDEMPOTENCY + input.key;
     return this.serialized(key, async () => {
       const existing = (await this.db.get(key)) as number | undefined;
-      if (existing !== undefined) {
-        const call = await this.getCall(existing);
-        if (!call) throw new PlatformError('CALL_NOT_FOUND', `the call of this key (${existing}) is gone`);
+      const earlier = existing !== undefined ? await this.getCall(existing) : null;
+      // A key whose call was pruned by retention has expired with it: it makes a new call.
+      if (earlier) {
+        const call = earlier;
         if (call.funcName !== input.funcName || JSON.stringify(call.params) !== JSON.stringify(input.params ?? {})) {
           throw new PlatformError('IDEMPOTENCY_CONFLICT', `this Idempotency-Key made call ${existing} of "${call.funcName}" with other params`);
         }
@@ -155,6 +161,7 @@ export class PlatformStore {
     };
     if (input.functionVersion) call.functionVersion = input.functionVersion;
     if (input.runtimeName) call.runtimeName = input.runtimeName;
+    if (input.rerunOf) call.rerunOf = input.rerunOf;
     await this.commits.write(
       [
         { type: 'put', key: callKey(callNum), value: call },
@@ -223,6 +230,44 @@ export class PlatformStore {
       if (calls.length >= limit) break;
     }
     return calls;
+  }
+
+  /**
+   * Retention: removes ended calls created before `olderThan`, and the oldest ended calls beyond
+   * `maxCalls`, with their idempotency keys. Calls not yet ended are never removed.
+   */
+  async prune(options: { olderThan?: string; maxCalls?: number }): Promise<{ deleted: number }> {
+    let stored = 0;
+    for await (const _ of this.db.keys({ gte: CALL, lt: CALL + '\xff' })) stored += 1;
+    let excess = options.maxCalls && options.maxCalls > 0 ? stored - options.maxCalls : 0;
+    let deleted = 0;
+    let highestDeleted = 0;
+    let batch: Array<{ type: 'del'; key: string }> = [];
+    const flush = async () => {
+      if (batch.length === 0) return;
+      await this.commits.write(batch);
+      batch = [];
+    };
+    for await (const [key, value] of this.db.iterator({ gte: CALL, lt: CALL + '\xff' })) {
+      const call = value as Call;
+      const tooOld = options.olderThan !== undefined && call.createdAt < options.olderThan;
+      if (excess <= 0 && !tooOld) break;
+      if (!isFinal(call.status) || this.live.has(call.callNum)) continue;
+      batch.push({ type: 'del', key });
+      excess -= 1;
+      deleted += 1;
+      highestDeleted = call.callNum;
+      if (batch.length >= 1000) await flush();
+    }
+    await flush();
+    if (deleted > 0) {
+      for await (const [key, callNum] of this.db.iterator({ gte: IDEMPOTENCY, lt: IDEMPOTENCY + '\xff' })) {
+        if ((callNum as number) <= highestDeleted && !(await this.getCall(callNum as number))) batch.push({ type: 'del', key });
+        if (batch.length >= 1000) await flush();
+      }
+      await flush();
+    }
+    return { deleted };
   }
 
   private async values<T>(prefix: string): Promise<T[]> {

@@ -61,7 +61,8 @@ export class CallRunner {
         maxStdoutBytes: job.sandbox.maxResultBytes,
         maxStderrBytes: job.sandbox.maxLogBytes,
       });
-      patch = finalPatch(outcome, job.timeoutMs, job.sandbox);
+      // Process mode starts a container for every call.
+      patch = { ...finalPatch(outcome, job.timeoutMs, job.sandbox), coldStart: true };
     } catch (err) {
       log.error({ err: String(err) }, 'the container could not run');
       patch = { status: 'ERROR', reason: 'docker_error', error: `the container could not run: ${err instanceof Error ? err.message : String(err)}` };

@@ -64,6 +64,10 @@ export class DbClient {
     return this.call('listFunctionVersions', { name });
   }
 
+  getFunctionVersion(name: string, version: string): Promise<FunctionRecord | null> {
+    return this.call('getFunctionVersion', { name, version });
+  }
+
   createCall(input: DbRequest<'createCall'>): Promise<Call> {
     return this.call('createCall', input);
   }

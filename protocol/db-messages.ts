@@ -13,6 +13,7 @@ export const dbRequestSchemas = {
   listFunctions: z.object({}).passthrough(),
   deleteFunction: z.object({ name: z.string() }),
   listFunctionVersions: z.object({ name: z.string() }),
+  getFunctionVersion: z.object({ name: z.string(), version: z.string() }),
   createCall: z.object({
     funcName: z.string(),
     params: z.unknown(),
@@ -23,6 +24,7 @@ export const dbRequestSchemas = {
      * For synchronous calls, whose caller is acknowledged only by the final, synced write.
      */
     durable: z.boolean().optional(),
+    rerunOf: z.number().int().positive().optional(),
   }),
   /** createCall under an idempotency key: the same key gives back the call it made the first time. */
   createCallOnce: z.object({

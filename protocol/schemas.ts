@@ -101,6 +101,7 @@ export const callPatchSchema = z
     error: z.string(),
     truncated: z.boolean(),
     attempts: z.number().int().min(1).max(10),
+    coldStart: z.boolean(),
   })
   .partial()
   .strict();

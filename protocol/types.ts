@@ -90,6 +90,10 @@ export interface Call {
   truncated?: boolean;
   /** Runs started for this call: 2 when it was queued again after losing its node. */
   attempts?: number;
+  /** The call this one runs again (POST /v1/calls/:n/rerun): same function version, same params. */
+  rerunOf?: number;
+  /** The call started a container (every process-mode call; a handler-mode call without a warm one). */
+  coldStart?: boolean;
 }
 
 /** The fields a worker or miniworker may change on a call. */
@@ -109,5 +113,6 @@ export type CallPatch = Partial<
     | 'error'
     | 'truncated'
     | 'attempts'
+    | 'coldStart'
   >
 >;

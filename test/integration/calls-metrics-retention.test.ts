@@ -1,0 +1,147 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { tarGzOf } from '../helpers/archives';
+import { TestPlatform } from '../helpers/platform';
+import { until } from '../helpers/until';
+
+const PYTHON = { name: 'python', image: 'pythonruntime', path: '/ws', dependencies: '', run: 'python3 /opt/faas/handler.py', mode: 'handler' };
+
+async function handlerPackage(body: string): Promise<Buffer> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'faas-calls-'));
+  writeFileSync(path.join(dir, 'handler.py'), body);
+  return tarGzOf(dir);
+}
+
+/** A handler whose first call in each container fails: the failure a re-run is for. */
+const FLAKY = 'calls = 0\n\ndef handle(params):\n    global calls\n    calls += 1\n    if calls == 1:\n        raise RuntimeError("first call fails")\n    return {"calls": calls, "v": VERSION, "p": params}\n';
+
+/** The value of one sample in Prometheus text, 0 when absent. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number {
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const match = /^([a-zA-Z_:][\w:]*)(\{([^}]*)\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const have = (match[3] ?? '').split(',').filter(Boolean);
+    if (wanted.every((w) => have.includes(w)) && have.length === wanted.length) return Number(match[4]);
+  }
+  return 0;
+}
+
+describe('calls under /v1: invoke and re-run; metrics', () => {
+  let platform: TestPlatform;
+  beforeAll(async () => {
+    platform = await TestPlatform.start({ env: { FAAS_PRELOAD: 'function', FAAS_WORKER_CAPACITY: '4' } });
+    expect((await platform.json('POST', '/registerRuntime', PYTHON)).status).toBe(201);
+    expect((await platform.upload('python', 'flaky', await handlerPackage(`VERSION = 1\n${FLAKY}`))).status).toBe(201);
+  });
+  afterAll(async () => platform?.stop());
+
+  test('POST /v1/functions/:name/calls: 202 at once, 200 with ?wait=true, the Idempotency-Key replays, bad bodies are 400', async () => {
+    const queued = await platform.json('POST', '/v1/functions/flaky/calls', { params: { a: 1 } });
+    expect(queued.status).toBe(202);
+    expect(queued.body).toMatchObject({ funcName: 'flaky', status: 'PENDING', params: { a: 1 } });
+    await platform.waitFinal(queued.body.callNum);
+    const waited = await platform.json('POST', '/v1/functions/flaky/calls?wait=true', { params: { a: 2 } });
+    expect(waited.status).toBe(200);
+    expect(['DONE', 'ERROR']).toContain(waited.body.status);
+
+    const keyed = async () =>
+      fetch(`${platform.url}/v1/functions/flaky/calls`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': 'v1-key-1' }, body: JSON.stringify({ params: { k: 1 }, wait: true }) });
+    const first = await keyed();
+    const again = await keyed();
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect((await again.json()).callNum).toBe((await first.json()).callNum);
+
+    expect((await platform.json('POST', '/v1/functions/nope/calls', {})).body.error.code).toBe('FUNCTION_NOT_FOUND');
+    expect((await platform.json('POST', '/v1/functions/flaky/calls', { params: {}, colour: 'red' })).body.error.code).toBe('BAD_REQUEST');
+    expect((await platform.json('POST', '/v1/functions/flaky/calls', '{nope')).body.error.code).toBe('INVALID_JSON');
+  });
+
+  test('a failed call re-run: same version and params, a new call naming the old one, even after a new version', async () => {
+    // A fresh version so that the first call lands in a fresh container and fails.
+    expect((await platform.upload('python', 'flaky', await handlerPackage(`VERSION = 2\n${FLAKY}`))).status).toBe(200);
+    const failed = (await platform.json('POST', '/v1/functions/flaky/calls?wait=true', { params: { x: 'y' } })).body;
+    expect(failed).toMatchObject({ status: 'ERROR', reason: 'handler_error' });
+    expect(failed.error).toContain('first call fails');
+
+    // A newer version is registered meanwhile: the re-run still runs the failed call's version.
+    expect((await platform.upload('python', 'flaky', await handlerPackage(`VERSION = 3\n${FLAKY}`))).status).toBe(200);
+    const rerun = await platform.json('POST', `/v1/calls/${failed.callNum}/rerun?wait=true`);
+    expect(rerun.status).toBe(200);
+    expect(rerun.body).toMatchObject({ status: 'DONE', rerunOf: failed.callNum, functionVersion: failed.functionVersion, params: { x: 'y' } });
+    expect(rerun.body.callNum).toBeGreaterThan(failed.callNum);
+    expect(JSON.parse(rerun.body.result)).toMatchObject({ v: 2, p: { x: 'y' } });
+    // The old call is unchanged.
+    expect((await platform.json('GET', `/v1/calls/${failed.callNum}`)).body).toMatchObject({ status: 'ERROR' });
+
+    const queued = await platform.json('POST', `/v1/calls/${failed.callNum}/rerun`);
+    expect(queued.status).toBe(202);
+    expect(queued.body).toMatchObject({ status: 'PENDING', rerunOf: failed.callNum });
+    await platform.waitFinal(queued.body.callNum);
+    expect((await platform.json('POST', '/v1/calls/999999/rerun')).body.error.code).toBe('CALL_NOT_FOUND');
+  });
+
+  test('GET /metrics: Prometheus counters move with calls; gauges show workers, queue and warm containers', async () => {
+    const before = await (await fetch(`${platform.url}/metrics`)).text();
+    expect(sample(before, 'faas_workers_connected')).toBe(1);
+    const calls = await Promise.all([1, 2, 3].map(async (n) => (await platform.json('POST', '/v1/functions/flaky/calls?wait=true', { params: { n } })).body));
+    const response = await fetch(`${platform.url}/metrics`);
+    expect(response.headers.get('content-type')).toMatch(/^text\/plain/);
+    const after = await response.text();
+    const done = calls.filter((c) => c.status === 'DONE').length;
+    const errors = calls.filter((c) => c.status === 'ERROR').length;
+    expect(sample(after, 'faas_calls_total', { function: 'flaky', status: 'DONE' }) - sample(before, 'faas_calls_total', { function: 'flaky', status: 'DONE' })).toBe(done);
+    expect(sample(after, 'faas_calls_total', { function: 'flaky', status: 'ERROR' }) - sample(before, 'faas_calls_total', { function: 'flaky', status: 'ERROR' })).toBe(errors);
+    expect(sample(after, 'faas_invocations_total', { function: 'flaky' }) - sample(before, 'faas_invocations_total', { function: 'flaky' })).toBe(3);
+    expect(sample(after, 'faas_call_duration_seconds_count', { function: 'flaky' }) - sample(before, 'faas_call_duration_seconds_count', { function: 'flaky' })).toBe(3);
+    const cold = calls.filter((c) => c.coldStart).length;
+    expect(sample(after, 'faas_cold_starts_total', { function: 'flaky' }) - sample(before, 'faas_cold_starts_total', { function: 'flaky' })).toBe(cold);
+    expect(sample(after, 'faas_queue_depth')).toBe(0);
+    expect(sample(after, 'faas_warm_containers', { kind: 'function' })).toBeGreaterThanOrEqual(1);
+    expect(after).toMatch(/^# TYPE faas_call_duration_seconds histogram$/m);
+    expect(after).toMatch(/^faas_api_process_resident_memory_bytes \d+/m);
+  });
+});
+
+describe('retention', () => {
+  test('beyond FAAS_RETENTION_MAX_CALLS the oldest ended calls go, with their idempotency keys', async () => {
+    const platform = await TestPlatform.start({ env: { FAAS_RETENTION_MAX_CALLS: '3', FAAS_RETENTION_INTERVAL_MS: '200' } });
+    try {
+      expect((await platform.json('POST', '/registerRuntime', PYTHON)).status).toBe(201);
+      expect((await platform.upload('python', 'echo', await handlerPackage('def handle(params):\n    return params\n'))).status).toBe(201);
+      const keyed = () => fetch(`${platform.url}/invokeFunction?wait=true`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': 'old-key' }, body: JSON.stringify({ funcName: 'echo', params: { k: 1 } }) });
+      const first = (await (await keyed()).json()).callNum as number;
+      for (let n = 0; n < 5; n++) expect((await platform.json('POST', '/invokeFunction?wait=true', { funcName: 'echo', params: { n } })).body.status).toBe('DONE');
+      const kept = await until(async () => (await platform.json('GET', '/v1/calls')).body.calls.map((c: { callNum: number }) => c.callNum), (nums: number[]) => nums.length === 3, 15_000, 'three calls kept');
+      expect(kept).toEqual([first + 5, first + 4, first + 3]);
+      expect((await platform.json('GET', `/v1/calls/${first}`)).body.error.code).toBe('CALL_NOT_FOUND');
+      // The key of a removed call has expired with it: the same key makes a new call.
+      const again = await keyed();
+      expect(again.headers.get('idempotent-replayed')).toBeNull();
+      expect((await again.json()).callNum).toBeGreaterThan(first + 5);
+    } finally {
+      await platform.stop();
+    }
+  });
+
+  test('ended calls older than FAAS_RETENTION_DAYS go; running ones stay', async () => {
+    // 0.00003 days is about 2.6 s.
+    const platform = await TestPlatform.start({ env: { FAAS_RETENTION_DAYS: '0.00003', FAAS_RETENTION_INTERVAL_MS: '200' } });
+    try {
+      expect((await platform.json('POST', '/registerRuntime', PYTHON)).status).toBe(201);
+      expect((await platform.upload('python', 'sleepy', await handlerPackage('import time\n\ndef handle(params):\n    time.sleep(params.get("s", 0))\n    return "ok"\n'))).status).toBe(201);
+      const quick = (await platform.json('POST', '/invokeFunction?wait=true', { funcName: 'sleepy', params: {} })).body;
+      expect(quick.status).toBe('DONE');
+      const slow = platform.json('POST', '/invokeFunction?wait=true', { funcName: 'sleepy', params: { s: 6 } });
+      await until(async () => (await platform.json('GET', `/v1/calls/${quick.callNum}`)).status, (s) => s === 404, 15_000, 'the old call removed');
+      // Older than the limit but still running: kept, and it ends normally.
+      const running = (await platform.json('GET', '/v1/calls?function=sleepy')).body.calls;
+      expect(running).toEqual([expect.objectContaining({ callNum: quick.callNum + 1, status: expect.stringMatching(/^(PENDING|RUNNING)$/) })]);
+      expect((await slow).body).toMatchObject({ status: 'DONE', result: '"ok"' });
+    } finally {
+      await platform.stop();
+    }
+  });
+});
