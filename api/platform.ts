@@ -100,10 +100,16 @@ export class Platform {
    * Persists the call before answering, then queues it; with `wait`, also returns its end. With an
    * idempotency key, a repeated request gets the call the first one made, and nothing runs again.
    */
-  async invoke(funcName: string, params: unknown, wait: boolean, idempotencyKey?: string): Promise<{ call: Call; done?: Promise<Call | null>; replayed: boolean }> {
+  async invoke(
+    funcName: string,
+    params: unknown,
+    wait: boolean,
+    idempotencyKey?: string,
+    options: { args?: string[]; env?: Record<string, string> } = {},
+  ): Promise<{ call: Call; done?: Promise<Call | null>; replayed: boolean }> {
     const fn = typeof funcName === 'string' && funcName.length <= 64 ? await this.lookupFunction(funcName) : null;
     if (!fn) throw new PlatformError('FUNCTION_NOT_FOUND', `no function named "${String(funcName).slice(0, 64)}"`);
-    return this.startCall(fn, params, wait, { idempotencyKey });
+    return this.startCall(fn, params, wait, { idempotencyKey, ...options });
   }
 
   /**
@@ -120,7 +126,7 @@ export class Platform {
           ? await this.db.getFunctionVersion(old.funcName, old.functionVersion)
           : null;
     if (!fn) throw new PlatformError('FUNCTION_NOT_FOUND', `call ${callNum} ran a version of "${old.funcName}" that is no longer registered`);
-    const { call, done } = await this.startCall(fn, old.params, wait, { rerunOf: callNum });
+    const { call, done } = await this.startCall(fn, old.params, wait, { rerunOf: callNum, args: old.args, env: old.env });
     return { call, done };
   }
 
@@ -128,15 +134,26 @@ export class Platform {
     fn: FunctionRecord,
     params: unknown,
     wait: boolean,
-    extra: { idempotencyKey?: string; rerunOf?: number },
+    extra: { idempotencyKey?: string; rerunOf?: number; args?: string[]; env?: Record<string, string> },
   ): Promise<{ call: Call; done?: Promise<Call | null>; replayed: boolean }> {
     const funcName = fn.functionName;
     const runtime = await this.lookupRuntime(fn.runtimeName);
     if (!runtime) throw new PlatformError('RUNTIME_NOT_FOUND', `function "${funcName}" uses runtime "${fn.runtimeName}", which is not registered`);
+    if (extra.args?.length && runtime.mode !== 'process') {
+      throw new PlatformError('BAD_REQUEST', `args extend a run command: runtime "${runtime.name}" is in ${runtime.mode} mode, which has none per call`);
+    }
     if (this.hub.queueDepth >= this.config.maxQueue || this.hub.queuedFor(funcName) >= this.config.maxQueuePerFunction) {
       throw new PlatformError('QUEUE_FULL', `too many calls wait${this.hub.queueDepth >= this.config.maxQueue ? '' : ` for "${funcName}"`}`, { retryAfterSeconds: 1 });
     }
-    const input = { funcName, params, functionVersion: fn.version, runtimeName: runtime.name, ...(extra.rerunOf ? { rerunOf: extra.rerunOf } : {}) };
+    const input = {
+      funcName,
+      params,
+      functionVersion: fn.version,
+      runtimeName: runtime.name,
+      ...(extra.rerunOf ? { rerunOf: extra.rerunOf } : {}),
+      ...(extra.args?.length ? { args: extra.args } : {}),
+      ...(extra.env && Object.keys(extra.env).length > 0 ? { env: extra.env } : {}),
+    };
     let call: Call;
     if (extra.idempotencyKey) {
       const once = await this.db.createCallOnce({ ...input, key: extra.idempotencyKey, durable: true });

@@ -4,7 +4,7 @@ import type { ApiConfig } from './config';
 import { z } from 'zod';
 import { PlatformError } from '../protocol/errors';
 import { isValidName } from '../protocol/names';
-import { callStatusSchema } from '../protocol/schemas';
+import { argsSchema, callStatusSchema, envSchema } from '../protocol/schemas';
 import type { Platform } from './platform';
 
 /** A page of calls holds at most this many; the default is smaller. */
@@ -40,6 +40,10 @@ const invokeBodySchema = z
   .object({
     params: z.unknown().optional(),
     wait: z.boolean().optional(),
+    /** Extra run-command arguments of this call (process mode), after the function's own. */
+    args: argsSchema.optional(),
+    /** Environment variables of this call, over the function's own. */
+    env: envSchema.optional(),
   })
   .strict();
 
@@ -153,7 +157,7 @@ export function restRouter(platform: Platform, config: ApiConfig): express.Route
     const body = invokeBodySchema.safeParse(req.body ?? {});
     if (!body.success) throw new PlatformError('BAD_REQUEST', queryMessage(body.error));
     const key = idempotencyKey(req);
-    const started = await platform.invoke(name, body.data.params ?? {}, wantsWait(req, body.data.wait), key);
+    const started = await platform.invoke(name, body.data.params ?? {}, wantsWait(req, body.data.wait), key, { args: body.data.args, env: body.data.env });
     if (started.replayed) res.setHeader('Idempotent-Replayed', 'true');
     await answer(platform, res, started);
   });

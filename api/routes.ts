@@ -75,9 +75,8 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
   app.post('/registerFunction/:runtime/:funcName', async (req, res, next) => {
     const { runtime: runtimeName, funcName } = req.params as { runtime: string; funcName: string };
     if (!isValidName(funcName)) throw new PlatformError('INVALID_NAME', `function name "${funcName}" must match ^[a-z0-9][a-z0-9_-]{0,62}$`);
-    if (!isValidName(runtimeName) || !(await platform.db.getRuntime(runtimeName))) {
-      throw new PlatformError('RUNTIME_NOT_FOUND', `no runtime named "${runtimeName}"`);
-    }
+    const runtime = isValidName(runtimeName) ? await platform.db.getRuntime(runtimeName) : null;
+    if (!runtime) throw new PlatformError('RUNTIME_NOT_FOUND', `no runtime named "${runtimeName}"`);
     upload.single('module')(req, res, (err: unknown) => {
       // Anything the multipart parser throws is about the body the client sent.
       if (err) return next(err instanceof PlatformError || err instanceof multer.MulterError ? err : new PlatformError('BAD_REQUEST', `bad multipart body: ${err instanceof Error ? err.message.slice(0, 200) : 'unreadable'}`));
@@ -89,6 +88,9 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
       };
       const options = functionOptionsSchema.safeParse(req.body ?? {});
       if (!options.success) return refuse(new PlatformError('BAD_REQUEST', zodMessage(options.error)));
+      if (options.data.args?.length && runtime.mode === 'handler') {
+        return refuse(new PlatformError('BAD_REQUEST', `args extend a run command: runtime "${runtimeName}" is in handler mode, which has none per call`));
+      }
       const resolved = resolveLimits(options.data, config.limits);
       if ('error' in resolved) return refuse(new PlatformError('INVALID_LIMITS', resolved.error));
       const { limits } = resolved;
@@ -109,6 +111,7 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
             ...(options.data.idempotent === 'true' ? { idempotent: true } : {}),
             ...(Object.keys(limits).length > 0 ? { limits } : {}),
             ...(options.data.env && Object.keys(options.data.env).length > 0 ? { env: options.data.env } : {}),
+            ...(options.data.args?.length ? { args: options.data.args } : {}),
           };
           const { created } = await platform.registerFunction(fn);
           res.status(created ? 201 : 200).json(fn);

@@ -162,6 +162,8 @@ export class PlatformStore {
     if (input.functionVersion) call.functionVersion = input.functionVersion;
     if (input.runtimeName) call.runtimeName = input.runtimeName;
     if (input.rerunOf) call.rerunOf = input.rerunOf;
+    if (input.args?.length) call.args = input.args;
+    if (input.env && Object.keys(input.env).length > 0) call.env = input.env;
     await this.commits.write(
       [
         { type: 'put', key: callKey(callNum), value: call },

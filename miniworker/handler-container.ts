@@ -171,12 +171,13 @@ export class HandlerContainer {
    * One call. Its stderr is what came on the container's stderr after the previous call's end mark, up
    * to its own: stdout and stderr travel apart, so the result may arrive before the last of the stderr.
    */
-  async invoke(id: number, params: unknown, timeoutMs: number): Promise<HandlerOutcome> {
+  async invoke(id: number, params: unknown, timeoutMs: number, env?: Record<string, string>): Promise<HandlerOutcome> {
     this.logOut = '';
     this.cutOut = false;
     this.calls += 1;
     try {
-      const frame = await this.request({ op: 'call', id, params }, 'result', timeoutMs, id);
+      // A call's own variables are set by the bootstrap for the call's duration only.
+      const frame = await this.request({ op: 'call', id, params, ...(env && Object.keys(env).length > 0 ? { env } : {}) }, 'result', timeoutMs, id);
       await this.endOfStderr(id, 2000);
       if (frame.stdoutTruncated) this.cutOut = true;
       const logs = this.logs(frame.stdout ?? '');

@@ -62,7 +62,7 @@ export class Miniworker {
     try {
       const wasWarm = this.warm?.key === warmKey(job.fn) && this.warm.container.alive;
       const container = await this.ensure(job, job.sandbox);
-      const outcome = await container.invoke(call.callNum, call.params ?? {}, job.timeoutMs);
+      const outcome = await container.invoke(call.callNum, call.params ?? {}, job.timeoutMs, call.env);
       patch = { ...handlerPatch(outcome, job.timeoutMs, job.sandbox), coldStart: !wasWarm };
       // A container that is not kept is removed after the call is reported, off the call's path.
       if (!job.keepWarm || !container.alive || (outcome.kind === 'error' && outcome.exited)) this.detach();

@@ -4,7 +4,7 @@ import { retrying } from '../protocol/retry';
 import { LABELS } from '../protocol/labels';
 import type { Sandbox } from '../protocol/limits';
 import type { Logger } from '../protocol/log';
-import { functionEnv, type Job } from '../protocol/worker-messages';
+import { functionEnv, runCommand, type Job } from '../protocol/worker-messages';
 import type { Call, CallPatch } from '../protocol/types';
 import { tail, truncationMarker, type ContainerDriver, type RunOutcome } from './container-driver';
 import type { HandlerOutcome } from './handler-container';
@@ -39,10 +39,10 @@ export class CallRunner {
     try {
       const outcome = await this.driver.runOnce({
         image: job.image,
-        cmd: runtime.run,
+        cmd: runCommand(runtime.run, fn, call),
         workingDir: runtime.path,
         env: [
-          ...functionEnv(fn),
+          ...functionEnv(fn, call),
           ...(params.length <= MAX_ENV_PARAMS ? [`FAAS_PARAMS=${params}`] : []),
           `FAAS_CALL_NUM=${call.callNum}`,
           `FAAS_FUNCTION=${fn.functionName}`,

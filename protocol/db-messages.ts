@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { callPatchSchema, functionSchema, runtimeSchema } from './schemas';
+import { argsSchema, callPatchSchema, envSchema, functionSchema, runtimeSchema } from './schemas';
 
 /** The operations db-service answers, with the schema of each one's `content`. */
 export const dbRequestSchemas = {
@@ -25,12 +25,16 @@ export const dbRequestSchemas = {
      */
     durable: z.boolean().optional(),
     rerunOf: z.number().int().positive().optional(),
+    args: argsSchema.optional(),
+    env: envSchema.optional(),
   }),
   /** createCall under an idempotency key: the same key gives back the call it made the first time. */
   createCallOnce: z.object({
     key: z.string().min(1).max(256),
     funcName: z.string(),
     params: z.unknown(),
+    args: argsSchema.optional(),
+    env: envSchema.optional(),
     functionVersion: z.string().optional(),
     runtimeName: z.string().optional(),
     durable: z.boolean().optional(),

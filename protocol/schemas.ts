@@ -35,6 +35,11 @@ export const envSchema = z
   )
   .refine((env) => Object.keys(env).length <= 64, 'at most 64 variables');
 
+/** Extra arguments for a process-mode run command; each is passed as one shell word. */
+export const argsSchema = z
+  .array(z.string().max(4096, 'an argument is at most 4096 characters').regex(/^[^\0]*$/, 'an argument may not hold NUL'))
+  .max(64, 'at most 64 arguments');
+
 export const functionSchema = z.object({
   functionName: nameSchema,
   runtimeName: nameSchema,
@@ -49,6 +54,7 @@ export const functionSchema = z.object({
   idempotent: z.boolean().optional(),
   limits: functionLimitsSchema.optional(),
   env: envSchema.optional(),
+  args: argsSchema.optional(),
 });
 
 /** Optional fields of the registerFunction multipart form, beside the `module` file. */
@@ -68,6 +74,19 @@ export const functionOptionsSchema = z.object({
       }
     })
     .pipe(envSchema)
+    .optional(),
+  /** A JSON array of extra arguments for the run command (process mode). */
+  args: z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be a JSON array such as ["--verbose"]' });
+        return z.NEVER;
+      }
+    })
+    .pipe(argsSchema)
     .optional(),
 }).merge(limitFieldsSchema);
 

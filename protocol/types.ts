@@ -49,6 +49,8 @@ export interface FunctionRecord {
   limits?: FunctionLimits;
   /** Environment variables of the function's containers, set at registration. */
   env?: Record<string, string>;
+  /** Extra arguments appended to the runtime's run command (process mode). */
+  args?: string[];
 }
 
 /** Why a call ended ERROR, when the platform rather than the function decided it. */
@@ -90,6 +92,10 @@ export interface Call {
   truncated?: boolean;
   /** Runs started for this call: 2 when it was queued again after losing its node. */
   attempts?: number;
+  /** Extra run-command arguments of this call, after the function's own (process mode). */
+  args?: string[];
+  /** Environment variables of this call, over the function's own. */
+  env?: Record<string, string>;
   /** The call this one runs again (POST /v1/calls/:n/rerun): same function version, same params. */
   rerunOf?: number;
   /** The call started a container (every process-mode call; a handler-mode call without a warm one). */

@@ -79,9 +79,18 @@ function envTag(env: Record<string, string>): string {
   return createHash('sha1').update(JSON.stringify(sorted)).digest('hex').slice(0, 12);
 }
 
-/** The function's own variables as container Env entries (the platform's FAAS_ ones come after them). */
-export function functionEnv(fn: Pick<FunctionRecord, 'env'>): string[] {
-  return Object.entries(fn.env ?? {}).map(([k, v]) => `${k}=${v}`);
+/**
+ * The function's own variables (and a call's, over them) as container Env entries; the platform's
+ * FAAS_ ones come after them.
+ */
+export function functionEnv(fn: Pick<FunctionRecord, 'env'>, call?: Pick<Call, 'env'>): string[] {
+  return Object.entries({ ...fn.env, ...call?.env }).map(([k, v]) => `${k}=${v}`);
+}
+
+/** The run command with the function's and the call's extra arguments, each one shell word. */
+export function runCommand(run: string, fn: Pick<FunctionRecord, 'args'>, call: Pick<Call, 'args'>): string {
+  const args = [...(fn.args ?? []), ...(call.args ?? [])];
+  return args.length === 0 ? run : `${run} ${args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')}`;
 }
 
 export interface Prewarm {

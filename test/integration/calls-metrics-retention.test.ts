@@ -145,3 +145,41 @@ describe('retention', () => {
     }
   });
 });
+
+describe('args and environment per function and per call', () => {
+  let platform: TestPlatform;
+  beforeAll(async () => {
+    platform = await TestPlatform.start();
+    const process = { name: 'pyproc', image: 'pythonruntime', path: '/ws', dependencies: '', run: 'python3 main.py' };
+    expect((await platform.json('POST', '/registerRuntime', process)).status).toBe(201);
+    expect((await platform.json('POST', '/registerRuntime', PYTHON)).status).toBe(201);
+  });
+  afterAll(async () => platform?.stop());
+
+  test('process mode: the function args then the call args, each one word; call env over function env', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'faas-args-'));
+    writeFileSync(path.join(dir, 'main.py'), 'import json, os, sys\nprint(json.dumps({"argv": sys.argv[1:], "a": os.environ.get("A"), "b": os.environ.get("B")}))\n');
+    const fields = { args: JSON.stringify(['--from-fn', 'two words']), env: JSON.stringify({ A: 'fn', B: 'fn' }) };
+    expect((await platform.upload('pyproc', 'argv', await tarGzOf(dir), 'p.tar.gz', fields)).status).toBe(201);
+    const call = (await platform.json('POST', '/v1/functions/argv/calls?wait=true', { args: ["it's; rm -rf /", '$HOME'], env: { B: 'call' } })).body;
+    expect(call).toMatchObject({ status: 'DONE', args: ["it's; rm -rf /", '$HOME'], env: { B: 'call' } });
+    expect(JSON.parse(call.result)).toEqual({ argv: ['--from-fn', 'two words', "it's; rm -rf /", '$HOME'], a: 'fn', b: 'call' });
+    // A re-run keeps the call's args and env.
+    const again = (await platform.json('POST', `/v1/calls/${call.callNum}/rerun?wait=true`)).body;
+    expect(JSON.parse(again.result)).toEqual(JSON.parse(call.result));
+    for (const body of [{ args: 'x' }, { args: ['a\u0000b'] }, { env: { FAAS_X: '1' } }, { env: { A: 1 } }]) {
+      expect((await platform.json('POST', '/v1/functions/argv/calls', body)).body.error.code).toBe('BAD_REQUEST');
+    }
+  });
+
+  test('handler mode: a call env lasts for that call only; args are refused', async () => {
+    expect((await platform.upload('python', 'envcall', await handlerPackage('import os\n\ndef handle(params):\n    return [os.environ.get("MODE"), os.environ.get("HOME")]\n'), 'p.tar.gz', { env: '{"MODE":"fn"}' })).status).toBe(201);
+    const withEnv = (await platform.json('POST', '/v1/functions/envcall/calls?wait=true', { env: { MODE: 'call', HOME: '/elsewhere' } })).body;
+    expect(JSON.parse(withEnv.result)).toEqual(['call', '/elsewhere']);
+    const without = (await platform.json('POST', '/v1/functions/envcall/calls?wait=true', {})).body;
+    expect(JSON.parse(without.result)).toEqual(['fn', '/tmp']);
+    expect((await platform.json('POST', '/v1/functions/envcall/calls', { args: ['x'] })).body.error.message).toContain('handler mode');
+    const refused = await platform.upload('python', 'withargs', await handlerPackage('def handle(p):\n    return 1\n'), 'p.tar.gz', { args: '["x"]' });
+    expect(refused).toMatchObject({ status: 400, body: { error: { code: 'BAD_REQUEST' } } });
+  });
+});

@@ -67,6 +67,10 @@ function load(spec) {
 async function call(request) {
   capture = { stdout: '', cut: false };
   const frame = { op: 'result', id: request.id };
+  // The call's own variables last for the call only.
+  const callEnv = request.env && typeof request.env === 'object' ? request.env : {};
+  const saved = Object.fromEntries(Object.keys(callEnv).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, callEnv);
   try {
     const result = await handler(request.params);
     const encoded = JSON.stringify(result === undefined ? null : result);
@@ -81,6 +85,10 @@ async function call(request) {
   } catch (err) {
     frame.ok = false;
     frame.error = String((err && err.stack) || err).slice(-4000);
+  }
+  for (const [k, v] of Object.entries(saved)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
   }
   frame.stdout = capture.stdout;
   if (capture.cut) frame.stdoutTruncated = true;

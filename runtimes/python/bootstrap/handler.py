@@ -6,7 +6,7 @@ written to stdout or stderr is a log line of the call in flight. Requests:
   {"op": "files", "files": [{"path", "mode", "data"}]}  write the function's files (base64) first,
                                                when the container started without them (a stem cell)
   {"op": "load", "handler": "handler.handle"}  import the function (once)
-  {"op": "call", "id": 7, "params": {...}}     run it
+  {"op": "call", "id": 7, "params": {...}, "env": {...}}  run it (env: the call's own variables, for it only)
 What the function prints to stdout is captured per call and returned with the answer (stdout is the
 protocol's channel); what it writes to stderr goes out as it is written, so that it survives a crash,
 and each call's stderr ends with a mark (token:end:id) so that it is never mixed with the next call's.
@@ -136,7 +136,10 @@ def main():
         elif op == "call":
             out = CappedText(MAX_LOG)
             frame = {"op": "result", "id": request.get("id")}
+            call_env = request.get("env") or {}
+            saved = {k: os.environ.get(k) for k in call_env}
             try:
+                os.environ.update({str(k): str(v) for k, v in call_env.items()})
                 with contextlib.redirect_stdout(out):
                     result = run(handler, request.get("params"))
                 encoded = json.dumps(result, separators=(",", ":"), ensure_ascii=False)
@@ -152,6 +155,13 @@ def main():
                     frame["exit"] = True
                 frame["ok"] = False
                 frame["error"] = traceback.format_exc(limit=20)[-4000:]
+            finally:
+                # The call's own variables last for the call only.
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
             frame["stdout"] = out.getvalue()
             if out.cut:
                 frame["stdoutTruncated"] = True
