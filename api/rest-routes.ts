@@ -1,5 +1,5 @@
 import express, { type Request, type Response } from 'express';
-import type { Call } from '../protocol/types';
+import { isFinal, type Call } from '../protocol/types';
 import type { ApiConfig } from './config';
 import { z } from 'zod';
 import { PlatformError } from '../protocol/errors';
@@ -175,6 +175,21 @@ export function restRouter(platform: Platform, config: ApiConfig): express.Route
   router.get('/calls/:callNum/logs', async (req, res) => {
     const call = await platform.currentCall(callParam(req));
     res.json({ callNum: call.callNum, status: call.status, stdout: call.stdout ?? '', stderr: call.stderr ?? '', truncated: call.truncated === true });
+  });
+
+  /** A zip of the files the call left in its output folder (functions registered with outputs=true). */
+  router.get('/calls/:callNum/outputs', async (req, res) => {
+    const call = await platform.currentCall(callParam(req));
+    if (call.outputs?.truncated) {
+      throw new PlatformError('OUTPUTS_NOT_FOUND', `call ${call.callNum} wrote ${call.outputs.bytes} bytes of outputs, past the platform's limit (FAAS_MAX_OUTPUT_BYTES): none were kept`);
+    }
+    const zip = call.outputs ? await platform.db.getOutputs(call.callNum) : null;
+    if (!zip) {
+      throw new PlatformError('OUTPUTS_NOT_FOUND', `call ${call.callNum} kept no outputs${isFinal(call.status) ? '' : ' yet'} (a function keeps what it writes to /out when registered with outputs=true)`);
+    }
+    res.setHeader('Content-Type', 'application/zip');
+    res.setHeader('Content-Disposition', `attachment; filename="call-${call.callNum}-outputs.zip"`);
+    res.send(zip);
   });
 
   router.get('/workers', (_req, res) => {

@@ -112,6 +112,7 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
             ...(Object.keys(limits).length > 0 ? { limits } : {}),
             ...(options.data.env && Object.keys(options.data.env).length > 0 ? { env: options.data.env } : {}),
             ...(options.data.args?.length ? { args: options.data.args } : {}),
+            ...(options.data.outputs === 'true' ? { outputs: true } : {}),
           };
           const { created } = await platform.registerFunction(fn);
           res.status(created ? 201 : 200).json(fn);

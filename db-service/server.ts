@@ -92,6 +92,8 @@ export class DbServer {
       createCallOnce: (c: Parameters<PlatformStore['createCallOnce']>[0]) => s.createCallOnce(c),
       updateCall: (c: { callNum: number; patch: Parameters<PlatformStore['updateCall']>[1] }) => s.updateCall(c.callNum, c.patch),
       getCall: (c: { callNum: number }) => s.getCall(c.callNum),
+      putOutputs: (c: { callNum: number; zip: string }) => s.putOutputs(c.callNum, c.zip),
+      getOutputs: (c: { callNum: number }) => s.getOutputs(c.callNum),
       listCalls: (c: Parameters<PlatformStore['listCalls']>[0]) => s.listCalls(c),
     };
     return handlers[msgType](input);

@@ -12,6 +12,12 @@ const FUNCTION = 'fn:';
 const FUNCTION_VERSION = 'fnv:';
 const CALL = 'call:';
 const IDEMPOTENCY = 'idem:';
+/** A call's outputs (zip, base64), beside the call: `out:<padded callNum>`. */
+const OUTPUTS = 'out:';
+
+function outputsKey(callNum: number): string {
+  return OUTPUTS + String(callNum).padStart(12, '0');
+}
 
 /** Calls are keyed by a zero-padded number so that the store iterates them in callNum order. */
 function callKey(callNum: number): string {
@@ -206,6 +212,15 @@ export class PlatformStore {
     return next;
   }
 
+  async putOutputs(callNum: number, zip: string): Promise<{ ok: true }> {
+    await this.commits.write([{ type: 'put', key: outputsKey(callNum), value: zip }]);
+    return { ok: true };
+  }
+
+  async getOutputs(callNum: number): Promise<string | null> {
+    return ((await this.db.get(outputsKey(callNum))) as string | undefined) ?? null;
+  }
+
   async getCall(callNum: number): Promise<Call | null> {
     return ((await this.db.get(callKey(callNum))) as Call | undefined) ?? null;
   }
@@ -255,11 +270,11 @@ export class PlatformStore {
       const tooOld = options.olderThan !== undefined && call.createdAt < options.olderThan;
       if (excess <= 0 && !tooOld) break;
       if (!isFinal(call.status) || this.live.has(call.callNum)) continue;
-      batch.push({ type: 'del', key });
+      batch.push({ type: 'del', key }, { type: 'del', key: outputsKey(call.callNum) });
       excess -= 1;
       deleted += 1;
       highestDeleted = call.callNum;
-      if (batch.length >= 1000) await flush();
+      if (batch.length >= 2000) await flush();
     }
     await flush();
     if (deleted > 0) {

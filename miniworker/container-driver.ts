@@ -2,7 +2,8 @@ import { createReadStream } from 'node:fs';
 import { Writable } from 'node:stream';
 import Docker from 'dockerode';
 import { PlatformError } from '../protocol/errors';
-import type { Sandbox } from '../protocol/limits';
+import { OUTPUT_DIR, type Sandbox } from '../protocol/limits';
+import { filesToZip, tarFiles } from './outputs';
 
 /** The last `max` characters of a text: where a failing program says why. */
 export function tail(text: string, max: number): string {
@@ -46,11 +47,15 @@ export class CappedBuffer extends Writable {
  * (swap included), CPU, processes and open files. Docker keeps no log of it: the platform reads
  * the output itself, up to its caps. `writable` adds a tmpfs where a stem cell receives its code.
  */
-export function sandboxHostConfig(sandbox: Sandbox, writable?: string): Docker.HostConfig {
+export function sandboxHostConfig(sandbox: Sandbox, writable?: string, outputs?: 'volume' | 'tmpfs'): Docker.HostConfig {
   const [uid, gid] = sandbox.user.split(':');
   const tmpfs: Record<string, string> = { '/tmp': `rw,nosuid,nodev,size=${sandbox.tmpfsBytes},mode=1777` };
   if (writable) tmpfs[writable] = `rw,nosuid,nodev,size=${sandbox.tmpfsBytes},mode=0755,uid=${uid},gid=${gid}`;
+  // Outputs of a process-mode call outlive its process (a volume, read after the exit, removed with
+  // the container); a handler container's are read while it runs (a tmpfs, emptied before each call).
+  if (outputs === 'tmpfs') tmpfs[OUTPUT_DIR] = `rw,nosuid,nodev,size=${sandbox.tmpfsBytes},mode=0700,uid=${uid},gid=${gid}`;
   return {
+    ...(outputs === 'volume' ? { Mounts: [{ Type: 'volume' as const, Source: '', Target: OUTPUT_DIR }] } : {}),
     NetworkMode: sandbox.network,
     ReadonlyRootfs: true,
     Tmpfs: tmpfs,
@@ -63,6 +68,29 @@ export function sandboxHostConfig(sandbox: Sandbox, writable?: string): Docker.H
     Ulimits: [{ Name: 'nofile', Soft: sandbox.nofile, Hard: sandbox.nofile }],
     LogConfig: { Type: 'none', Config: {} },
   };
+}
+
+/**
+ * The output folder of a stopped process-mode container (a volume outlives the process), as a zip,
+ * or undefined when it holds no file. Past `maxBytes` nothing is kept: a partial archive would mislead.
+ */
+export async function collectOutputs(container: Docker.Container, maxBytes: number): Promise<CollectedOutputs | undefined> {
+  let stream: NodeJS.ReadableStream;
+  try {
+    stream = (await container.getArchive({ path: `${OUTPUT_DIR}/.` })) as NodeJS.ReadableStream;
+  } catch {
+    return undefined;
+  }
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    bytes += chunk.length;
+    if (bytes <= maxBytes + 10_240) chunks.push(chunk);
+  }
+  if (bytes > maxBytes + 10_240) return { zip: null, bytes, truncated: true };
+  const files = await tarFiles(Buffer.concat(chunks));
+  if (files.length === 0) return undefined;
+  return { zip: await filesToZip(files), bytes: files.reduce((sum, f) => sum + f.data.length, 0), truncated: false };
 }
 
 /** Environment every function container gets: a HOME it can write. */
@@ -90,11 +118,21 @@ export interface RunOutcome {
   oomKilled: boolean;
   stdoutTruncated: boolean;
   stderrTruncated: boolean;
+  /** The output folder as a tar, when the sandbox keeps outputs and the function wrote any. */
+  outputs?: CollectedOutputs;
+}
+
+export interface CollectedOutputs {
+  /** null when the folder was larger than the cap (then nothing is kept). */
+  zip: Buffer | null;
+  /** What the files hold, uncompressed (or the archive's size when past the cap). */
+  bytes: number;
+  truncated: boolean;
 }
 
 export const INJECTABLE_LABEL = 'io.faas.injectable';
 /** Paths a dependencies step may touch without needing to be in the image: caches and scratch. */
-const IGNORED_CHANGES = ['/tmp', '/root', '/var/tmp', '/var/cache', '/var/log'];
+const IGNORED_CHANGES = ['/tmp', '/root', '/var/tmp', '/var/cache', '/var/log', OUTPUT_DIR];
 
 function statusOf(err: unknown): number | undefined {
   return (err as { statusCode?: number })?.statusCode;
@@ -144,7 +182,7 @@ export class ContainerDriver {
       OpenStdin: true,
       StdinOnce: true,
       Tty: false,
-      HostConfig: sandboxHostConfig(spec.sandbox),
+      HostConfig: sandboxHostConfig(spec.sandbox, undefined, spec.sandbox.outputs ? 'volume' : undefined),
     });
     const stdout = new CappedBuffer(spec.maxStdoutBytes);
     const stderr = new CappedBuffer(spec.maxStderrBytes);
@@ -177,6 +215,7 @@ export class ContainerDriver {
         const info = await container.inspect().catch(() => undefined);
         oomKilled = Boolean(info?.State?.OOMKilled);
       }
+      const outputs = spec.sandbox.outputs ? await collectOutputs(container, spec.sandbox.maxOutputBytes) : undefined;
       return {
         exitCode: first.StatusCode,
         stdout: stdout.text(),
@@ -185,6 +224,7 @@ export class ContainerDriver {
         oomKilled,
         stdoutTruncated: stdout.truncated,
         stderrTruncated: stderr.truncated,
+        ...(outputs ? { outputs } : {}),
       };
     } finally {
       if (timer) clearTimeout(timer);
@@ -210,7 +250,9 @@ export class ContainerDriver {
   }): Promise<{ log: string; injectable: boolean }> {
     const container = await this.docker.createContainer({
       Image: spec.runtimeImage,
-      Cmd: ['sh', '-c', spec.dependencies.trim() || 'true'],
+      // The output folder exists in every function image, writable by any user, so that a volume
+      // mounted there starts with those rights.
+      Cmd: ['sh', '-c', `mkdir -p ${OUTPUT_DIR} && chmod 1777 ${OUTPUT_DIR} && exec sh -c "$0"`, spec.dependencies.trim() || 'true'],
       WorkingDir: spec.workingDir,
       Labels: spec.labels,
       Tty: false,

@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import * as tar from 'tar';
 import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
-import type { Sandbox } from '../protocol/limits';
-import { SANDBOX_ENV, sandboxHostConfig, truncationMarker, type ContainerDriver } from './container-driver';
+import { OUTPUT_DIR, type Sandbox } from '../protocol/limits';
+import { SANDBOX_ENV, sandboxHostConfig, truncationMarker, type CollectedOutputs, type ContainerDriver } from './container-driver';
+import { filesToZip } from './outputs';
 
 export interface HandlerSpec {
   image: string;
@@ -21,8 +22,8 @@ export interface HandlerSpec {
 }
 
 export type HandlerOutcome =
-  | { kind: 'ok'; result: string; stdout: string; stderr: string; truncated: boolean }
-  | { kind: 'error'; error: string; stdout: string; stderr: string; truncated: boolean; exited: boolean }
+  | { kind: 'ok'; result: string; stdout: string; stderr: string; truncated: boolean; outputs?: CollectedOutputs }
+  | { kind: 'error'; error: string; stdout: string; stderr: string; truncated: boolean; exited: boolean; outputs?: CollectedOutputs }
   | { kind: 'timeout'; stdout: string; stderr: string; truncated: boolean }
   | { kind: 'too_large'; stdout: string; stderr: string; truncated: boolean }
   | { kind: 'crashed'; exitCode: number | null; oomKilled: boolean; stdout: string; stderr: string; truncated: boolean };
@@ -39,6 +40,18 @@ interface Frame {
   /** The bootstrap refused a result past FAAS_MAX_RESULT_BYTES. */
   tooLarge?: boolean;
   stdoutTruncated?: boolean;
+  /** Files the call left in the output folder, read by the bootstrap (a tmpfs is out of the engine's reach). */
+  outputs?: Array<{ path: string; data: string }>;
+  /** Their size when past FAAS_MAX_OUTPUT_BYTES: then none are sent. */
+  outputsTooLarge?: number;
+}
+
+/** The outputs a bootstrap sent with its result, as kept: a zip, or only their size when too large. */
+async function frameOutputs(frame: Frame): Promise<CollectedOutputs | undefined> {
+  if (frame.outputsTooLarge) return { zip: null, bytes: frame.outputsTooLarge, truncated: true };
+  if (!Array.isArray(frame.outputs) || frame.outputs.length === 0) return undefined;
+  const files = frame.outputs.map((f) => ({ path: String(f.path), data: Buffer.from(String(f.data), 'base64') }));
+  return { zip: await filesToZip(files), bytes: files.reduce((sum, f) => sum + f.data.length, 0), truncated: false };
 }
 
 export class HandlerStartError extends Error {
@@ -103,6 +116,7 @@ export class HandlerContainer {
         `FAAS_WORKDIR=${spec.workingDir}`,
         `FAAS_MAX_LOG_BYTES=${spec.sandbox.maxLogBytes}`,
         `FAAS_MAX_RESULT_BYTES=${spec.sandbox.maxResultBytes}`,
+        ...(spec.sandbox.outputs ? [`FAAS_OUTPUT_DIR=${OUTPUT_DIR}`, `FAAS_MAX_OUTPUT_BYTES=${spec.sandbox.maxOutputBytes}`] : []),
       ],
       User: spec.sandbox.user,
       Labels: spec.labels,
@@ -113,7 +127,7 @@ export class HandlerContainer {
       StdinOnce: false,
       Tty: false,
       // A stem cell's code arrives later, over its channel, into a writable working folder.
-      HostConfig: sandboxHostConfig(spec.sandbox, spec.load === false ? spec.workingDir : undefined),
+      HostConfig: sandboxHostConfig(spec.sandbox, spec.load === false ? spec.workingDir : undefined, spec.sandbox.outputs ? 'tmpfs' : undefined),
     });
     const handler = new HandlerContainer(driver, container, spec, token);
     try {
@@ -183,8 +197,9 @@ export class HandlerContainer {
       const logs = this.logs(frame.stdout ?? '');
       this.lastUsed = Date.now();
       if (frame.tooLarge) return { kind: 'too_large', ...logs };
-      if (frame.ok) return { kind: 'ok', result: frame.result ?? 'null', ...logs };
-      return { kind: 'error', error: frame.error ?? 'the handler failed', ...logs, exited: Boolean(frame.exit) };
+      const outputs = this.spec.sandbox.outputs ? await frameOutputs(frame) : undefined;
+      if (frame.ok) return { kind: 'ok', result: frame.result ?? 'null', ...logs, ...(outputs ? { outputs } : {}) };
+      return { kind: 'error', error: frame.error ?? 'the handler failed', ...logs, exited: Boolean(frame.exit), ...(outputs ? { outputs } : {}) };
     } catch (err) {
       if (err instanceof TimeoutError) {
         await this.dispose();
@@ -305,7 +320,7 @@ export class HandlerContainer {
     if (this.partial.length > this.spec.sandbox.maxLogBytes) {
       if (this.partial.startsWith(this.token)) {
         // An answer still growing: past any size the bootstrap may send, the container is stopped.
-        if (this.partial.length > 4 * (this.spec.sandbox.maxResultBytes + this.spec.sandbox.maxLogBytes) + 65_536) {
+        if (this.partial.length > 4 * (this.spec.sandbox.maxResultBytes + this.spec.sandbox.maxLogBytes + (this.spec.sandbox.outputs ? this.spec.sandbox.maxOutputBytes : 0)) + 65_536) {
           this.partial = '';
           this.oversized = true;
           this.fail(new Error('an answer past the size limit'));

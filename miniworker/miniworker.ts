@@ -8,7 +8,7 @@ import { functionEnv, stemKey, warmKey, type Job, type Prewarm, type Stem } from
 import type { Call, CallPatch, Runtime } from '../protocol/types';
 import type { ContainerDriver } from './container-driver';
 import { HandlerContainer, HandlerStartError, type HandlerSpec } from './handler-container';
-import { CallRunner, handlerPatch } from './runner';
+import { CallRunner, handlerPatch, keepOutputs } from './runner';
 
 const DEFAULT_HANDLER = 'handler.handle';
 /** A handler call still running after this long is marked RUNNING. */
@@ -63,7 +63,8 @@ export class Miniworker {
       const wasWarm = this.warm?.key === warmKey(job.fn) && this.warm.container.alive;
       const container = await this.ensure(job, job.sandbox);
       const outcome = await container.invoke(call.callNum, call.params ?? {}, job.timeoutMs, call.env);
-      patch = { ...handlerPatch(outcome, job.timeoutMs, job.sandbox), coldStart: !wasWarm };
+      const outputs = outcome.kind === 'ok' || outcome.kind === 'error' ? await keepOutputs(this.db, call.callNum, outcome.outputs) : {};
+      patch = { ...handlerPatch(outcome, job.timeoutMs, job.sandbox), coldStart: !wasWarm, ...outputs };
       // A container that is not kept is removed after the call is reported, off the call's path.
       if (!job.keepWarm || !container.alive || (outcome.kind === 'error' && outcome.exited)) this.detach();
     } catch (err) {

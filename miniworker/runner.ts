@@ -2,11 +2,11 @@ import { DbClient } from '../protocol/db-client';
 import { PlatformError } from '../protocol/errors';
 import { retrying } from '../protocol/retry';
 import { LABELS } from '../protocol/labels';
-import type { Sandbox } from '../protocol/limits';
+import { OUTPUT_DIR, type Sandbox } from '../protocol/limits';
 import type { Logger } from '../protocol/log';
 import { functionEnv, runCommand, type Job } from '../protocol/worker-messages';
 import type { Call, CallPatch } from '../protocol/types';
-import { tail, truncationMarker, type ContainerDriver, type RunOutcome } from './container-driver';
+import { tail, truncationMarker, type CollectedOutputs, type ContainerDriver, type RunOutcome } from './container-driver';
 import type { HandlerOutcome } from './handler-container';
 
 /** Linux refuses a single environment string past 128 KiB; larger params travel on stdin only. */
@@ -46,6 +46,7 @@ export class CallRunner {
           ...(params.length <= MAX_ENV_PARAMS ? [`FAAS_PARAMS=${params}`] : []),
           `FAAS_CALL_NUM=${call.callNum}`,
           `FAAS_FUNCTION=${fn.functionName}`,
+          ...(job.sandbox.outputs ? [`FAAS_OUTPUT_DIR=${OUTPUT_DIR}`] : []),
         ],
         labels: {
           [LABELS.platform]: this.options.platformLabel,
@@ -62,7 +63,7 @@ export class CallRunner {
         maxStderrBytes: job.sandbox.maxLogBytes,
       });
       // Process mode starts a container for every call.
-      patch = { ...finalPatch(outcome, job.timeoutMs, job.sandbox), coldStart: true };
+      patch = { ...finalPatch(outcome, job.timeoutMs, job.sandbox), coldStart: true, ...(await keepOutputs(this.db, call.callNum, outcome.outputs)) };
     } catch (err) {
       log.error({ err: String(err) }, 'the container could not run');
       patch = { status: 'ERROR', reason: 'docker_error', error: `the container could not run: ${err instanceof Error ? err.message : String(err)}` };
@@ -137,4 +138,11 @@ export function finalPatch(outcome: RunOutcome, timeoutMs: number, sandbox: Pick
 function alreadyFinal(err: unknown): Call | undefined {
   if (err instanceof PlatformError && err.code === 'CALL_ALREADY_FINAL') return (err.data as { call?: Call })?.call;
   return undefined;
+}
+
+/** Stores a call's outputs before its final state is written, and says what was kept. */
+export async function keepOutputs(db: DbClient, callNum: number, outputs: CollectedOutputs | undefined): Promise<Pick<CallPatch, 'outputs'>> {
+  if (!outputs) return {};
+  if (outputs.zip) await retrying(() => db.putOutputs(callNum, outputs.zip!));
+  return { outputs: { bytes: outputs.bytes, ...(outputs.truncated ? { truncated: true } : {}) } };
 }

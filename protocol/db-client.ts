@@ -80,6 +80,16 @@ export class DbClient {
     return this.call('updateCall', { callNum, patch });
   }
 
+  /** A call's outputs, a zip. */
+  putOutputs(callNum: number, zip: Buffer): Promise<{ ok: true }> {
+    return this.call('putOutputs', { callNum, zip: zip.toString('base64') });
+  }
+
+  async getOutputs(callNum: number): Promise<Buffer | null> {
+    const zip = await this.call<'getOutputs', string | null>('getOutputs', { callNum });
+    return zip === null ? null : Buffer.from(zip, 'base64');
+  }
+
   getCall(callNum: number): Promise<Call | null> {
     return this.call('getCall', { callNum });
   }

@@ -41,6 +41,9 @@ export const dbRequestSchemas = {
   }),
   updateCall: z.object({ callNum: z.number().int().positive(), patch: callPatchSchema }),
   getCall: z.object({ callNum: z.number().int().positive() }),
+  /** A call's output files, a zip in base64, written before the call's final state. */
+  putOutputs: z.object({ callNum: z.number().int().positive(), zip: z.string().max(14 * 1024 * 1024) }),
+  getOutputs: z.object({ callNum: z.number().int().positive() }),
   listCalls: z.object({
     afterCallNum: z.number().int().nonnegative().optional(),
     beforeCallNum: z.number().int().positive().optional(),

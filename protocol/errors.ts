@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   RUNTIME_NOT_FOUND: { status: 404, retryable: false, description: 'No runtime with that name is registered.' },
   FUNCTION_NOT_FOUND: { status: 404, retryable: false, description: 'No function with that name is registered.' },
   CALL_NOT_FOUND: { status: 404, retryable: false, description: 'No call with that number exists.' },
+  OUTPUTS_NOT_FOUND: { status: 404, retryable: false, description: 'The call kept no outputs (none written, not asked for, or past the size limit).' },
   PACKAGE_NOT_FOUND: { status: 404, retryable: false, description: 'No package with that hash is stored.' },
   CALL_ALREADY_FINAL: { status: 409, retryable: false, description: 'The call already reached a final state; the first final state wins.' },
   RUNTIME_IN_USE: { status: 409, retryable: false, description: 'The runtime is used by registered functions; remove them first.' },

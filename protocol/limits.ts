@@ -94,7 +94,13 @@ export interface Sandbox {
   /** Caps on what a call may return and log; past the result cap the call fails result_too_large. */
   maxResultBytes: number;
   maxLogBytes: number;
+  /** The function keeps files in OUTPUT_DIR that the platform collects after each call, up to maxOutputBytes. */
+  outputs: boolean;
+  maxOutputBytes: number;
 }
+
+/** Where a function registered with outputs writes the files to keep (FAAS_OUTPUT_DIR in its environment). */
+export const OUTPUT_DIR = '/out';
 
 /** A stable tag of a function's own limits, such as `memoryMb=64,timeoutMs=1500`. */
 export function limitsTag(limits: FunctionLimits): string {

@@ -55,6 +55,7 @@ export const functionSchema = z.object({
   limits: functionLimitsSchema.optional(),
   env: envSchema.optional(),
   args: argsSchema.optional(),
+  outputs: z.boolean().optional(),
 });
 
 /** Optional fields of the registerFunction multipart form, beside the `module` file. */
@@ -62,6 +63,8 @@ export const functionOptionsSchema = z.object({
   handler: z.string().regex(/^[A-Za-z_][A-Za-z0-9_./-]{0,127}$/, 'must look like module.attribute').optional(),
   preload: z.enum(['none', 'runtime', 'function']).optional(),
   idempotent: z.enum(['true', 'false']).optional(),
+  /** Keep what each call writes to /out. */
+  outputs: z.enum(['true', 'false']).optional(),
   /** A JSON object of environment variables, {"NAME": "value"}. */
   env: z
     .string()
@@ -121,6 +124,7 @@ export const callPatchSchema = z
     truncated: z.boolean(),
     attempts: z.number().int().min(1).max(10),
     coldStart: z.boolean(),
+    outputs: z.object({ bytes: z.number().int().nonnegative(), truncated: z.boolean().optional() }).strict(),
   })
   .partial()
   .strict();

@@ -51,6 +51,8 @@ export interface FunctionRecord {
   env?: Record<string, string>;
   /** Extra arguments appended to the runtime's run command (process mode). */
   args?: string[];
+  /** Keep the files each call writes to /out (GET /v1/calls/:n/outputs). */
+  outputs?: boolean;
 }
 
 /** Why a call ended ERROR, when the platform rather than the function decided it. */
@@ -98,6 +100,8 @@ export interface Call {
   env?: Record<string, string>;
   /** The call this one runs again (POST /v1/calls/:n/rerun): same function version, same params. */
   rerunOf?: number;
+  /** What the call left in its output folder: the archive is stored beside the call. */
+  outputs?: { bytes: number; truncated?: boolean };
   /** The call started a container (every process-mode call; a handler-mode call without a warm one). */
   coldStart?: boolean;
 }
@@ -120,5 +124,6 @@ export type CallPatch = Partial<
     | 'truncated'
     | 'attempts'
     | 'coldStart'
+    | 'outputs'
   >
 >;

@@ -65,8 +65,9 @@ export function stemKey(runtimeName: string): string {
  * A warm container is known by function name, version and, when set, the function's own limits and
  * environment: re-registering with other settings never reuses a container made with the old ones.
  */
-export function warmKey(fn: Pick<FunctionRecord, 'functionName' | 'version' | 'limits' | 'env'>): string {
+export function warmKey(fn: Pick<FunctionRecord, 'functionName' | 'version' | 'limits' | 'env' | 'outputs'>): string {
   let key = `${fn.functionName}@${fn.version}`;
+  if (fn.outputs) key += '+out';
   if (fn.limits && Object.keys(fn.limits).length > 0) key += `~${limitsTag(fn.limits)}`;
   if (fn.env && Object.keys(fn.env).length > 0) key += `#${envTag(fn.env)}`;
   return key;

@@ -6,6 +6,9 @@ import { BuildError, INJECTABLE_LABEL, tail, type ContainerDriver } from '../min
 import type { PackageCache } from './package-cache';
 import { PullError, type RuntimeImages } from './runtime-images';
 
+/** Bumped when what goes into every function image changes (2: the output folder). */
+const IMAGE_LAYOUT = 2;
+
 export interface FunctionImage {
   ref: string;
   /** Its dependencies step changed nothing outside the function's folder: a stem cell can run it. */
@@ -46,7 +49,7 @@ export class FunctionImages {
    */
   private imageName(runtimeImageId: string, fn: FunctionRecord, runtime: Runtime): { repo: string; tag: string; ref: string } {
     const repo = `${this.options.platformLabel}-fn/${runtime.name}`;
-    const tag = createHash('sha256').update(JSON.stringify([runtimeImageId, runtime.path, runtime.dependencies, fn.version])).digest('hex').slice(0, 24);
+    const tag = createHash('sha256').update(JSON.stringify([IMAGE_LAYOUT, runtimeImageId, runtime.path, runtime.dependencies, fn.version])).digest('hex').slice(0, 24);
     return { repo, tag, ref: `${repo}:${tag}` };
   }
 

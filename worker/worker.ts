@@ -252,7 +252,7 @@ export class Worker {
         image: image.ref,
         // A stem cell is made with the node's defaults and receives code over its channel: a function
         // with its own container limits or environment, or too large a package, gets a container of its own.
-        injectable: image.injectable && !changesContainer(invocation.fn.limits) && !invocation.fn.env && invocation.fn.size <= INLINE_PACKAGE_BYTES,
+        injectable: image.injectable && !changesContainer(invocation.fn.limits) && !invocation.fn.env && !invocation.fn.outputs && invocation.fn.size <= INLINE_PACKAGE_BYTES,
         packagePath,
         keepWarm,
         timeoutMs: invocation.fn.limits?.timeoutMs ?? this.config.callTimeoutMs,
@@ -324,6 +324,8 @@ export class Worker {
       network: limits.network ? 'bridge' : 'none',
       maxResultBytes: this.config.maxResultBytes,
       maxLogBytes: this.config.maxLogBytes,
+      outputs: fn?.outputs === true,
+      maxOutputBytes: this.config.maxOutputBytes,
     };
   }
 

@@ -183,3 +183,78 @@ describe('args and environment per function and per call', () => {
     expect(refused).toMatchObject({ status: 400, body: { error: { code: 'BAD_REQUEST' } } });
   });
 });
+
+/** The files of a zip, by name. */
+async function unzip(data: Buffer): Promise<Record<string, string>> {
+  const yauzl = await import('yauzl');
+  return new Promise((resolve, reject) => {
+    yauzl.fromBuffer(data, { lazyEntries: true }, (err, zip) => {
+      if (err || !zip) return reject(err);
+      const files: Record<string, string> = {};
+      zip.on('entry', (entry: import('yauzl').Entry) => {
+        if (entry.fileName.endsWith('/')) return zip.readEntry();
+        zip.openReadStream(entry, (e, stream) => {
+          if (e || !stream) return reject(e);
+          const chunks: Buffer[] = [];
+          stream.on('data', (c: Buffer) => chunks.push(c));
+          stream.on('end', () => {
+            files[entry.fileName] = Buffer.concat(chunks).toString('utf8');
+            zip.readEntry();
+          });
+        });
+      });
+      zip.on('end', () => resolve(files));
+      zip.readEntry();
+    });
+  });
+}
+
+describe('outputs: the files a call leaves in /out, as a zip', () => {
+  let platform: TestPlatform;
+  beforeAll(async () => {
+    platform = await TestPlatform.start();
+    expect((await platform.json('POST', '/registerRuntime', { name: 'pyproc', image: 'pythonruntime', path: '/ws', dependencies: '', run: 'python3 main.py' })).status).toBe(201);
+    expect((await platform.json('POST', '/registerRuntime', PYTHON)).status).toBe(201);
+  });
+  afterAll(async () => platform?.stop());
+
+  const download = async (callNum: number) => {
+    const response = await fetch(`${platform.url}/v1/calls/${callNum}/outputs`);
+    return { status: response.status, type: response.headers.get('content-type'), body: Buffer.from(await response.arrayBuffer()) };
+  };
+
+  test('process mode: files and folders written to FAAS_OUTPUT_DIR come back in the zip', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'faas-out-'));
+    writeFileSync(
+      path.join(dir, 'main.py'),
+      'import json, os, sys\np = json.load(sys.stdin)\nout = os.environ["FAAS_OUTPUT_DIR"]\nos.makedirs(out + "/sub", exist_ok=True)\nopen(out + "/report.txt", "w").write("report " + p["name"])\nopen(out + "/sub/data.json", "w").write(json.dumps(p))\nprint(json.dumps("written"))\n',
+    );
+    expect((await platform.upload('pyproc', 'writer', await tarGzOf(dir), 'p.tar.gz', { outputs: 'true' })).status).toBe(201);
+    const call = (await platform.json('POST', '/v1/functions/writer/calls?wait=true', { params: { name: 'ada' } })).body;
+    expect(call).toMatchObject({ status: 'DONE', outputs: { bytes: expect.any(Number) } });
+    const zip = await download(call.callNum);
+    expect(zip.status).toBe(200);
+    expect(zip.type).toBe('application/zip');
+    expect(await unzip(zip.body)).toEqual({ 'report.txt': 'report ada', 'sub/data.json': '{"name": "ada"}' });
+    // No container or volume of the call is left.
+    expect(await platform.containers([`io.faas.call=${call.callNum}`])).toEqual([]);
+  });
+
+  test('handler mode: each call gets an empty folder, and its zip holds only its own files', async () => {
+    const body = 'import os\n\ndef handle(params):\n    out = os.environ["FAAS_OUTPUT_DIR"]\n    open(os.path.join(out, params["file"]), "w").write(params["file"])\n    return sorted(os.listdir(out))\n';
+    expect((await platform.upload('python', 'hwriter', await handlerPackage(body), 'p.tar.gz', { outputs: 'true' })).status).toBe(201);
+    const one = (await platform.json('POST', '/v1/functions/hwriter/calls?wait=true', { params: { file: 'one.txt' } })).body;
+    const two = (await platform.json('POST', '/v1/functions/hwriter/calls?wait=true', { params: { file: 'two.txt' } })).body;
+    expect(JSON.parse(two.result)).toEqual(['two.txt']);
+    expect(await unzip((await download(one.callNum)).body)).toEqual({ 'one.txt': 'one.txt' });
+    expect(await unzip((await download(two.callNum)).body)).toEqual({ 'two.txt': 'two.txt' });
+  });
+
+  test('a function without outputs, or a call that wrote none, answers 404 OUTPUTS_NOT_FOUND', async () => {
+    expect((await platform.upload('python', 'plain', await handlerPackage('def handle(p):\n    return 1\n'))).status).toBe(201);
+    const plain = (await platform.json('POST', '/v1/functions/plain/calls?wait=true', {})).body;
+    const answer = await platform.json('GET', `/v1/calls/${plain.callNum}/outputs`);
+    expect(answer).toMatchObject({ status: 404, body: { error: { code: 'OUTPUTS_NOT_FOUND' } } });
+    expect((await platform.json('GET', '/v1/calls/999999/outputs')).body.error.code).toBe('CALL_NOT_FOUND');
+  });
+});

@@ -64,7 +64,40 @@ function load(spec) {
   return fn;
 }
 
+const OUTPUT_DIR = process.env.FAAS_OUTPUT_DIR || '';
+
+/** Each call starts with an empty output folder: what is there afterwards is that call's. */
+function clearOutputs() {
+  if (!OUTPUT_DIR || !fs.existsSync(OUTPUT_DIR)) return;
+  for (const name of fs.readdirSync(OUTPUT_DIR)) fs.rmSync(path.join(OUTPUT_DIR, name), { recursive: true, force: true });
+}
+
+const MAX_OUTPUT = Number(process.env.FAAS_MAX_OUTPUT_BYTES || 8 * 1024 * 1024);
+
+function outputFiles(dir, found = []) {
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const file = path.join(dir, entry.name);
+    if (entry.isDirectory()) outputFiles(file, found);
+    else if (entry.isFile()) found.push(file);
+  }
+  return found;
+}
+
+/** The files the call left in the output folder go back with its answer (base64), up to MAX_OUTPUT. */
+function readOutputs(frame) {
+  if (!OUTPUT_DIR || !fs.existsSync(OUTPUT_DIR)) return;
+  const files = outputFiles(OUTPUT_DIR);
+  if (files.length === 0) return;
+  const total = files.reduce((sum, f) => sum + fs.statSync(f).size, 0);
+  if (total > MAX_OUTPUT) {
+    frame.outputsTooLarge = total;
+    return;
+  }
+  frame.outputs = files.map((f) => ({ path: path.relative(OUTPUT_DIR, f), data: fs.readFileSync(f).toString('base64') }));
+}
+
 async function call(request) {
+  clearOutputs();
   capture = { stdout: '', cut: false };
   const frame = { op: 'result', id: request.id };
   // The call's own variables last for the call only.
@@ -86,6 +119,7 @@ async function call(request) {
     frame.ok = false;
     frame.error = String((err && err.stack) || err).slice(-4000);
   }
+  readOutputs(frame);
   for (const [k, v] of Object.entries(saved)) {
     if (v === undefined) delete process.env[k];
     else process.env[k] = v;

@@ -56,6 +56,55 @@ class CappedText(io.TextIOBase):
         return "".join(self.parts)
 
 
+OUTPUT_DIR = os.environ.get("FAAS_OUTPUT_DIR", "")
+
+
+def clear_outputs():
+    """Each call starts with an empty output folder: what is there afterwards is that call's."""
+    if not OUTPUT_DIR or not os.path.isdir(OUTPUT_DIR):
+        return
+    import shutil
+
+    for name in os.listdir(OUTPUT_DIR):
+        path = os.path.join(OUTPUT_DIR, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+
+
+MAX_OUTPUT = int(os.environ.get("FAAS_MAX_OUTPUT_BYTES", str(8 * 1024 * 1024)))
+
+
+def read_outputs(frame):
+    """The files the call left in the output folder go back with its answer (base64), up to MAX_OUTPUT."""
+    if not OUTPUT_DIR or not os.path.isdir(OUTPUT_DIR):
+        return
+    import base64
+
+    paths = []
+    total = 0
+    for root, _, files in os.walk(OUTPUT_DIR):
+        for name in files:
+            path = os.path.join(root, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                paths.append(path)
+                total += os.path.getsize(path)
+    if not paths:
+        return
+    if total > MAX_OUTPUT:
+        frame["outputsTooLarge"] = total
+        return
+    outputs = []
+    for path in paths:
+        with open(path, "rb") as f:
+            outputs.append({"path": os.path.relpath(path, OUTPUT_DIR), "data": base64.b64encode(f.read()).decode()})
+    frame["outputs"] = outputs
+
+
 def send(frame):
     _proto.write(TOKEN + " " + json.dumps(frame, separators=(",", ":"), ensure_ascii=False, default=str) + "\n")
     _proto.flush()
@@ -136,6 +185,7 @@ def main():
         elif op == "call":
             out = CappedText(MAX_LOG)
             frame = {"op": "result", "id": request.get("id")}
+            clear_outputs()
             call_env = request.get("env") or {}
             saved = {k: os.environ.get(k) for k in call_env}
             try:
@@ -162,6 +212,7 @@ def main():
                         os.environ.pop(k, None)
                     else:
                         os.environ[k] = v
+            read_outputs(frame)
             frame["stdout"] = out.getvalue()
             if out.cut:
                 frame["stdoutTruncated"] = True

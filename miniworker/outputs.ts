@@ -1,0 +1,56 @@
+import { Parser as TarParser, type ReadEntry } from 'tar';
+import yazl from 'yazl';
+
+/** A call's output files, relative to the output folder. */
+export interface OutputFile {
+  path: string;
+  data: Buffer;
+}
+
+/** Outputs are kept as a zip, the form in which they are downloaded. */
+export async function filesToZip(files: OutputFile[]): Promise<Buffer> {
+  const zip = new yazl.ZipFile();
+  for (const file of files) {
+    const name = file.path.replace(/^(\.\/)+/, '').replace(/^\/+/, '');
+    if (name && !name.split('/').includes('..')) zip.addBuffer(file.data, name, { mode: 0o100644 });
+  }
+  zip.end();
+  const out: Buffer[] = [];
+  for await (const chunk of zip.outputStream as AsyncIterable<Buffer>) out.push(chunk);
+  return Buffer.concat(out);
+}
+
+/**
+ * The regular files of a tar (as the engine gives a container's folder), relative to that folder;
+ * an empty list when it holds none.
+ */
+export async function tarFiles(tar: Buffer): Promise<OutputFile[]> {
+  const files: OutputFile[] = [];
+  const reading: Array<Promise<void>> = [];
+  const parser = new TarParser({
+    onReadEntry: (entry: ReadEntry) => {
+      const name = entry.path.replace(/^(\.\/)+/, '').replace(/^\/+/, '');
+      if (entry.type === 'File' && name && !name.split('/').includes('..')) {
+        const chunks: Buffer[] = [];
+        entry.on('data', (chunk: Buffer) => chunks.push(chunk));
+        reading.push(
+          new Promise<void>((resolve) =>
+            entry.on('end', () => {
+              files.push({ path: name, data: Buffer.concat(chunks) });
+              resolve();
+            }),
+          ),
+        );
+      } else {
+        entry.resume();
+      }
+    },
+  });
+  await new Promise<void>((resolve, reject) => {
+    parser.on('end', () => resolve());
+    parser.on('error', reject);
+    parser.end(tar);
+  });
+  await Promise.all(reading);
+  return files;
+}
