@@ -1,51 +1,17 @@
 import express, { type Request, type Response } from 'express';
 import { isFinal, type Call } from '../protocol/types';
 import type { ApiConfig } from './config';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { PlatformError } from '../protocol/errors';
 import { isValidName } from '../protocol/names';
-import { argsSchema, callStatusSchema, envSchema } from '../protocol/schemas';
 import type { Platform } from './platform';
+import { callQuerySchema, v1InvokeBodySchema } from './schemas';
 
-/** A page of calls holds at most this many; the default is smaller. */
-const MAX_PAGE = 1000;
 const DEFAULT_PAGE = 50;
-
-const isoDate = z
-  .string()
-  .refine((s) => !Number.isNaN(Date.parse(s)), 'must be a date such as 2026-01-31T12:00:00Z')
-  .transform((s) => new Date(s).toISOString());
-
-const callQuerySchema = z
-  .object({
-    function: z.string().refine(isValidName, 'is not a function name').optional(),
-    status: callStatusSchema.optional(),
-    since: isoDate.optional(),
-    until: isoDate.optional(),
-    limit: z
-      .string()
-      .regex(/^\d{1,4}$/, 'must be a whole number')
-      .transform(Number)
-      .refine((n) => n >= 1 && n <= MAX_PAGE, `must be between 1 and ${MAX_PAGE}`)
-      .optional(),
-    cursor: z.string().regex(/^\d{1,15}$/, 'is not a cursor given by this api').transform(Number).optional(),
-  })
-  .strict();
 
 function queryMessage(error: z.ZodError): string {
   return error.issues.map((i) => (i.path.length ? `${i.path.join('.')} ${i.message}` : i.message)).join('; ');
 }
-
-const invokeBodySchema = z
-  .object({
-    params: z.unknown().optional(),
-    wait: z.boolean().optional(),
-    /** Extra run-command arguments of this call (process mode), after the function's own. */
-    args: argsSchema.optional(),
-    /** Environment variables of this call, over the function's own. */
-    env: envSchema.optional(),
-  })
-  .strict();
 
 function wantsWait(req: Request, bodyWait?: boolean): boolean {
   return req.query.wait === 'true' || req.query.wait === '1' || bodyWait === true;
@@ -86,43 +52,42 @@ function callParam(req: Request): number {
  * Resource-style routes under /v1 beside the seed's calls: full records, removal, versions,
  * filtered and paginated calls, and the logs of one call.
  */
-export function restRouter(platform: Platform, config: ApiConfig): express.Router {
-  const router = express.Router();
+export function addRestRoutes(app: express.Express, platform: Platform, config: ApiConfig): void {
   const json = express.json({ limit: config.maxBodyBytes, type: () => true });
 
-  router.get('/runtimes', async (_req, res) => {
+  app.get('/v1/runtimes', async (_req, res) => {
     res.json(await platform.db.listRuntimes());
   });
 
-  router.get('/runtimes/:name', async (req, res) => {
+  app.get('/v1/runtimes/:name', async (req, res) => {
     const name = nameParam(req, 'runtime');
     const runtime = await platform.db.getRuntime(name);
     if (!runtime) throw new PlatformError('RUNTIME_NOT_FOUND', `no runtime named "${name}"`);
     res.json(runtime);
   });
 
-  router.delete('/runtimes/:name', async (req, res) => {
+  app.delete('/v1/runtimes/:name', async (req, res) => {
     await platform.removeRuntime(nameParam(req, 'runtime'));
     res.status(204).end();
   });
 
-  router.get('/functions', async (_req, res) => {
+  app.get('/v1/functions', async (_req, res) => {
     res.json(await platform.db.listFunctions());
   });
 
-  router.get('/functions/:name', async (req, res) => {
+  app.get('/v1/functions/:name', async (req, res) => {
     const name = nameParam(req, 'function');
     const fn = await platform.db.getFunction(name);
     if (!fn) throw new PlatformError('FUNCTION_NOT_FOUND', `no function named "${name}"`);
     res.json(fn);
   });
 
-  router.delete('/functions/:name', async (req, res) => {
+  app.delete('/v1/functions/:name', async (req, res) => {
     await platform.removeFunction(nameParam(req, 'function'));
     res.status(204).end();
   });
 
-  router.get('/functions/:name/versions', async (req, res) => {
+  app.get('/v1/functions/:name/versions', async (req, res) => {
     const name = nameParam(req, 'function');
     const current = await platform.db.getFunction(name);
     if (!current) throw new PlatformError('FUNCTION_NOT_FOUND', `no function named "${name}"`);
@@ -133,7 +98,7 @@ export function restRouter(platform: Platform, config: ApiConfig): express.Route
   });
 
   /** Newest first; `next` is the cursor of the following page, null on the last one. */
-  router.get('/calls', async (req, res) => {
+  app.get('/v1/calls', async (req, res) => {
     const parsed = callQuerySchema.safeParse(req.query);
     if (!parsed.success) throw new PlatformError('BAD_REQUEST', queryMessage(parsed.error));
     const q = parsed.data;
@@ -152,9 +117,9 @@ export function restRouter(platform: Platform, config: ApiConfig): express.Route
   });
 
   /** Invoke: 202 with the new call, or with ?wait=true (or "wait": true) 200 with its end. */
-  router.post('/functions/:name/calls', json, async (req, res) => {
+  app.post('/v1/functions/:name/calls', json, async (req, res) => {
     const name = nameParam(req, 'function');
-    const body = invokeBodySchema.safeParse(req.body ?? {});
+    const body = v1InvokeBodySchema.safeParse(req.body ?? {});
     if (!body.success) throw new PlatformError('BAD_REQUEST', queryMessage(body.error));
     const key = idempotencyKey(req);
     const started = await platform.invoke(name, body.data.params ?? {}, wantsWait(req, body.data.wait), key, { args: body.data.args, env: body.data.env });
@@ -163,22 +128,22 @@ export function restRouter(platform: Platform, config: ApiConfig): express.Route
   });
 
   /** The same function version and params again, as a new call with `rerunOf`. */
-  router.post('/calls/:callNum/rerun', async (req, res) => {
+  app.post('/v1/calls/:callNum/rerun', async (req, res) => {
     await answer(platform, res, await platform.rerun(callParam(req), wantsWait(req)));
   });
 
-  router.get('/calls/:callNum', async (req, res) => {
+  app.get('/v1/calls/:callNum', async (req, res) => {
     res.json(await platform.currentCall(callParam(req)));
   });
 
   /** What the function wrote while this call ran; a cut log ends with the platform's marker. */
-  router.get('/calls/:callNum/logs', async (req, res) => {
+  app.get('/v1/calls/:callNum/logs', async (req, res) => {
     const call = await platform.currentCall(callParam(req));
     res.json({ callNum: call.callNum, status: call.status, stdout: call.stdout ?? '', stderr: call.stderr ?? '', truncated: call.truncated === true });
   });
 
   /** A zip of the files the call left in its output folder (functions registered with outputs=true). */
-  router.get('/calls/:callNum/outputs', async (req, res) => {
+  app.get('/v1/calls/:callNum/outputs', async (req, res) => {
     const call = await platform.currentCall(callParam(req));
     if (call.outputs?.truncated) {
       throw new PlatformError('OUTPUTS_NOT_FOUND', `call ${call.callNum} wrote ${call.outputs.bytes} bytes of outputs, past the platform's limit (FAAS_MAX_OUTPUT_BYTES): none were kept`);
@@ -192,9 +157,8 @@ export function restRouter(platform: Platform, config: ApiConfig): express.Route
     res.send(zip);
   });
 
-  router.get('/workers', (_req, res) => {
+  app.get('/v1/workers', (_req, res) => {
     res.json(platform.workers());
   });
 
-  return router;
 }

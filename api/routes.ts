@@ -1,4 +1,5 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
+import path from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import multer from 'multer';
 import { rateLimit, ipKeyGenerator } from 'express-rate-limit';
@@ -11,7 +12,8 @@ import type { FunctionRecord, Runtime } from '../protocol/types';
 import { BasicAuth } from './auth';
 import type { ApiConfig } from './config';
 import type { Platform } from './platform';
-import { answer, idempotencyKey, restRouter } from './rest-routes';
+import { openApiDocument } from './openapi';
+import { addRestRoutes, answer, idempotencyKey } from './rest-routes';
 
 function zodMessage(error: { issues: { path: (string | number)[]; message: string }[] }): string {
   return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
@@ -22,7 +24,25 @@ function parseCallNum(raw: string): number {
   return Number(raw);
 }
 
-/** The seed's HTTP calls, on the same paths and payloads. */
+const swaggerUiAssets = path.dirname(require.resolve('swagger-ui-dist/package.json'));
+
+/** No inline script: helmet's Content-Security-Policy allows scripts from this origin only. */
+const DOCS_PAGE = `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>faas api</title><link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div><script src="/docs/assets/swagger-ui-bundle.js"></script><script src="/docs/init.js"></script></body>
+</html>
+`;
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version?: string }).version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+/** The seed's HTTP calls, on the same paths and payloads; the /v1 resources; metrics and the api's description. */
 export function createApp(platform: Platform, config: ApiConfig): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -39,6 +59,19 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
     const health = await platform.health();
     res.status(health.status === 'ok' ? 200 : 503).json(health);
   });
+
+  // The api's description is public, like /health: /openapi.json, and a page to read it at /docs.
+  const document = openApiDocument(packageVersion());
+  app.get('/openapi.json', (_req, res) => {
+    res.json(document);
+  });
+  app.get('/docs', (_req, res) => {
+    res.type('html').send(DOCS_PAGE);
+  });
+  app.use('/docs/init.js', (_req, res) => {
+    res.type('application/javascript').send("window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', deepLinking: true });\n");
+  });
+  app.use('/docs/assets', express.static(swaggerUiAssets, { index: false, fallthrough: false }));
 
   // Every route below /health needs a user when users are configured.
   const auth = new BasicAuth(config.users);
@@ -165,7 +198,7 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
     stream.pipe(res);
   });
 
-  app.use('/v1', restRouter(platform, config));
+  addRestRoutes(app, platform, config);
 
   /** Prometheus text format; behind the same credentials as the rest when users are configured. */
   app.get('/metrics', async (_req, res) => {
