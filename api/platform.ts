@@ -45,6 +45,7 @@ export class Platform {
     });
     this.metrics = new PlatformMetrics({ queueDepth: () => this.hub.queueDepth, workers: () => this.hub.list() });
     this.hub.on('callDone', (call: Call) => {
+      this.log.debug({ callNum: call.callNum, function: call.funcName, status: call.status, reason: call.reason, durationMs: call.durationMs, node: call.node, coldStart: call.coldStart }, 'call ended');
       this.metrics.ended(call);
       this.waiters.settle(call);
     });
@@ -169,6 +170,7 @@ export class Platform {
     // The waiter is in place before the call can end.
     const done = wait ? this.waiters.wait(call.callNum, this.config.waitTimeoutMs) : undefined;
     this.metrics.invoked(funcName);
+    this.log.debug({ callNum: call.callNum, function: funcName, version: fn.version.slice(0, 12), rerunOf: extra.rerunOf }, 'call accepted');
     this.hub.dispatch({ call, fn, runtime });
     return { call, done, replayed: false };
   }

@@ -82,6 +82,7 @@ export class Miniworker {
     patch.node = this.options.nodeId;
     patch.endedAt = ended.toISOString();
     patch.durationMs = ended.getTime() - started.getTime();
+    this.options.log.debug({ callNum: call.callNum, function: job.fn.functionName, status: patch.status, reason: patch.reason, durationMs: patch.durationMs, coldStart: patch.coldStart }, 'call ran');
     if (this.abandoned) throw new Error('abandoned: the worker is gone');
     const runningResult = await running;
     if (runningResult instanceof PlatformError && runningResult.code === 'CALL_ALREADY_FINAL') {

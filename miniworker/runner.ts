@@ -71,6 +71,7 @@ export class CallRunner {
     const ended = new Date();
     patch.endedAt = ended.toISOString();
     patch.durationMs = ended.getTime() - started.getTime();
+    log.debug({ status: patch.status, reason: patch.reason, durationMs: patch.durationMs }, 'call ran');
     try {
       return await retrying(() => this.db.updateCall(call.callNum, patch));
     } catch (err) {

@@ -258,3 +258,27 @@ describe('outputs: the files a call leaves in /out, as a zip', () => {
     expect((await platform.json('GET', '/v1/calls/999999/outputs')).body.error.code).toBe('CALL_NOT_FOUND');
   });
 });
+
+describe('structured logs', () => {
+  test('at debug level every process logs JSON lines, and each line about a call carries its callNum', async () => {
+    const platform = await TestPlatform.start({ env: { FAAS_LOG_LEVEL: 'debug' } });
+    let callNums: number[] = [];
+    let lines: string[] = [];
+    try {
+      expect((await platform.json('POST', '/registerRuntime', PYTHON)).status).toBe(201);
+      expect((await platform.upload('python', 'logged', await handlerPackage('def handle(p):\n    return p\n'))).status).toBe(201);
+      callNums = await Promise.all([1, 2, 3].map(async (n) => (await platform.json('POST', '/v1/functions/logged/calls?wait=true', { params: { n } })).body.callNum as number));
+      await new Promise((r) => setTimeout(r, 500));
+      const { readFileSync } = await import('node:fs');
+      lines = ['api', 'worker'].flatMap((name) => readFileSync(path.join(platform.dataDir, `${name}.log`), 'utf8').split('\n')).filter((line) => line.startsWith('{'));
+    } finally {
+      await platform.stop();
+    }
+    const records = lines.map((line) => JSON.parse(line) as { msg: string; callNum?: number; level: number });
+    for (const callNum of callNums) {
+      const about = records.filter((r) => r.callNum === callNum).map((r) => r.msg);
+      expect(about).toEqual(expect.arrayContaining(['call accepted', 'call ran', 'call ended']));
+    }
+    for (const r of records.filter((r) => /^call /.test(r.msg))) expect(typeof r.callNum).toBe('number');
+  });
+});
