@@ -181,10 +181,33 @@ export class FaasClient {
     return this.get(`/v1/functions/${encodeURIComponent(name)}/versions`);
   }
 
-  /** The seed's invokeFunction; with `wait`, 200 carries the final call and 202 a call still going. */
-  async invoke(funcName: string, params: unknown, wait: boolean): Promise<{ status: number; call: Call }> {
-    const { status, data } = await this.request<Call>('POST', `/invokeFunction${wait ? '?wait=true' : ''}`, { json: { funcName, params } });
+  /** Invokes a function; with `wait`, 200 carries the final call and 202 a call still going. */
+  async invoke(funcName: string, params: unknown, wait: boolean, extra: { args?: string[]; env?: Record<string, string> } = {}): Promise<{ status: number; call: Call }> {
+    const body = { params, ...(extra.args?.length ? { args: extra.args } : {}), ...(extra.env && Object.keys(extra.env).length ? { env: extra.env } : {}) };
+    const { status, data } = await this.request<Call>('POST', `/v1/functions/${encodeURIComponent(funcName)}/calls${wait ? '?wait=true' : ''}`, { json: body });
     return { status, call: data };
+  }
+
+  /** Runs a call again: same function version, params, args and env. */
+  async rerun(callNum: number, wait: boolean): Promise<{ status: number; call: Call }> {
+    const { status, data } = await this.request<Call>('POST', `/v1/calls/${callNum}/rerun${wait ? '?wait=true' : ''}`);
+    return { status, call: data };
+  }
+
+  /** The zip of what the call wrote to /out. */
+  async outputs(callNum: number): Promise<Buffer> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl}/v1/calls/${callNum}/outputs`, { headers: this.authorization() });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause;
+      throw new ClientError(`cannot reach the platform at ${this.baseUrl} (${cause?.code ?? (err as Error).message})`, null, 'UNREACHABLE');
+    }
+    if (!response.ok) {
+      const error = ((await response.json().catch(() => undefined)) as { error?: { code?: string; message?: string } } | undefined)?.error;
+      throw new ClientError(error?.message ?? `HTTP ${response.status}`, response.status, error?.code ?? `HTTP_${response.status}`);
+    }
+    return Buffer.from(await response.arrayBuffer());
   }
 
   getCall(callNum: number): Promise<Call> {

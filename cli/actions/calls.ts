@@ -2,12 +2,17 @@ import { readFile } from 'node:fs/promises';
 import { isFinal, type Call, type CallStatus } from '../../protocol/types';
 import { CommandFailed, UsageError, type Context } from '../context';
 import { paintStatus } from '../output';
+import { parseEnv } from './fn';
 
 export interface InvokeOptions {
   param: string[];
   data?: string;
   wait?: boolean;
   async?: boolean;
+  /** This call's extra run-command arguments (process mode). */
+  arg: string[];
+  /** This call's environment variables, KEY=value. */
+  env: string[];
 }
 
 async function readStdin(): Promise<string> {
@@ -55,13 +60,26 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function invoke(ctx: Context, name: string, o: InvokeOptions): Promise<void> {
   if (o.wait && o.async) throw new UsageError('--wait and --async exclude each other');
   const params = await invokeParams(o);
+  const extra = { args: o.arg ?? [], env: parseEnv(o.env ?? []) };
+  await follow(ctx, o, (wait) => ctx.client.invoke(name, params, wait, extra));
+}
+
+/** Runs a call again (same function version, params, args and env), waiting for it unless --async. */
+export async function rerun(ctx: Context, n: string, o: Pick<InvokeOptions, 'wait' | 'async'>): Promise<void> {
+  if (o.wait && o.async) throw new UsageError('--wait and --async exclude each other');
+  const callNum = parseCallNum(n);
+  await follow(ctx, o, (wait) => ctx.client.rerun(callNum, wait));
+}
+
+/** Starts a call; with --async prints its number, else waits for its end and prints the result. */
+async function follow(ctx: Context, o: Pick<InvokeOptions, 'async'>, start: (wait: boolean) => Promise<{ call: Call }>): Promise<void> {
   if (o.async) {
-    const { call } = await ctx.client.invoke(name, params, false);
+    const { call } = await start(false);
     ctx.out.result(call, () => `call ${call.callNum} queued: \`faas call get ${call.callNum}\` shows it`, () => String(call.callNum));
     return;
   }
   const started = Date.now();
-  let { call } = await ctx.client.invoke(name, params, true);
+  let { call } = await start(true);
   const stopWatching = () => {
     process.stderr.write(`\ncall ${call.callNum} goes on without you: \`faas call get ${call.callNum}\` shows it\n`);
     process.exit(130);
@@ -114,6 +132,8 @@ export async function showCall(ctx: Context, n: string): Promise<void> {
         ...(call.node ? [`node:      ${call.node}`] : []),
         ...(call.exitCode !== undefined ? [`exit code: ${call.exitCode}`] : []),
         ...(call.error ? [`error:     ${call.error.trim().split('\n').join('\n           ')}`] : []),
+        ...(call.rerunOf ? [`rerun of:  ${call.rerunOf}`] : []),
+        ...(call.outputs ? [`outputs:   ${call.outputs.truncated ? 'past the size limit, not kept' : `${call.outputs.bytes} bytes: \`faas outputs ${call.callNum}\``}`] : []),
         ...(isFinal(call.status) ? [`result:    ${call.result.replace(/\n$/, '')}`] : []),
       ].join('\n'),
     () => call.status,
@@ -167,4 +187,18 @@ export async function showLogs(ctx: Context, n: string): Promise<void> {
   if (logs.stderr) process.stderr.write(logs.stderr.endsWith('\n') ? logs.stderr : `${logs.stderr}\n`);
   if (!logs.stdout && !logs.stderr) ctx.out.note(isFinal(logs.status) ? `call ${logs.callNum} wrote nothing` : `call ${logs.callNum} is ${logs.status}; its logs are kept when it ends`);
   else if (logs.truncated) ctx.out.note(`(the platform cut these logs at its size limit)`);
+}
+
+/** Saves the zip of what call n wrote to /out: to a file (default call-N-outputs.zip) or, with -o -, to stdout. */
+export async function saveOutputs(ctx: Context, n: string, o: { output?: string }): Promise<void> {
+  const callNum = parseCallNum(n);
+  const zip = await ctx.client.outputs(callNum);
+  if (o.output === '-') {
+    process.stdout.write(zip);
+    return;
+  }
+  const file = o.output ?? `call-${callNum}-outputs.zip`;
+  const { writeFile } = await import('node:fs/promises');
+  await writeFile(file, zip);
+  ctx.out.result({ callNum, file, bytes: zip.length }, () => `saved ${file} (${zip.length} bytes)`, () => file);
 }

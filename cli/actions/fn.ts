@@ -15,6 +15,8 @@ export interface DeployOptions {
   cpus?: string;
   concurrency?: string;
   env: string[];
+  arg?: string[];
+  outputs?: boolean;
   handler?: string;
   preload?: string;
   idempotent?: boolean;
@@ -60,6 +62,8 @@ export function deployFields(o: DeployOptions): Record<string, string> {
   if (o.idempotent) fields.idempotent = 'true';
   if (o.network) fields.network = 'true';
   if (o.env.length > 0) fields.env = JSON.stringify(parseEnv(o.env));
+  if (o.arg?.length) fields.args = JSON.stringify(o.arg);
+  if (o.outputs) fields.outputs = 'true';
   return fields;
 }
 
@@ -122,6 +126,8 @@ export async function showFunction(ctx: Context, name: string): Promise<void> {
         ...(f.idempotent ? ['idempotent:  yes'] : []),
         `limits:      ${limitsText(f) || 'the platform defaults'}`,
         ...(f.env ? [`env:         ${Object.keys(f.env).sort().join(', ')}`] : []),
+        ...(f.args ? [`args:        ${JSON.stringify(f.args)}`] : []),
+        ...(f.outputs ? ['outputs:     kept (faas outputs N)'] : []),
       ].join('\n'),
     () => f.functionName,
   );

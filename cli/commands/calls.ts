@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { invoke, listCalls, showCall, showLogs, type InvokeOptions, type ListCallsOptions } from '../actions/calls';
+import { invoke, listCalls, rerun, saveOutputs, showCall, showLogs, type InvokeOptions, type ListCallsOptions } from '../actions/calls';
 import { repeatable, type Act } from './types';
 
 export function callCommands(program: Command, act: Act): void {
@@ -10,7 +10,22 @@ export function callCommands(program: Command, act: Act): void {
     .option('-d, --data <json>', 'the parameters as a JSON object, @file or @- (stdin)')
     .option('-w, --wait', 'wait for the end and print the result (the default)')
     .option('-a, --async', 'print the call number at once and do not wait')
+    .option('--arg <value>', "an extra argument for the run command, this call only (repeatable; process mode)", repeatable, [] as string[])
+    .option('-e, --env <KEY=value>', 'an environment variable for this call only (repeatable)', repeatable, [] as string[])
     .action(act((ctx, name: string, o: InvokeOptions) => invoke(ctx, name, o)));
+
+  program
+    .command('rerun <n>')
+    .description('run call n again: same function version, params, args and env; waits unless --async')
+    .option('-w, --wait', 'wait for the end and print the result (the default)')
+    .option('-a, --async', 'print the new call number at once')
+    .action(act((ctx, n: string, o: { wait?: boolean; async?: boolean }) => rerun(ctx, n, o)));
+
+  program
+    .command('outputs <n>')
+    .description('save the zip of the files call n wrote to /out (functions deployed with --outputs)')
+    .option('-o, --output <file>', 'where to save it; - for stdout (default call-N-outputs.zip)')
+    .action(act((ctx, n: string, o: { output?: string }) => saveOutputs(ctx, n, o)));
 
   const call = program.command('call').description('one call');
   call

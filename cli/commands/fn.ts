@@ -15,6 +15,8 @@ export function fnCommands(program: Command, act: Act): void {
     .option('--cpus <n>', 'CPUs of its containers: 0.5, 2')
     .option('--concurrency <n>', 'calls of it running at once, across the platform')
     .option('--env <KEY=value>', 'an environment variable of its containers (repeatable)', repeatable, [] as string[])
+    .option('--arg <value>', 'an extra argument for the run command (repeatable; process mode)', repeatable, [] as string[])
+    .option('--outputs', 'keep what each call writes to /out (faas outputs N downloads it)')
     .option('--handler <module.attribute>', 'handler-mode entry point (default handler.handle)')
     .option('--preload <policy>', 'none, runtime or function: when its containers start')
     .option('--idempotent', 'safe to run twice: a call that loses its node runs again')

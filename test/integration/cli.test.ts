@@ -210,6 +210,38 @@ describe('the faas binary against a running platform', () => {
     expect((await run(['fn', 'ls', '-q'])).stdout.split('\n')).not.toContain('broken');
   });
 
+  test('per-call --arg and --env, outputs saved as a zip, rerun of a call', async () => {
+    const maker = functionDir(work, 'maker', [
+      'import json, os, sys',
+      'p = json.load(sys.stdin)',
+      'open(os.path.join(os.environ["FAAS_OUTPUT_DIR"], "made.txt"), "w").write(" ".join(sys.argv[1:]) + " " + os.environ.get("COLOUR", "-"))',
+      'print(json.dumps(sys.argv[1:]))',
+    ].join('\n'));
+    expect((await run(['fn', 'deploy', maker, '--runtime', 'pythonruntime', '--outputs', '--arg', 'first'])).code).toBe(0);
+    expect(JSON.parse((await run(['fn', 'get', 'maker', '--json'])).stdout)).toMatchObject({ outputs: true, args: ['first'] });
+    const made = await run(['invoke', 'maker', '--arg', 'second word', '-e', 'COLOUR=blue', '--json']);
+    expect(made.code).toBe(0);
+    const call = JSON.parse(made.stdout);
+    expect(JSON.parse(call.result)).toEqual(['first', 'second word']);
+    expect(call.outputs.bytes).toBeGreaterThan(0);
+
+    const zipFile = path.join(work, 'made.zip');
+    const saved = await run(['outputs', String(call.callNum), '-o', zipFile]);
+    expect(saved).toMatchObject({ code: 0, stdout: expect.stringContaining(`saved ${zipFile}`) });
+    const zip = readFileSync(zipFile);
+    expect(zip.subarray(0, 2).toString()).toBe('PK');
+    expect(zip.includes(Buffer.from('made.txt'))).toBe(true);
+    const noOutputs = await run(['outputs', '1']);
+    expect(noOutputs.code).toBe(1);
+    expect(noOutputs.stderr).toContain('kept no outputs');
+
+    const again = await run(['rerun', String(call.callNum), '--json']);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ status: 'DONE', rerunOf: call.callNum, args: ['second word'], env: { COLOUR: 'blue' } });
+    const queued = await run(['rerun', String(call.callNum), '--async', '-q']);
+    expect(queued.stdout).toMatch(/^\d+\n$/);
+  });
+
   test('a large package shows upload progress on a terminal', async () => {
     const big = functionDir(work, 'big', 'print("1")', { 'blob.bin': randomBytes(3 * 1024 * 1024) });
     const deploy = await run(['fn', 'deploy', big, '--runtime', 'pythonruntime'], { tty: true });
