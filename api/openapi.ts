@@ -38,6 +38,7 @@ export function openApiDocument(version: string): object {
   const InvokeInput = registry.register('InvokeInput', invokeInputSchema);
   const CallInput = registry.register('CallInput', v1InvokeBodySchema);
   const RegisterFunctionForm = registry.register('RegisterFunctionForm', registerFunctionFormSchema);
+  const RegisterFunctionV1Form = registry.register('RegisterFunctionV1Form', registerFunctionFormSchema.extend({ runtime: z.string().describe('the runtime to run it on') }));
 
   const json = (schema: z.ZodTypeAny, description: string) => ({ description, content: { 'application/json': { schema } } });
   const error = (description: string) => json(Error, description);
@@ -94,6 +95,13 @@ export function openApiDocument(version: string): object {
 
   // Resources under /v1.
   route({ method: 'get', path: '/v1/runtimes', summary: 'Runtimes', responses: { 200: json(z.array(Runtime), 'runtimes') } });
+  route({
+    method: 'post',
+    path: '/v1/runtimes',
+    summary: 'Register a runtime (as POST /registerRuntime)',
+    request: { body: { content: { 'application/json': { schema: RuntimeInput } } } },
+    responses: { 200: json(Runtime, 'replaced'), 201: json(Runtime, 'registered'), 400: error('bad runtime') },
+  });
   route({ method: 'get', path: '/v1/runtimes/{name}', summary: 'One runtime', request: { params: name('runtime') }, responses: { 200: json(Runtime, 'the runtime'), 404: error('no such runtime') } });
   route({
     method: 'delete',
@@ -104,6 +112,13 @@ export function openApiDocument(version: string): object {
   });
   route({ method: 'get', path: '/v1/functions', summary: 'Functions', responses: { 200: json(z.array(Function), 'functions') } });
   route({ method: 'get', path: '/v1/functions/{name}', summary: 'One function', request: { params: name('function') }, responses: { 200: json(Function, 'the function'), 404: error('no such function') } });
+  route({
+    method: 'put',
+    path: '/v1/functions/{name}',
+    summary: 'Register a function or a new version of it: the registerFunction form with the runtime in the field "runtime"',
+    request: { params: name('function'), body: { content: { 'multipart/form-data': { schema: RegisterFunctionV1Form } } } },
+    responses: { 200: json(Function, 'a new version'), 201: json(Function, 'registered'), 400: error('bad package or field'), 404: error('no such runtime'), 413: error('too large') },
+  });
   route({
     method: 'delete',
     path: '/v1/functions/{name}',

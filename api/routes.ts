@@ -90,7 +90,7 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
     );
   }
 
-  app.post('/registerRuntime', json, async (req, res) => {
+  const registerRuntime = async (req: Request, res: Response) => {
     const parsed = runtimeInputSchema.safeParse(req.body ?? {});
     if (!parsed.success) throw new PlatformError('BAD_REQUEST', zodMessage(parsed.error));
     const name = parsed.data.name ?? parsed.data.image;
@@ -103,55 +103,76 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
     const runtime: Runtime = { ...parsed.data, name, registeredAt: new Date().toISOString() };
     const { created } = await platform.registerRuntime(runtime);
     res.status(created ? 201 : 200).json(runtime);
-  });
+  };
+  app.post('/registerRuntime', json, registerRuntime);
+  app.post('/v1/runtimes', json, registerRuntime);
 
-  app.post('/registerFunction/:runtime/:funcName', async (req, res, next) => {
-    const { runtime: runtimeName, funcName } = req.params as { runtime: string; funcName: string };
+  const lookupRuntime = async (name: unknown): Promise<Runtime> => {
+    const runtime = typeof name === 'string' && isValidName(name) ? await platform.db.getRuntime(name) : null;
+    if (!runtime) throw new PlatformError('RUNTIME_NOT_FOUND', `no runtime named "${String(name ?? '').slice(0, 64)}"`);
+    return runtime;
+  };
+
+  /**
+   * Takes a function's package from a multipart form (file field `module`) and registers it. The
+   * seed's route names the runtime in its path, checked before the upload; PUT /v1/functions/:name
+   * names it in the form field `runtime`.
+   */
+  const registerFunction = (funcName: string, pathRuntime: Runtime | undefined, req: Request, res: Response, next: NextFunction) => {
     if (!isValidName(funcName)) throw new PlatformError('INVALID_NAME', `function name "${funcName}" must match ^[a-z0-9][a-z0-9_-]{0,62}$`);
-    const runtime = isValidName(runtimeName) ? await platform.db.getRuntime(runtimeName) : null;
-    if (!runtime) throw new PlatformError('RUNTIME_NOT_FOUND', `no runtime named "${runtimeName}"`);
     upload.single('module')(req, res, (err: unknown) => {
       // Anything the multipart parser throws is about the body the client sent.
       if (err) return next(err instanceof PlatformError || err instanceof multer.MulterError ? err : new PlatformError('BAD_REQUEST', `bad multipart body: ${err instanceof Error ? err.message.slice(0, 200) : 'unreadable'}`));
       if (!req.file) return next(new PlatformError('BAD_REQUEST', 'the multipart body needs a file in the field "module"'));
       const file = req.file;
-      const refuse = (error: PlatformError) => {
+      const refuse = (error: unknown) => {
         void platform.packages.discard(file.path);
         next(error);
       };
-      const options = functionOptionsSchema.safeParse(req.body ?? {});
-      if (!options.success) return refuse(new PlatformError('BAD_REQUEST', zodMessage(options.error)));
-      if (options.data.args?.length && runtime.mode === 'handler') {
-        return refuse(new PlatformError('BAD_REQUEST', `args extend a run command: runtime "${runtimeName}" is in handler mode, which has none per call`));
-      }
-      const resolved = resolveLimits(options.data, config.limits);
-      if ('error' in resolved) return refuse(new PlatformError('INVALID_LIMITS', resolved.error));
-      const { limits } = resolved;
-      platform.packages
-        .ingest(file.path)
-        .then(async (pkg) => {
-          const fn: FunctionRecord = {
-            functionName: funcName,
-            runtimeName,
-            version: pkg.sha256,
-            size: pkg.size,
-            format: pkg.format,
-            fieldname: file.fieldname,
-            originalname: file.originalname.slice(0, 256),
-            registeredAt: new Date().toISOString(),
-            ...(options.data.handler ? { handler: options.data.handler } : {}),
-            ...(options.data.preload ? { preload: options.data.preload } : {}),
-            ...(options.data.idempotent === 'true' ? { idempotent: true } : {}),
-            ...(Object.keys(limits).length > 0 ? { limits } : {}),
-            ...(options.data.env && Object.keys(options.data.env).length > 0 ? { env: options.data.env } : {}),
-            ...(options.data.args?.length ? { args: options.data.args } : {}),
-            ...(options.data.outputs === 'true' ? { outputs: true } : {}),
-          };
-          const { created } = await platform.registerFunction(fn);
-          res.status(created ? 201 : 200).json(fn);
-        })
-        .catch(next);
+      void (pathRuntime ? Promise.resolve(pathRuntime) : lookupRuntime((req.body as { runtime?: unknown } | undefined)?.runtime)).then((runtime) => {
+        const options = functionOptionsSchema.safeParse(req.body ?? {});
+        if (!options.success) return refuse(new PlatformError('BAD_REQUEST', zodMessage(options.error)));
+        if (options.data.args?.length && runtime.mode === 'handler') {
+          return refuse(new PlatformError('BAD_REQUEST', `args extend a run command: runtime "${runtime.name}" is in handler mode, which has none per call`));
+        }
+        const resolved = resolveLimits(options.data, config.limits);
+        if ('error' in resolved) return refuse(new PlatformError('INVALID_LIMITS', resolved.error));
+        const { limits } = resolved;
+        platform.packages
+          .ingest(file.path)
+          .then(async (pkg) => {
+            const fn: FunctionRecord = {
+              functionName: funcName,
+              runtimeName: runtime.name,
+              version: pkg.sha256,
+              size: pkg.size,
+              format: pkg.format,
+              fieldname: file.fieldname,
+              originalname: file.originalname.slice(0, 256),
+              registeredAt: new Date().toISOString(),
+              ...(options.data.handler ? { handler: options.data.handler } : {}),
+              ...(options.data.preload ? { preload: options.data.preload } : {}),
+              ...(options.data.idempotent === 'true' ? { idempotent: true } : {}),
+              ...(Object.keys(limits).length > 0 ? { limits } : {}),
+              ...(options.data.env && Object.keys(options.data.env).length > 0 ? { env: options.data.env } : {}),
+              ...(options.data.args?.length ? { args: options.data.args } : {}),
+              ...(options.data.outputs === 'true' ? { outputs: true } : {}),
+            };
+            const { created } = await platform.registerFunction(fn);
+            res.status(created ? 201 : 200).json(fn);
+          })
+          .catch(next);
+      }, refuse);
     });
+  };
+
+  app.post('/registerFunction/:runtime/:funcName', async (req, res, next) => {
+    const { runtime: runtimeName, funcName } = req.params as { runtime: string; funcName: string };
+    if (!isValidName(funcName)) throw new PlatformError('INVALID_NAME', `function name "${funcName}" must match ^[a-z0-9][a-z0-9_-]{0,62}$`);
+    registerFunction(funcName, await lookupRuntime(runtimeName), req, res, next);
+  });
+  app.put('/v1/functions/:name', (req, res, next) => {
+    registerFunction(req.params.name as string, undefined, req, res, next);
   });
 
   app.post('/invokeFunction', json, async (req, res) => {

@@ -122,3 +122,34 @@ describe('the /v1 resources', () => {
     expect((await platform.json('GET', '/v1/workers')).body).toEqual([expect.objectContaining({ state: 'ready' })]);
   });
 });
+
+describe('registering through /v1', () => {
+  let platform: TestPlatform;
+  beforeAll(async () => {
+    platform = await TestPlatform.start();
+  });
+  afterAll(async () => platform?.stop());
+
+  test('POST /v1/runtimes and PUT /v1/functions/:name (runtime in the form) register as the seed calls do', async () => {
+    const rt = await platform.json('POST', '/v1/runtimes', { name: 'py', image: 'pythonruntime', path: '/ws', dependencies: '', run: 'python3 /opt/faas/handler.py', mode: 'handler' });
+    expect(rt).toMatchObject({ status: 201, body: { name: 'py', mode: 'handler' } });
+    const put = async (fields: Record<string, string>, body = 'def handle(p):\n    return "v1"\n') => {
+      const form = new FormData();
+      for (const [k, v] of Object.entries(fields)) form.append(k, v);
+      form.append('module', new Blob([await handlerPackage(body)]), 'p.tar.gz');
+      const response = await fetch(`${platform.url}/v1/functions/viav1`, { method: 'PUT', body: form });
+      return { status: response.status, body: (await response.json()) as any };
+    };
+    expect(await put({ runtime: 'py' })).toMatchObject({ status: 201, body: { functionName: 'viav1', runtimeName: 'py' } });
+    expect(await put({ runtime: 'py', timeout: '2000' }, 'def handle(p):\n    return "v2"\n')).toMatchObject({ status: 200, body: { limits: { timeoutMs: 2000 } } });
+    expect(await put({ runtime: 'nope' })).toMatchObject({ status: 404, body: { error: { code: 'RUNTIME_NOT_FOUND' } } });
+    expect(await put({})).toMatchObject({ status: 404, body: { error: { code: 'RUNTIME_NOT_FOUND' } } });
+    expect((await platform.json('GET', '/v1/functions/viav1/versions')).body).toHaveLength(2);
+    const call = (await platform.json('POST', '/v1/functions/viav1/calls?wait=true', {})).body;
+    expect(call).toMatchObject({ status: 'DONE', result: '"v2"' });
+    // Nothing refused was left in the staging folder.
+    const { readdirSync } = await import('node:fs');
+    const staging = path.join(platform.dataDir, 'api', 'staging');
+    expect(readdirSync(staging).filter((f) => !f.startsWith('.'))).toEqual([]);
+  });
+});
