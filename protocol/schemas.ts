@@ -58,6 +58,21 @@ export const functionSchema = z.object({
   outputs: z.boolean().optional(),
 });
 
+/** A multipart field holding JSON: parsed, then checked with `schema`. */
+function jsonField<T extends z.ZodTypeAny>(schema: T, notJson: string) {
+  return z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: notJson });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema);
+}
+
 /** Optional fields of the registerFunction multipart form, beside the `module` file. */
 export const functionOptionsSchema = z.object({
   handler: z.string().regex(/^[A-Za-z_][A-Za-z0-9_./-]{0,127}$/, 'must look like module.attribute').optional(),
@@ -66,31 +81,9 @@ export const functionOptionsSchema = z.object({
   /** Keep what each call writes to /out. */
   outputs: z.enum(['true', 'false']).optional(),
   /** A JSON object of environment variables, {"NAME": "value"}. */
-  env: z
-    .string()
-    .transform((text, ctx) => {
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be a JSON object such as {"NAME":"value"}' });
-        return z.NEVER;
-      }
-    })
-    .pipe(envSchema)
-    .optional(),
+  env: jsonField(envSchema, 'must be a JSON object such as {"NAME":"value"}').optional(),
   /** A JSON array of extra arguments for the run command (process mode). */
-  args: z
-    .string()
-    .transform((text, ctx) => {
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be a JSON array such as ["--verbose"]' });
-        return z.NEVER;
-      }
-    })
-    .pipe(argsSchema)
-    .optional(),
+  args: jsonField(argsSchema, 'must be a JSON array such as ["--verbose"]').optional(),
 }).merge(limitFieldsSchema);
 
 export const callPatchSchema = z
