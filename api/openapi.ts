@@ -37,8 +37,13 @@ export function openApiDocument(version: string): object {
   const Health = registry.register('Health', healthSchema);
   const InvokeInput = registry.register('InvokeInput', invokeInputSchema);
   const CallInput = registry.register('CallInput', v1InvokeBodySchema);
-  const RegisterFunctionForm = registry.register('RegisterFunctionForm', registerFunctionFormSchema);
-  const RegisterFunctionV1Form = registry.register('RegisterFunctionV1Form', registerFunctionFormSchema.extend({ runtime: z.string().describe('the runtime to run it on') }));
+  const form = registerFunctionFormSchema.extend({ module: z.string().openapi({ format: 'binary', description: 'the package: a .tar.gz or .zip with the code at its root' }) });
+  const RegisterFunctionForm = registry.register('RegisterFunctionForm', form);
+  const RegisterFunctionV1Form = registry.register('RegisterFunctionV1Form', form.extend({ runtime: z.string().describe('the runtime to run it on') }));
+  registry.registerComponent('securitySchemes', 'basicAuth', { type: 'http', scheme: 'basic', description: 'only when the platform has users (FAAS_AUTH_USERS)' });
+  const idempotency = z.object({
+    'idempotency-key': z.string().optional().openapi({ description: 'a repeated request with the same key gets the first call back (Idempotent-Replayed: true)' }),
+  });
 
   const json = (schema: z.ZodTypeAny, description: string) => ({ description, content: { 'application/json': { schema } } });
   const error = (description: string) => json(Error, description);
@@ -49,7 +54,8 @@ export function openApiDocument(version: string): object {
     200: json(Call, 'the call, ended (when waited for)'),
     202: json(Call, 'the call as it stands: queued, or still running after the wait bound'),
     400: error('bad request'),
-    404: error('no such function'),
+    404: error('no such function or call'),
+    409: error('the Idempotency-Key made another call'),
     429: error('too many calls wait (Retry-After)'),
   };
   const route = (config: RouteConfig) => registry.registerPath(config);
@@ -77,13 +83,13 @@ export function openApiDocument(version: string): object {
     method: 'post',
     path: '/invokeFunction',
     summary: 'Invoke a function (the seed call)',
-    request: { query: wait, body: { content: { 'application/json': { schema: InvokeInput } } } },
+    request: { query: wait, headers: idempotency, body: { content: { 'application/json': { schema: InvokeInput } } } },
     responses: invoked,
   });
   route({ method: 'get', path: '/runtimes', summary: 'Names of the runtimes', responses: { 200: json(z.array(z.string()), 'names') } });
   route({ method: 'get', path: '/functions', summary: 'Names of the functions', responses: { 200: json(z.array(z.string()), 'names') } });
   route({ method: 'get', path: '/calls', summary: 'Every call, keyed "c<callNum>"', responses: { 200: json(z.record(Call), 'the call store') } });
-  route({ method: 'get', path: '/call/{callNum}', summary: 'One call', request: { params: callNum }, responses: { 200: json(Call, 'the call'), 404: error('no such call') } });
+  route({ method: 'get', path: '/call/{callNum}', summary: 'One call', request: { params: callNum }, responses: { 200: json(Call, 'the call'), 400: error('not a call number'), 404: error('no such call') } });
   route({ method: 'get', path: '/workers', summary: 'Connected workers', responses: { 200: json(z.array(Worker), 'workers') } });
   route({
     method: 'get',
@@ -137,7 +143,7 @@ export function openApiDocument(version: string): object {
     method: 'post',
     path: '/v1/functions/{name}/calls',
     summary: 'Invoke a function; Idempotency-Key makes a repeated request return the first call',
-    request: { params: name('function'), query: wait, body: { content: { 'application/json': { schema: CallInput } } } },
+    request: { params: name('function'), query: wait, headers: idempotency, body: { content: { 'application/json': { schema: CallInput } } } },
     responses: invoked,
   });
   route({
@@ -147,14 +153,14 @@ export function openApiDocument(version: string): object {
     request: { query: callQuerySchema },
     responses: { 200: json(CallPage, 'a page; next is the cursor of the following one'), 400: error('bad query') },
   });
-  route({ method: 'get', path: '/v1/calls/{callNum}', summary: 'One call', request: { params: callNum }, responses: { 200: json(Call, 'the call'), 404: error('no such call') } });
-  route({ method: 'get', path: '/v1/calls/{callNum}/logs', summary: "The call's stdout and stderr", request: { params: callNum }, responses: { 200: json(CallLogs, 'logs'), 404: error('no such call') } });
+  route({ method: 'get', path: '/v1/calls/{callNum}', summary: 'One call', request: { params: callNum }, responses: { 200: json(Call, 'the call'), 400: error('not a call number'), 404: error('no such call') } });
+  route({ method: 'get', path: '/v1/calls/{callNum}/logs', summary: "The call's stdout and stderr", request: { params: callNum }, responses: { 200: json(CallLogs, 'logs'), 400: error('not a call number'), 404: error('no such call') } });
   route({
     method: 'get',
     path: '/v1/calls/{callNum}/outputs',
     summary: 'A zip of the files the call wrote to /out',
     request: { params: callNum },
-    responses: { 200: { description: 'the zip', content: { 'application/zip': { schema: z.string().openapi({ format: 'binary' }) } } }, 404: error('no such call, or no outputs') },
+    responses: { 200: { description: 'the zip', content: { 'application/zip': { schema: z.string().openapi({ format: 'binary' }) } } }, 400: error('not a call number'), 404: error('no such call, or no outputs') },
   });
   route({
     method: 'post',
@@ -178,5 +184,7 @@ export function openApiDocument(version: string): object {
       description: 'Register runtimes and functions, invoke them, follow their calls. Errors are {"error": {"code", "message"}}.',
     },
     servers: [{ url: '/' }],
+    // Credentials are asked for only by a platform with users; /health, /openapi.json and /docs are always open.
+    security: [{ basicAuth: [] }, {}],
   });
 }

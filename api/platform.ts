@@ -21,6 +21,8 @@ export class Platform {
   readonly packages: PackageStore;
   readonly hub: WorkerHub;
   readonly metrics: PlatformMetrics;
+  /** Calls this api ended itself (lost nodes, restarts), so that a late report is not counted again. */
+  private readonly endedHere = new Set<number>();
   private readonly waiters = new CallWaiters();
   private recovery?: NodeJS.Timeout;
   /**
@@ -45,6 +47,8 @@ export class Platform {
     });
     this.metrics = new PlatformMetrics({ queueDepth: () => this.hub.queueDepth, workers: () => this.hub.list() });
     this.hub.on('callDone', (call: Call) => {
+      // A call this api already ended (its node was lost) and then reported late is not counted twice.
+      if (this.endedHere.delete(call.callNum)) return this.waiters.settle(call);
       this.log.debug({ callNum: call.callNum, function: call.funcName, status: call.status, reason: call.reason, durationMs: call.durationMs, node: call.node, coldStart: call.coldStart }, 'call ended');
       this.metrics.ended(call);
       this.waiters.settle(call);
@@ -207,7 +211,8 @@ export class Platform {
       queued: w.queued,
       warm: Object.entries(w.warm)
         .filter(([key]) => !key.startsWith('stem:'))
-        .map(([key, count]) => ({ function: key.split('@')[0], version: key.split('@')[1], containers: count })),
+        // A warm key is name@version, then the function's own settings (~limits #env +out).
+        .map(([key, count]) => ({ function: key.split('@')[0], version: (key.split('@')[1] ?? '').split(/[~#+]/)[0], containers: count })),
       stems: Object.entries(w.warm)
         .filter(([key]) => key.startsWith('stem:'))
         .map(([key, count]) => ({ runtime: key.slice('stem:'.length), containers: count })),
@@ -257,6 +262,8 @@ export class Platform {
     try {
       const call = await this.db.updateCall(callNum, { status: 'ERROR', reason, error, endedAt: new Date().toISOString() });
       this.metrics.ended(call);
+      this.endedHere.add(callNum);
+      if (this.endedHere.size > 10_000) this.endedHere.delete(this.endedHere.values().next().value as number);
       this.waiters.settle(call);
     } catch (err) {
       if (err instanceof PlatformError && err.code === 'CALL_ALREADY_FINAL') return;

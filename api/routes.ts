@@ -51,7 +51,7 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
 
   const upload = multer({
     dest: platform.packages.uploadDir,
-    limits: { fileSize: config.maxUploadBytes, files: 1, fields: 10, parts: 11, fieldNameSize: 100, fieldSize: 64 * 1024, headerPairs: 100 },
+    limits: { fileSize: config.maxUploadBytes, files: 1, fields: 20, parts: 21, fieldNameSize: 100, fieldSize: 320 * 1024, headerPairs: 100 },
   });
   const json = express.json({ limit: config.maxBodyBytes, type: () => true });
 
@@ -254,6 +254,7 @@ function toPlatformError(err: unknown): PlatformError {
     if (e.code === 'LIMIT_FILE_SIZE') return new PlatformError('PAYLOAD_TOO_LARGE', 'the package is too large');
     return new PlatformError('BAD_REQUEST', `bad upload: ${e.message}`);
   }
+  if (e?.status === 404) return new PlatformError('NOT_FOUND', 'no such file');
   if (e?.status && e.status >= 400 && e.status < 500) return new PlatformError('BAD_REQUEST', e.message ?? 'bad request');
   return asPlatformError(err);
 }

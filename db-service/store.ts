@@ -143,8 +143,9 @@ export class PlatformStore {
       // A key whose call was pruned by retention has expired with it: it makes a new call.
       if (earlier) {
         const call = earlier;
-        if (call.funcName !== input.funcName || JSON.stringify(call.params) !== JSON.stringify(input.params ?? {})) {
-          throw new PlatformError('IDEMPOTENCY_CONFLICT', `this Idempotency-Key made call ${existing} of "${call.funcName}" with other params`);
+        const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+        if (call.funcName !== input.funcName || !same(call.params, input.params ?? {}) || !same(call.args, input.args) || !same(call.env, input.env)) {
+          throw new PlatformError('IDEMPOTENCY_CONFLICT', `this Idempotency-Key made call ${existing} of "${call.funcName}" with other params, args or env`);
         }
         return { call, created: false };
       }
@@ -278,11 +279,16 @@ export class PlatformStore {
     }
     await flush();
     if (deleted > 0) {
+      const stale: Array<{ key: string; callNum: number }> = [];
       for await (const [key, callNum] of this.db.iterator({ gte: IDEMPOTENCY, lt: IDEMPOTENCY + '\xff' })) {
-        if ((callNum as number) <= highestDeleted && !(await this.getCall(callNum as number))) batch.push({ type: 'del', key });
-        if (batch.length >= 1000) await flush();
+        if ((callNum as number) <= highestDeleted) stale.push({ key, callNum: callNum as number });
       }
-      await flush();
+      // Each key is checked again under its own lock: a request may have reused it meanwhile.
+      for (const { key, callNum } of stale) {
+        await this.serialized(key, async () => {
+          if ((await this.db.get(key)) === callNum && !(await this.getCall(callNum))) await this.commits.write([{ type: 'del', key }]);
+        });
+      }
     }
     return { deleted };
   }

@@ -3,7 +3,8 @@ import { Writable } from 'node:stream';
 import Docker from 'dockerode';
 import { PlatformError } from '../protocol/errors';
 import { OUTPUT_DIR, type Sandbox } from '../protocol/limits';
-import { filesToZip, tarFiles } from './outputs';
+import { OutputChannel } from './output-channel';
+import { filesToZip, tarFiles, type OutputFile } from './outputs';
 
 /** The last `max` characters of a text: where a failing program says why. */
 export function tail(text: string, max: number): string {
@@ -39,6 +40,10 @@ export class CappedBuffer extends Writable {
   text(): string {
     return Buffer.concat(this.chunks).toString('utf8');
   }
+
+  get bytes(): number {
+    return this.size;
+  }
 }
 
 /**
@@ -47,15 +52,15 @@ export class CappedBuffer extends Writable {
  * (swap included), CPU, processes and open files. Docker keeps no log of it: the platform reads
  * the output itself, up to its caps. `writable` adds a tmpfs where a stem cell receives its code.
  */
-export function sandboxHostConfig(sandbox: Sandbox, writable?: string, outputs?: 'volume' | 'tmpfs'): Docker.HostConfig {
+export function sandboxHostConfig(sandbox: Sandbox, writable?: string): Docker.HostConfig {
   const [uid, gid] = sandbox.user.split(':');
   const tmpfs: Record<string, string> = { '/tmp': `rw,nosuid,nodev,size=${sandbox.tmpfsBytes},mode=1777` };
   if (writable) tmpfs[writable] = `rw,nosuid,nodev,size=${sandbox.tmpfsBytes},mode=0755,uid=${uid},gid=${gid}`;
-  // Outputs of a process-mode call outlive its process (a volume, read after the exit, removed with
-  // the container); a handler container's are read while it runs (a tmpfs, emptied before each call).
-  if (outputs === 'tmpfs') tmpfs[OUTPUT_DIR] = `rw,nosuid,nodev,size=${sandbox.tmpfsBytes},mode=0700,uid=${uid},gid=${gid}`;
+  // The output folder is a tmpfs like /tmp: bounded, and gone with the container. What is in it is
+  // sent by the bootstrap (handler mode) or by the wrapped run command (process mode), not read by
+  // the engine, which cannot read a tmpfs.
+  if (sandbox.outputs) tmpfs[OUTPUT_DIR] = `rw,nosuid,nodev,size=${sandbox.tmpfsBytes},mode=0700,uid=${uid},gid=${gid}`;
   return {
-    ...(outputs === 'volume' ? { Mounts: [{ Type: 'volume' as const, Source: '', Target: OUTPUT_DIR }] } : {}),
     NetworkMode: sandbox.network,
     ReadonlyRootfs: true,
     Tmpfs: tmpfs,
@@ -71,26 +76,27 @@ export function sandboxHostConfig(sandbox: Sandbox, writable?: string, outputs?:
 }
 
 /**
- * The output folder of a stopped process-mode container (a volume outlives the process), as a zip,
- * or undefined when it holds no file. Past `maxBytes` nothing is kept: a partial archive would mislead.
+ * A call's output files as kept: a zip, or nothing (only the size) past `maxBytes`, past 10,000 files,
+ * or when the zip would not fit the store. A name the zip cannot hold is skipped, never fatal.
  */
-export async function collectOutputs(container: Docker.Container, maxBytes: number): Promise<CollectedOutputs | undefined> {
-  let stream: NodeJS.ReadableStream;
-  try {
-    stream = (await container.getArchive({ path: `${OUTPUT_DIR}/.` })) as NodeJS.ReadableStream;
-  } catch {
-    return undefined;
-  }
-  const chunks: Buffer[] = [];
-  let bytes = 0;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    bytes += chunk.length;
-    if (bytes <= maxBytes + 10_240) chunks.push(chunk);
-  }
-  if (bytes > maxBytes + 10_240) return { zip: null, bytes, truncated: true };
-  const files = await tarFiles(Buffer.concat(chunks));
+export async function keptOutputs(files: OutputFile[], maxBytes: number): Promise<CollectedOutputs | undefined> {
   if (files.length === 0) return undefined;
-  return { zip: await filesToZip(files), bytes: files.reduce((sum, f) => sum + f.data.length, 0), truncated: false };
+  const bytes = files.reduce((sum, f) => sum + f.data.length, 0);
+  if (bytes > maxBytes || files.length > MAX_OUTPUT_FILES) return { zip: null, bytes, truncated: true };
+  const zip = await filesToZip(files);
+  if (zip.length > maxBytes + 2 * 1024 * 1024) return { zip: null, bytes, truncated: true };
+  return { zip, bytes, truncated: false };
+}
+
+const MAX_OUTPUT_FILES = 10_000;
+
+/** The base64 tar the wrapped run command sent after its mark, as kept outputs. */
+async function decodeOutputs(text: CappedBuffer, maxBytes: number): Promise<CollectedOutputs | undefined> {
+  if (text.truncated) return { zip: null, bytes: text.bytes, truncated: true };
+  const encoded = text.text().replace(/\s+/g, '');
+  if (!encoded) return undefined;
+  const files = await tarFiles(Buffer.from(encoded, 'base64')).catch(() => [] as OutputFile[]);
+  return keptOutputs(files, maxBytes);
 }
 
 /** Environment every function container gets: a HOME it can write. */
@@ -98,8 +104,9 @@ export const SANDBOX_ENV = ['HOME=/tmp', 'TMPDIR=/tmp'];
 
 export interface RunSpec {
   image: string;
-  /** Shell command, run with `sh -c`. */
+  /** Shell command, run with `sh -c`; `args` are its "$@". */
   cmd: string;
+  args?: string[];
   workingDir: string;
   env: string[];
   labels: Record<string, string>;
@@ -169,9 +176,19 @@ export class ContainerDriver {
    * to the process's standard input, which is then closed; stdout and stderr are kept up to their caps.
    */
   async runOnce(spec: RunSpec): Promise<RunOutcome> {
+    const stdout = new CappedBuffer(spec.maxStdoutBytes);
+    const stderr = new CappedBuffer(spec.maxStderrBytes);
+    // base64 of a tar of at most maxOutputBytes, with room for the tar's headers.
+    const outputText = spec.sandbox.outputs ? new CappedBuffer(Math.ceil(((spec.sandbox.maxOutputBytes + 1024 * 1024) * 4) / 3)) : undefined;
+    const channel = outputText ? new OutputChannel(stderr, outputText) : undefined;
+    channel?.on('error', () => undefined);
+    const flushed = () => (channel ? new Promise<void>((resolve) => channel.end(() => resolve())) : Promise.resolve());
+    // Extra arguments are the script's "$@": each one word, never parsed by the shell.
+    const args = spec.args ?? [];
+    const script = channel ? channel.wrap(spec.cmd, args.length > 0) : args.length > 0 ? `${spec.cmd.trimEnd()} "$@"` : spec.cmd;
     const container = await this.docker.createContainer({
       Image: spec.image,
-      Cmd: ['sh', '-c', spec.cmd],
+      Cmd: ['sh', '-c', script, 'sh', ...args],
       WorkingDir: spec.workingDir,
       Env: [...SANDBOX_ENV, ...spec.env],
       User: spec.sandbox.user,
@@ -182,10 +199,8 @@ export class ContainerDriver {
       OpenStdin: true,
       StdinOnce: true,
       Tty: false,
-      HostConfig: sandboxHostConfig(spec.sandbox, undefined, spec.sandbox.outputs ? 'volume' : undefined),
+      HostConfig: sandboxHostConfig(spec.sandbox),
     });
-    const stdout = new CappedBuffer(spec.maxStdoutBytes);
-    const stderr = new CappedBuffer(spec.maxStderrBytes);
     let timedOut = false;
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -195,7 +210,7 @@ export class ContainerDriver {
         stream.on('close', resolve);
         stream.on('error', () => resolve());
       });
-      this.docker.modem.demuxStream(stream, stdout, stderr);
+      this.docker.modem.demuxStream(stream, stdout, channel ?? stderr);
       await container.start();
       stream.end(spec.stdin);
       const exited = container.wait() as Promise<{ StatusCode: number }>;
@@ -206,6 +221,7 @@ export class ContainerDriver {
       if (first === 'timeout') {
         timedOut = true;
         await container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
+        await flushed();
         return { exitCode: null, stdout: stdout.text(), stderr: stderr.text(), timedOut, oomKilled: false, stdoutTruncated: stdout.truncated, stderrTruncated: stderr.truncated };
       }
       // Output may still be in flight when the process has exited: wait for the stream's end, briefly.
@@ -215,7 +231,8 @@ export class ContainerDriver {
         const info = await container.inspect().catch(() => undefined);
         oomKilled = Boolean(info?.State?.OOMKilled);
       }
-      const outputs = spec.sandbox.outputs ? await collectOutputs(container, spec.sandbox.maxOutputBytes) : undefined;
+      await flushed();
+      const outputs = outputText ? await decodeOutputs(outputText, spec.sandbox.maxOutputBytes) : undefined;
       return {
         exitCode: first.StatusCode,
         stdout: stdout.text(),

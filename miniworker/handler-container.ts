@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import * as tar from 'tar';
 import { PassThrough } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import type Docker from 'dockerode';
 import { OUTPUT_DIR, type Sandbox } from '../protocol/limits';
-import { SANDBOX_ENV, sandboxHostConfig, truncationMarker, type CollectedOutputs, type ContainerDriver } from './container-driver';
-import { filesToZip } from './outputs';
+import { SANDBOX_ENV, keptOutputs, sandboxHostConfig, truncationMarker, type CollectedOutputs, type ContainerDriver } from './container-driver';
 
 export interface HandlerSpec {
   image: string;
@@ -47,11 +47,11 @@ interface Frame {
 }
 
 /** The outputs a bootstrap sent with its result, as kept: a zip, or only their size when too large. */
-async function frameOutputs(frame: Frame): Promise<CollectedOutputs | undefined> {
+async function frameOutputs(frame: Frame, maxBytes: number): Promise<CollectedOutputs | undefined> {
   if (frame.outputsTooLarge) return { zip: null, bytes: frame.outputsTooLarge, truncated: true };
   if (!Array.isArray(frame.outputs) || frame.outputs.length === 0) return undefined;
-  const files = frame.outputs.map((f) => ({ path: String(f.path), data: Buffer.from(String(f.data), 'base64') }));
-  return { zip: await filesToZip(files), bytes: files.reduce((sum, f) => sum + f.data.length, 0), truncated: false };
+  const files = frame.outputs.map((f) => ({ path: String(f?.path ?? ''), data: Buffer.from(String(f?.data ?? ''), 'base64') }));
+  return keptOutputs(files, maxBytes);
 }
 
 export class HandlerStartError extends Error {
@@ -81,6 +81,9 @@ export class HandlerContainer {
   private partial = '';
   /** The end of stderr not yet attributed: it may be the start of a call's end mark. */
   private errPending = '';
+  /** A UTF-8 character split across two chunks is decoded whole (results and logs are not ASCII-only). */
+  private readonly outDecoder = new StringDecoder('utf8');
+  private readonly errDecoder = new StringDecoder('utf8');
   /** Call ids whose stderr end mark has come, and the call waiting for its own. */
   private readonly marks = new Set<number>();
   private markWaiter?: { id: number; done: () => void };
@@ -127,7 +130,7 @@ export class HandlerContainer {
       StdinOnce: false,
       Tty: false,
       // A stem cell's code arrives later, over its channel, into a writable working folder.
-      HostConfig: sandboxHostConfig(spec.sandbox, spec.load === false ? spec.workingDir : undefined, spec.sandbox.outputs ? 'tmpfs' : undefined),
+      HostConfig: sandboxHostConfig(spec.sandbox, spec.load === false ? spec.workingDir : undefined),
     });
     const handler = new HandlerContainer(driver, container, spec, token);
     try {
@@ -197,7 +200,8 @@ export class HandlerContainer {
       const logs = this.logs(frame.stdout ?? '');
       this.lastUsed = Date.now();
       if (frame.tooLarge) return { kind: 'too_large', ...logs };
-      const outputs = this.spec.sandbox.outputs ? await frameOutputs(frame) : undefined;
+      // Never fatal to the call: outputs that cannot be kept are reported as not kept.
+      const outputs = this.spec.sandbox.outputs ? await frameOutputs(frame, this.spec.sandbox.maxOutputBytes).catch(() => ({ zip: null, bytes: 0, truncated: true })) : undefined;
       if (frame.ok) return { kind: 'ok', result: frame.result ?? 'null', ...logs, ...(outputs ? { outputs } : {}) };
       return { kind: 'error', error: frame.error ?? 'the handler failed', ...logs, exited: Boolean(frame.exit), ...(outputs ? { outputs } : {}) };
     } catch (err) {
@@ -237,7 +241,7 @@ export class HandlerContainer {
 
   private onStderr(chunk: Buffer): void {
     const prefix = `${this.token}:end:`;
-    let text = this.errPending + chunk.toString('utf8');
+    let text = this.errPending + this.errDecoder.write(chunk);
     this.errPending = '';
     for (let at = text.indexOf(prefix); at >= 0; at = text.indexOf(prefix)) {
       const end = text.indexOf('\n', at);
@@ -246,7 +250,11 @@ export class HandlerContainer {
       const id = Number(text.slice(at + prefix.length, end));
       text = text.slice(end + 1);
       if (this.markWaiter?.id === id) this.markWaiter.done();
-      else if (this.marks.size < 16) this.marks.add(id);
+      else {
+        // Kept for a call that has not started waiting yet; the oldest go first (bounded).
+        if (this.marks.size >= 16) this.marks.delete(this.marks.values().next().value as number);
+        this.marks.add(id);
+      }
     }
     // Keep back what may be the beginning of a mark until the rest arrives.
     let keep = text.lastIndexOf(prefix) >= 0 ? text.length - text.lastIndexOf(prefix) : 0;
@@ -314,7 +322,7 @@ export class HandlerContainer {
   }
 
   private onStdout(chunk: Buffer): void {
-    const text = this.partial + chunk.toString('utf8');
+    const text = this.partial + this.outDecoder.write(chunk);
     const lines = text.split('\n');
     this.partial = lines.pop() ?? '';
     if (this.partial.length > this.spec.sandbox.maxLogBytes) {

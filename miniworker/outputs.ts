@@ -11,8 +11,14 @@ export interface OutputFile {
 export async function filesToZip(files: OutputFile[]): Promise<Buffer> {
   const zip = new yazl.ZipFile();
   for (const file of files) {
-    const name = file.path.replace(/^(\.\/)+/, '').replace(/^\/+/, '');
-    if (name && !name.split('/').includes('..')) zip.addBuffer(file.data, name, { mode: 0o100644 });
+    // Linux allows names a zip entry may not hold (a backslash, "C:"): they are made safe, or skipped.
+    const name = file.path.replace(/\\/g, '_').replace(/^(\.\/)+/, '').replace(/^\/+/, '').replace(/^([A-Za-z]):/, '$1_');
+    if (!name || name.split('/').includes('..')) continue;
+    try {
+      zip.addBuffer(file.data, name, { mode: 0o100644 });
+    } catch {
+      /* a name yazl refuses: left out */
+    }
   }
   zip.end();
   const out: Buffer[] = [];

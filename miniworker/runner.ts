@@ -4,7 +4,7 @@ import { retrying } from '../protocol/retry';
 import { LABELS } from '../protocol/labels';
 import { OUTPUT_DIR, type Sandbox } from '../protocol/limits';
 import type { Logger } from '../protocol/log';
-import { functionEnv, runCommand, type Job } from '../protocol/worker-messages';
+import { functionEnv, type Job } from '../protocol/worker-messages';
 import type { Call, CallPatch } from '../protocol/types';
 import { tail, truncationMarker, type CollectedOutputs, type ContainerDriver, type RunOutcome } from './container-driver';
 import type { HandlerOutcome } from './handler-container';
@@ -39,7 +39,8 @@ export class CallRunner {
     try {
       const outcome = await this.driver.runOnce({
         image: job.image,
-        cmd: runCommand(runtime.run, fn, call),
+        cmd: runtime.run,
+        args: [...(fn.args ?? []), ...(call.args ?? [])],
         workingDir: runtime.path,
         env: [
           ...functionEnv(fn, call),

@@ -88,11 +88,6 @@ export function functionEnv(fn: Pick<FunctionRecord, 'env'>, call?: Pick<Call, '
   return Object.entries({ ...fn.env, ...call?.env }).map(([k, v]) => `${k}=${v}`);
 }
 
-/** The run command with the function's and the call's extra arguments, each one shell word. */
-export function runCommand(run: string, fn: Pick<FunctionRecord, 'args'>, call: Pick<Call, 'args'>): string {
-  const args = [...(fn.args ?? []), ...(call.args ?? [])];
-  return args.length === 0 ? run : `${run} ${args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')}`;
-}
 
 export interface Prewarm {
   fn: FunctionRecord;

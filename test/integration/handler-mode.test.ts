@@ -125,6 +125,17 @@ describe('handler mode and the warm pool', () => {
     }
   });
 
+  test('a large non-ASCII result and log arrive whole, though they cross chunk boundaries mid-character', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'faas-utf8-'));
+    writeFileSync(path.join(dir, 'requirements.txt'), '');
+    writeFileSync(path.join(dir, 'handler.py'), 'import sys\n\ndef handle(params):\n    print("é🙂" * 30000, file=sys.stderr)\n    return "é" * 100001 + "🙂" * 20001\n');
+    await register(platform, 'python', 'utf8', await tarGzOf(dir));
+    const call = await sync(platform, 'utf8');
+    expect(call.status).toBe('DONE');
+    expect(JSON.parse(call.result)).toBe('é'.repeat(100001) + '🙂'.repeat(20001));
+    expect(call.stderr).toBe(`${'é🙂'.repeat(30000)}\n`);
+  });
+
   test('with preload "none" each call gets its own container, removed after it', async () => {
     await register(platform, 'python', 'oneshot', await tarGzOf(TRICKY), { preload: 'none' });
     expect(JSON.parse((await sync(platform, 'oneshot')).result).calls).toBe(1);

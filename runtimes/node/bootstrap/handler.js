@@ -16,7 +16,9 @@ const path = require('node:path');
 const readline = require('node:readline');
 const util = require('node:util');
 
+// The token is not left in the function's process.env (a function that forges frames only garbles its own calls).
 const TOKEN = process.env.FAAS_FRAME_TOKEN || '';
+delete process.env.FAAS_FRAME_TOKEN;
 const MAX_LOG = Number(process.env.FAAS_MAX_LOG_BYTES || 1024 * 1024);
 const MAX_RESULT = Number(process.env.FAAS_MAX_RESULT_BYTES || 1024 * 1024);
 const send = (frame) => fs.writeSync(1, `${TOKEN} ${JSON.stringify(frame)}\n`);
@@ -97,7 +99,11 @@ function readOutputs(frame) {
 }
 
 async function call(request) {
-  clearOutputs();
+  try {
+    clearOutputs();
+  } catch {
+    /* what cannot be removed stays; the call goes on */
+  }
   capture = { stdout: '', cut: false };
   const frame = { op: 'result', id: request.id };
   // The call's own variables last for the call only.
@@ -119,7 +125,11 @@ async function call(request) {
     frame.ok = false;
     frame.error = String((err && err.stack) || err).slice(-4000);
   }
-  readOutputs(frame);
+  try {
+    readOutputs(frame);
+  } catch (err) {
+    frame.outputsError = String((err && err.message) || err).slice(0, 500);
+  }
   for (const [k, v] of Object.entries(saved)) {
     if (v === undefined) delete process.env[k];
     else process.env[k] = v;

@@ -19,7 +19,8 @@ import os
 import sys
 import traceback
 
-TOKEN = os.environ.get("FAAS_FRAME_TOKEN", "")
+# The token is not left in the function's os.environ (a function that forges frames only garbles its own calls).
+TOKEN = os.environ.pop("FAAS_FRAME_TOKEN", "")
 # The protocol keeps its own copy of stdout; stray writes to fd 1 go where stderr goes.
 _proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
 os.dup2(2, 1)
@@ -212,7 +213,10 @@ def main():
                         os.environ.pop(k, None)
                     else:
                         os.environ[k] = v
-            read_outputs(frame)
+            try:
+                read_outputs(frame)
+            except OSError as exc:  # a file that went away or cannot be read: no outputs, the call stands
+                frame["outputsError"] = str(exc)[:500]
             frame["stdout"] = out.getvalue()
             if out.cut:
                 frame["stdoutTruncated"] = True
