@@ -250,6 +250,23 @@ describe('outputs: the files a call leaves in /out, as a zip', () => {
     expect(await unzip((await download(two.callNum)).body)).toEqual({ 'two.txt': 'two.txt' });
   });
 
+  test('outputs past FAAS_MAX_OUTPUT_BYTES are not kept (the call still ends DONE); names a zip cannot hold are made safe', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'faas-out-'));
+    writeFileSync(
+      path.join(dir, 'main.py'),
+      'import json, os, sys\np = json.load(sys.stdin)\nout = os.environ["FAAS_OUTPUT_DIR"]\nif p.get("big"):\n    open(out + "/big.bin", "wb").write(os.urandom(9 * 1024 * 1024))\nelse:\n    open(out + "/a\\\\b.txt", "w").write("back")\n    open(out + "/C:drive.txt", "w").write("drive")\nprint(json.dumps("ok"))\n',
+    );
+    expect((await platform.upload('pyproc', 'oddout', await tarGzOf(dir), 'p.tar.gz', { outputs: 'true' })).status).toBe(201);
+    const big = (await platform.json('POST', '/v1/functions/oddout/calls?wait=true', { params: { big: true } })).body;
+    expect(big).toMatchObject({ status: 'DONE', result: '"ok"', outputs: { truncated: true } });
+    const refused = await platform.json('GET', `/v1/calls/${big.callNum}/outputs`);
+    expect(refused.status).toBe(404);
+    expect(refused.body.error.message).toContain('past the platform');
+    const odd = (await platform.json('POST', '/v1/functions/oddout/calls?wait=true', { params: {} })).body;
+    expect(odd.status).toBe('DONE');
+    expect(await unzip((await download(odd.callNum)).body)).toEqual({ 'a_b.txt': 'back', 'C_drive.txt': 'drive' });
+  });
+
   test('a function without outputs, or a call that wrote none, answers 404 OUTPUTS_NOT_FOUND', async () => {
     expect((await platform.upload('python', 'plain', await handlerPackage('def handle(p):\n    return 1\n'))).status).toBe(201);
     const plain = (await platform.json('POST', '/v1/functions/plain/calls?wait=true', {})).body;
