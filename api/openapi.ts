@@ -58,7 +58,14 @@ export function openApiDocument(version: string): object {
     409: error('the Idempotency-Key made another call'),
     429: error('too many calls wait (Retry-After)'),
   };
-  const route = (config: RouteConfig) => registry.registerPath(config);
+  // Open routes need no credentials; every other one may answer 401 (a platform with users) and 429 (a rate limit).
+  const OPEN = new Set(['/health', '/openapi.json', '/docs']);
+  const route = (config: RouteConfig) =>
+    registry.registerPath(
+      OPEN.has(config.path)
+        ? { ...config, security: [] }
+        : { ...config, responses: { ...config.responses, 401: error('credentials missing or wrong (a platform with users)'), 429: error('too many requests from this user (Retry-After)') } },
+    );
 
   // The seed's calls, unchanged.
   route({ method: 'get', path: '/health', summary: 'Health: db-service answers and a worker is connected', responses: { 200: json(Health, 'ok'), 503: json(Health, 'degraded') } });
@@ -166,7 +173,7 @@ export function openApiDocument(version: string): object {
     method: 'post',
     path: '/v1/calls/{callNum}/rerun',
     summary: 'Run a call again: same function version, params, args and env; the new call names the old one in rerunOf',
-    request: { params: callNum, query: wait },
+    request: { params: callNum, query: wait, headers: idempotency },
     responses: invoked,
   });
   route({ method: 'get', path: '/v1/workers', summary: 'Connected workers', responses: { 200: json(z.array(Worker), 'workers') } });

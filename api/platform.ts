@@ -121,7 +121,7 @@ export class Platform {
    * Runs a call again: the same function version (even when a newer one is registered since) and the
    * same params, as a new call that names the old one in `rerunOf`.
    */
-  async rerun(callNum: number, wait: boolean): Promise<{ call: Call; done?: Promise<Call | null> }> {
+  async rerun(callNum: number, wait: boolean, idempotencyKey?: string): Promise<{ call: Call; done?: Promise<Call | null>; replayed: boolean }> {
     const old = await this.currentCall(callNum);
     const current = await this.lookupFunction(old.funcName);
     const fn =
@@ -131,8 +131,7 @@ export class Platform {
           ? await this.db.getFunctionVersion(old.funcName, old.functionVersion)
           : null;
     if (!fn) throw new PlatformError('FUNCTION_NOT_FOUND', `call ${callNum} ran a version of "${old.funcName}" that is no longer registered`);
-    const { call, done } = await this.startCall(fn, old.params, wait, { rerunOf: callNum, args: old.args, env: old.env });
-    return { call, done };
+    return this.startCall(fn, old.params, wait, { rerunOf: callNum, args: old.args, env: old.env, idempotencyKey });
   }
 
   private async startCall(

@@ -129,7 +129,9 @@ export function addRestRoutes(app: express.Express, platform: Platform, config: 
 
   /** The same function version and params again, as a new call with `rerunOf`. */
   app.post('/v1/calls/:callNum/rerun', async (req, res) => {
-    await answer(platform, res, await platform.rerun(callParam(req), wantsWait(req)));
+    const started = await platform.rerun(callParam(req), wantsWait(req), idempotencyKey(req));
+    if (started.replayed) res.setHeader('Idempotent-Replayed', 'true');
+    await answer(platform, res, started);
   });
 
   app.get('/v1/calls/:callNum', async (req, res) => {

@@ -80,6 +80,12 @@ describe('calls under /v1: invoke and re-run; metrics', () => {
     expect(queued.status).toBe(202);
     expect(queued.body).toMatchObject({ status: 'PENDING', rerunOf: failed.callNum });
     await platform.waitFinal(queued.body.callNum);
+    // A retried re-run request with the same Idempotency-Key makes one call.
+    const keyed = () => fetch(`${platform.url}/v1/calls/${failed.callNum}/rerun`, { method: 'POST', headers: { 'idempotency-key': `rerun-${failed.callNum}` } });
+    const firstTry = await keyed();
+    const secondTry = await keyed();
+    expect(secondTry.headers.get('idempotent-replayed')).toBe('true');
+    expect((await secondTry.json()).callNum).toBe((await firstTry.json()).callNum);
     expect((await platform.json('POST', '/v1/calls/999999/rerun')).body.error.code).toBe('CALL_NOT_FOUND');
   });
 
