@@ -49,7 +49,8 @@ export class Platform {
     this.hub.on('callDone', (call: Call) => {
       // A call this api already ended (its node was lost) and then reported late is not counted twice.
       if (this.endedHere.delete(call.callNum)) return this.waiters.settle(call);
-      this.log.debug({ callNum: call.callNum, function: call.funcName, status: call.status, reason: call.reason, durationMs: call.durationMs, node: call.node, coldStart: call.coldStart }, 'call ended');
+      // Debug lines are built only when asked for: this is the path of every call.
+      if (this.log.isLevelEnabled('debug')) this.log.debug({ callNum: call.callNum, function: call.funcName, status: call.status, reason: call.reason, durationMs: call.durationMs, node: call.node, coldStart: call.coldStart }, 'call ended');
       this.metrics.ended(call);
       this.waiters.settle(call);
     });
@@ -173,7 +174,7 @@ export class Platform {
     // The waiter is in place before the call can end.
     const done = wait ? this.waiters.wait(call.callNum, this.config.waitTimeoutMs) : undefined;
     this.metrics.invoked(funcName);
-    this.log.debug({ callNum: call.callNum, function: funcName, version: fn.version.slice(0, 12), rerunOf: extra.rerunOf }, 'call accepted');
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ callNum: call.callNum, function: funcName, version: fn.version.slice(0, 12), rerunOf: extra.rerunOf }, 'call accepted');
     this.hub.dispatch({ call, fn, runtime });
     return { call, done, replayed: false };
   }

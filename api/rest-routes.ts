@@ -1,40 +1,13 @@
-import express, { type Request, type Response } from 'express';
-import { isFinal, type Call } from '../protocol/types';
-import type { ApiConfig } from './config';
-import type { z } from 'zod';
+import express, { type Request } from 'express';
 import { PlatformError } from '../protocol/errors';
 import { isValidName } from '../protocol/names';
+import { isFinal } from '../protocol/types';
+import type { ApiConfig } from './config';
 import type { Platform } from './platform';
+import { answer, idempotencyKey, parseCallNum, wantsWait, zodMessage } from './requests';
 import { callQuerySchema, v1InvokeBodySchema } from './schemas';
 
 const DEFAULT_PAGE = 50;
-
-function queryMessage(error: z.ZodError): string {
-  return error.issues.map((i) => (i.path.length ? `${i.path.join('.')} ${i.message}` : i.message)).join('; ');
-}
-
-function wantsWait(req: Request, bodyWait?: boolean): boolean {
-  return req.query.wait === 'true' || req.query.wait === '1' || bodyWait === true;
-}
-
-export function idempotencyKey(req: Request): string | undefined {
-  const key = req.get('idempotency-key');
-  if (key !== undefined && !/^[\x21-\x7e]{1,256}$/.test(key)) {
-    throw new PlatformError('BAD_REQUEST', 'Idempotency-Key must be 1 to 256 printable characters without spaces');
-  }
-  return key;
-}
-
-/** 202 with the call as made; when waited for, 200 with its end, or 202 with it as it stands after the wait bound. */
-export async function answer(platform: Platform, res: Response, started: { call: Call; done?: Promise<Call | null> }): Promise<void> {
-  if (!started.done) {
-    res.status(202).json(started.call);
-    return;
-  }
-  const final = await started.done;
-  if (final) res.status(200).json(final);
-  else res.status(202).json(await platform.currentCall(started.call.callNum));
-}
 
 function nameParam(req: Request, what: 'runtime' | 'function'): string {
   const name = req.params.name as string;
@@ -43,14 +16,13 @@ function nameParam(req: Request, what: 'runtime' | 'function'): string {
 }
 
 function callParam(req: Request): number {
-  const raw = req.params.callNum as string;
-  if (!/^\d{1,15}$/.test(raw) || Number(raw) < 1) throw new PlatformError('BAD_REQUEST', `"${raw.slice(0, 32)}" is not a call number`);
-  return Number(raw);
+  return parseCallNum(req.params.callNum as string);
 }
 
 /**
- * Resource-style routes under /v1 beside the seed's calls: full records, removal, versions,
- * filtered and paginated calls, and the logs of one call.
+ * Resource-style routes under /v1 beside the seed's calls: full records, removal, versions, invoking,
+ * filtered and paginated calls, a call's logs and outputs, re-runs. (Registration under /v1 shares the
+ * seed's code, in routes.ts.)
  */
 export function addRestRoutes(app: express.Express, platform: Platform, config: ApiConfig): void {
   const json = express.json({ limit: config.maxBodyBytes, type: () => true });
@@ -100,7 +72,7 @@ export function addRestRoutes(app: express.Express, platform: Platform, config: 
   /** Newest first; `next` is the cursor of the following page, null on the last one. */
   app.get('/v1/calls', async (req, res) => {
     const parsed = callQuerySchema.safeParse(req.query);
-    if (!parsed.success) throw new PlatformError('BAD_REQUEST', queryMessage(parsed.error));
+    if (!parsed.success) throw new PlatformError('BAD_REQUEST', zodMessage(parsed.error));
     const q = parsed.data;
     const limit = q.limit ?? DEFAULT_PAGE;
     const calls = await platform.db.listCalls({
@@ -120,18 +92,14 @@ export function addRestRoutes(app: express.Express, platform: Platform, config: 
   app.post('/v1/functions/:name/calls', json, async (req, res) => {
     const name = nameParam(req, 'function');
     const body = v1InvokeBodySchema.safeParse(req.body ?? {});
-    if (!body.success) throw new PlatformError('BAD_REQUEST', queryMessage(body.error));
-    const key = idempotencyKey(req);
-    const started = await platform.invoke(name, body.data.params ?? {}, wantsWait(req, body.data.wait), key, { args: body.data.args, env: body.data.env });
-    if (started.replayed) res.setHeader('Idempotent-Replayed', 'true');
+    if (!body.success) throw new PlatformError('BAD_REQUEST', zodMessage(body.error));
+    const started = await platform.invoke(name, body.data.params ?? {}, wantsWait(req, body.data.wait), idempotencyKey(req), { args: body.data.args, env: body.data.env });
     await answer(platform, res, started);
   });
 
   /** The same function version and params again, as a new call with `rerunOf`. */
   app.post('/v1/calls/:callNum/rerun', async (req, res) => {
-    const started = await platform.rerun(callParam(req), wantsWait(req), idempotencyKey(req));
-    if (started.replayed) res.setHeader('Idempotent-Replayed', 'true');
-    await answer(platform, res, started);
+    await answer(platform, res, await platform.rerun(callParam(req), wantsWait(req), idempotencyKey(req)));
   });
 
   app.get('/v1/calls/:callNum', async (req, res) => {

@@ -13,16 +13,8 @@ import { BasicAuth } from './auth';
 import type { ApiConfig } from './config';
 import type { Platform } from './platform';
 import { openApiDocument } from './openapi';
-import { addRestRoutes, answer, idempotencyKey } from './rest-routes';
-
-function zodMessage(error: { issues: { path: (string | number)[]; message: string }[] }): string {
-  return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
-}
-
-function parseCallNum(raw: string): number {
-  if (!/^\d{1,15}$/.test(raw) || Number(raw) < 1) throw new PlatformError('BAD_REQUEST', `"${raw}" is not a call number`);
-  return Number(raw);
-}
+import { answer, idempotencyKey, parseCallNum, wantsWait, zodMessage } from './requests';
+import { addRestRoutes } from './rest-routes';
 
 const swaggerUiAssets = path.dirname(require.resolve('swagger-ui-dist/package.json'));
 
@@ -178,10 +170,7 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
   app.post('/invokeFunction', json, async (req, res) => {
     const parsed = invokeInputSchema.safeParse(req.body ?? {});
     if (!parsed.success) throw new PlatformError('BAD_REQUEST', zodMessage(parsed.error));
-    const wait = req.query.wait === 'true' || req.query.wait === '1' || parsed.data.wait === true;
-    const started = await platform.invoke(parsed.data.funcName, parsed.data.params ?? {}, wait, idempotencyKey(req));
-    if (started.replayed) res.setHeader('Idempotent-Replayed', 'true');
-    await answer(platform, res, started);
+    await answer(platform, res, await platform.invoke(parsed.data.funcName, parsed.data.params ?? {}, wantsWait(req, parsed.data.wait), idempotencyKey(req)));
   });
 
   app.get('/runtimes', async (_req, res) => {

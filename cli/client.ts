@@ -72,7 +72,12 @@ export class FaasClient {
     return { authorization: `Basic ${Buffer.from(`${this.credentials.user}:${this.credentials.password}`).toString('base64')}` };
   }
 
-  private async request<T>(method: string, route: string, init: { json?: unknown; body?: RequestInit['body'] | Readable; headers?: Record<string, string>; accept?: number[] } = {}): Promise<{ status: number; data: T }> {
+  /** `binary`: a successful answer's body is returned as bytes, not parsed as JSON. */
+  private async request<T>(
+    method: string,
+    route: string,
+    init: { json?: unknown; body?: RequestInit['body'] | Readable; headers?: Record<string, string>; accept?: number[]; binary?: boolean } = {},
+  ): Promise<{ status: number; data: T }> {
     let response: Response;
     const headers = { ...this.authorization(), ...(init.json !== undefined ? { 'content-type': 'application/json' } : {}), ...init.headers };
     try {
@@ -87,6 +92,7 @@ export class FaasClient {
       const why = cause?.code ?? cause?.message ?? (err as Error).message;
       throw new ClientError(`cannot reach the platform at ${this.baseUrl} (${why})`, null, 'UNREACHABLE');
     }
+    if (init.binary && response.ok) return { status: response.status, data: Buffer.from(await response.arrayBuffer()) as T };
     const text = await response.text();
     let data: unknown;
     try {
@@ -196,18 +202,7 @@ export class FaasClient {
 
   /** The zip of what the call wrote to /out. */
   async outputs(callNum: number): Promise<Buffer> {
-    let response: Response;
-    try {
-      response = await fetch(`${this.baseUrl}/v1/calls/${callNum}/outputs`, { headers: this.authorization() });
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause;
-      throw new ClientError(`cannot reach the platform at ${this.baseUrl} (${cause?.code ?? (err as Error).message})`, null, 'UNREACHABLE');
-    }
-    if (!response.ok) {
-      const error = ((await response.json().catch(() => undefined)) as { error?: { code?: string; message?: string } } | undefined)?.error;
-      throw new ClientError(error?.message ?? `HTTP ${response.status}`, response.status, error?.code ?? `HTTP_${response.status}`);
-    }
-    return Buffer.from(await response.arrayBuffer());
+    return (await this.request<Buffer>('GET', `/v1/calls/${callNum}/outputs`, { binary: true })).data;
   }
 
   getCall(callNum: number): Promise<Call> {

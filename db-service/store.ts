@@ -139,15 +139,14 @@ export class PlatformStore {
     const key = IDEMPOTENCY + input.key;
     return this.serialized(key, async () => {
       const existing = (await this.db.get(key)) as number | undefined;
-      const earlier = existing !== undefined ? await this.getCall(existing) : null;
       // A key whose call was pruned by retention has expired with it: it makes a new call.
+      const earlier = existing !== undefined ? await this.getCall(existing) : null;
       if (earlier) {
-        const call = earlier;
         const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
-        if (call.funcName !== input.funcName || !same(call.params, input.params ?? {}) || !same(call.args, input.args) || !same(call.env, input.env)) {
-          throw new PlatformError('IDEMPOTENCY_CONFLICT', `this Idempotency-Key made call ${existing} of "${call.funcName}" with other params, args or env`);
+        if (earlier.funcName !== input.funcName || !same(earlier.params, input.params ?? {}) || !same(earlier.args, input.args) || !same(earlier.env, input.env)) {
+          throw new PlatformError('IDEMPOTENCY_CONFLICT', `this Idempotency-Key made call ${existing} of "${earlier.funcName}" with other params, args or env`);
         }
-        return { call, created: false };
+        return { call: earlier, created: false };
       }
       const call = await this.createCall(input, [{ type: 'put', key, value: 0 }]);
       return { call, created: true };

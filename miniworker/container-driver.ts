@@ -4,7 +4,7 @@ import Docker from 'dockerode';
 import { PlatformError } from '../protocol/errors';
 import { OUTPUT_DIR, type Sandbox } from '../protocol/limits';
 import { OutputChannel } from './output-channel';
-import { filesToZip, tarFiles, type OutputFile } from './outputs';
+import { keptOutputs, tarFiles, type CollectedOutputs, type OutputFile } from './outputs';
 
 /** The last `max` characters of a text: where a failing program says why. */
 export function tail(text: string, max: number): string {
@@ -75,21 +75,6 @@ export function sandboxHostConfig(sandbox: Sandbox, writable?: string): Docker.H
   };
 }
 
-/**
- * A call's output files as kept: a zip, or nothing (only the size) past `maxBytes`, past 10,000 files,
- * or when the zip would not fit the store. A name the zip cannot hold is skipped, never fatal.
- */
-export async function keptOutputs(files: OutputFile[], maxBytes: number): Promise<CollectedOutputs | undefined> {
-  if (files.length === 0) return undefined;
-  const bytes = files.reduce((sum, f) => sum + f.data.length, 0);
-  if (bytes > maxBytes || files.length > MAX_OUTPUT_FILES) return { zip: null, bytes, truncated: true };
-  const zip = await filesToZip(files);
-  if (zip.length > maxBytes + 2 * 1024 * 1024) return { zip: null, bytes, truncated: true };
-  return { zip, bytes, truncated: false };
-}
-
-const MAX_OUTPUT_FILES = 10_000;
-
 /** The base64 tar the wrapped run command sent after its mark, as kept outputs. */
 async function decodeOutputs(text: CappedBuffer, maxBytes: number): Promise<CollectedOutputs | undefined> {
   if (text.truncated) return { zip: null, bytes: text.bytes, truncated: true };
@@ -125,16 +110,8 @@ export interface RunOutcome {
   oomKilled: boolean;
   stdoutTruncated: boolean;
   stderrTruncated: boolean;
-  /** The output folder as a tar, when the sandbox keeps outputs and the function wrote any. */
+  /** What the function left in the output folder, when the sandbox keeps outputs and it wrote any. */
   outputs?: CollectedOutputs;
-}
-
-export interface CollectedOutputs {
-  /** null when the folder was larger than the cap (then nothing is kept). */
-  zip: Buffer | null;
-  /** What the files hold, uncompressed (or the archive's size when past the cap). */
-  bytes: number;
-  truncated: boolean;
 }
 
 export const INJECTABLE_LABEL = 'io.faas.injectable';
@@ -267,9 +244,8 @@ export class ContainerDriver {
   }): Promise<{ log: string; injectable: boolean }> {
     const container = await this.docker.createContainer({
       Image: spec.runtimeImage,
-      // The output folder exists in every function image, writable by any user, so that a volume
-      // mounted there starts with those rights.
-      Cmd: ['sh', '-c', `mkdir -p ${OUTPUT_DIR} && chmod 1777 ${OUTPUT_DIR} && exec sh -c "$0"`, spec.dependencies.trim() || 'true'],
+      // The output folder exists in every function image: the mount point of its tmpfs on a read-only root.
+      Cmd: ['sh', '-c', `mkdir -p ${OUTPUT_DIR} && exec sh -c "$0"`, spec.dependencies.trim() || 'true'],
       WorkingDir: spec.workingDir,
       Labels: spec.labels,
       Tty: false,

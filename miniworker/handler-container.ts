@@ -4,7 +4,8 @@ import { PassThrough } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import type Docker from 'dockerode';
 import { OUTPUT_DIR, type Sandbox } from '../protocol/limits';
-import { SANDBOX_ENV, keptOutputs, sandboxHostConfig, truncationMarker, type CollectedOutputs, type ContainerDriver } from './container-driver';
+import { SANDBOX_ENV, sandboxHostConfig, truncationMarker, type ContainerDriver } from './container-driver';
+import { keptOutputs, type CollectedOutputs } from './outputs';
 
 export interface HandlerSpec {
   image: string;

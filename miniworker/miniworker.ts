@@ -60,11 +60,10 @@ export class Miniworker {
     }, RUNNING_AFTER_MS);
     let patch: CallPatch;
     try {
-      const wasWarm = this.warm?.key === warmKey(job.fn) && this.warm.container.alive;
-      const container = await this.ensure(job, job.sandbox);
+      const { container, reused } = await this.ensure(job, job.sandbox);
       const outcome = await container.invoke(call.callNum, call.params ?? {}, job.timeoutMs, call.env);
       const outputs = outcome.kind === 'ok' || outcome.kind === 'error' ? await keepOutputs(this.db, call.callNum, outcome.outputs) : {};
-      patch = { ...handlerPatch(outcome, job.timeoutMs, job.sandbox), coldStart: !wasWarm, ...outputs };
+      patch = { ...handlerPatch(outcome, job.timeoutMs, job.sandbox), coldStart: !reused, ...outputs };
       // A container that is not kept is removed after the call is reported, off the call's path.
       if (!job.keepWarm || !container.alive || (outcome.kind === 'error' && outcome.exited)) this.detach();
     } catch (err) {
@@ -82,7 +81,7 @@ export class Miniworker {
     patch.node = this.options.nodeId;
     patch.endedAt = ended.toISOString();
     patch.durationMs = ended.getTime() - started.getTime();
-    this.options.log.debug({ callNum: call.callNum, function: job.fn.functionName, status: patch.status, reason: patch.reason, durationMs: patch.durationMs, coldStart: patch.coldStart }, 'call ran');
+    if (this.options.log.isLevelEnabled('debug')) this.options.log.debug({ callNum: call.callNum, function: job.fn.functionName, status: patch.status, reason: patch.reason, durationMs: patch.durationMs, coldStart: patch.coldStart }, 'call ran');
     if (this.abandoned) throw new Error('abandoned: the worker is gone');
     const runningResult = await running;
     if (runningResult instanceof PlatformError && runningResult.code === 'CALL_ALREADY_FINAL') {
@@ -130,10 +129,11 @@ export class Miniworker {
     this.warm = undefined;
   }
 
-  private async ensure(job: Pick<Job, 'fn' | 'runtime' | 'image' | 'injectable' | 'packagePath'>, sandbox: Sandbox): Promise<HandlerContainer> {
+  /** The container for this function version; `reused` when it was already warm here (not a cold start). */
+  private async ensure(job: Pick<Job, 'fn' | 'runtime' | 'image' | 'injectable' | 'packagePath'>, sandbox: Sandbox): Promise<{ container: HandlerContainer; reused: boolean }> {
     const key = warmKey(job.fn);
     const handler = job.fn.handler ?? DEFAULT_HANDLER;
-    if (this.warm && this.warm.key === key && this.warm.container.alive) return this.warm.container;
+    if (this.warm && this.warm.key === key && this.warm.container.alive) return { container: this.warm.container, reused: true };
     if (this.warm?.key === stemKey(job.runtime.name) && this.warm.container.alive && job.injectable && job.packagePath) {
       const stem = this.warm.container;
       this.warm = undefined;
@@ -144,7 +144,7 @@ export class Miniworker {
         throw err;
       }
       this.warm = { key, container: stem };
-      return stem;
+      return { container: stem, reused: false };
     }
     await this.retire();
     const container = await HandlerContainer.start(this.driver, {
@@ -158,7 +158,7 @@ export class Miniworker {
       },
     });
     this.warm = { key, container };
-    return container;
+    return { container, reused: false };
   }
 
   private containerSpec(runtime: Runtime, image: string, handler: string, sandbox: Sandbox, env: string[] = []): Omit<HandlerSpec, 'labels'> {

@@ -60,3 +60,26 @@ export async function tarFiles(tar: Buffer): Promise<OutputFile[]> {
   await Promise.all(reading);
   return files;
 }
+
+export interface CollectedOutputs {
+  /** null when the folder was larger than the cap (then nothing is kept). */
+  zip: Buffer | null;
+  /** What the files hold, uncompressed (or the archive's size when past the cap). */
+  bytes: number;
+  truncated: boolean;
+}
+
+const MAX_OUTPUT_FILES = 10_000;
+
+/**
+ * A call's output files as kept: a zip, or nothing (only the size) past `maxBytes`, past 10,000 files,
+ * or when the zip would not fit the store. A name the zip cannot hold is skipped, never fatal.
+ */
+export async function keptOutputs(files: OutputFile[], maxBytes: number): Promise<CollectedOutputs | undefined> {
+  if (files.length === 0) return undefined;
+  const bytes = files.reduce((sum, f) => sum + f.data.length, 0);
+  if (bytes > maxBytes || files.length > MAX_OUTPUT_FILES) return { zip: null, bytes, truncated: true };
+  const zip = await filesToZip(files);
+  if (zip.length > maxBytes + 2 * 1024 * 1024) return { zip: null, bytes, truncated: true };
+  return { zip, bytes, truncated: false };
+}

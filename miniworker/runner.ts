@@ -6,7 +6,8 @@ import { OUTPUT_DIR, type Sandbox } from '../protocol/limits';
 import type { Logger } from '../protocol/log';
 import { functionEnv, type Job } from '../protocol/worker-messages';
 import type { Call, CallPatch } from '../protocol/types';
-import { tail, truncationMarker, type CollectedOutputs, type ContainerDriver, type RunOutcome } from './container-driver';
+import { tail, truncationMarker, type ContainerDriver, type RunOutcome } from './container-driver';
+import type { CollectedOutputs } from './outputs';
 import type { HandlerOutcome } from './handler-container';
 
 /** Linux refuses a single environment string past 128 KiB; larger params travel on stdin only. */

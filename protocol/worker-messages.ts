@@ -88,7 +88,6 @@ export function functionEnv(fn: Pick<FunctionRecord, 'env'>, call?: Pick<Call, '
   return Object.entries({ ...fn.env, ...call?.env }).map(([k, v]) => `${k}=${v}`);
 }
 
-
 export interface Prewarm {
   fn: FunctionRecord;
   runtime: Runtime;

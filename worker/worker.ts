@@ -279,8 +279,10 @@ export class Worker {
     }
   }
 
-  /** Under the runtime policy, each handler-mode runtime keeps stem cells: started, without code. */
-  /** A runtime whose image is not here is pulled at once, before its first call; stem cells wait for it. */
+  /**
+   * A runtime whose image is not here is pulled at once, before its first call. Under the runtime
+   * policy each handler-mode runtime then keeps stem cells: started, without code.
+   */
   private learnRuntime(runtime: Runtime): void {
     this.runtimes.set(runtime.name, runtime);
     void this.runtimeImages.ensure(runtime.image).then(

@@ -58,7 +58,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * outlasting the platform's wait bound is polled until it ends. With --async it prints the call number.
  */
 export async function invoke(ctx: Context, name: string, o: InvokeOptions): Promise<void> {
-  if (o.wait && o.async) throw new UsageError('--wait and --async exclude each other');
   const params = await invokeParams(o);
   const extra = { args: o.arg ?? [], env: parseEnv(o.env ?? []) };
   await follow(ctx, o, (wait) => ctx.client.invoke(name, params, wait, extra));
@@ -66,13 +65,13 @@ export async function invoke(ctx: Context, name: string, o: InvokeOptions): Prom
 
 /** Runs a call again (same function version, params, args and env), waiting for it unless --async. */
 export async function rerun(ctx: Context, n: string, o: Pick<InvokeOptions, 'wait' | 'async'>): Promise<void> {
-  if (o.wait && o.async) throw new UsageError('--wait and --async exclude each other');
   const callNum = parseCallNum(n);
   await follow(ctx, o, (wait) => ctx.client.rerun(callNum, wait));
 }
 
 /** Starts a call; with --async prints its number, else waits for its end and prints the result. */
-async function follow(ctx: Context, o: Pick<InvokeOptions, 'async'>, start: (wait: boolean) => Promise<{ call: Call }>): Promise<void> {
+async function follow(ctx: Context, o: Pick<InvokeOptions, 'wait' | 'async'>, start: (wait: boolean) => Promise<{ call: Call }>): Promise<void> {
+  if (o.wait && o.async) throw new UsageError('--wait and --async exclude each other');
   if (o.async) {
     const { call } = await start(false);
     ctx.out.result(call, () => `call ${call.callNum} queued: \`faas call get ${call.callNum}\` shows it`, () => String(call.callNum));

@@ -72,18 +72,30 @@ export async function buildImage(
   onLine?: (line: string) => void,
 ): Promise<void> {
   const stream = await docker.buildImage(context, { ...options, rm: true, forcerm: true });
-  await new Promise<void>((resolve, reject) => {
+  await followImageStream(docker, stream, `building ${options.t}`, (event) => {
+    const text = (event.stream ?? event.status ?? '').trimEnd();
+    if (text && onLine) for (const line of text.split('\n')) onLine(line);
+  });
+}
+
+export interface ImageStreamEvent {
+  stream?: string;
+  status?: string;
+  progress?: string;
+  id?: string;
+}
+
+/** Follows a build or push stream of the engine to its end; an error anywhere in it fails `what`. */
+export function followImageStream(docker: Docker, stream: NodeJS.ReadableStream, what: string, onEvent: (event: ImageStreamEvent) => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
     docker.modem.followProgress(
       stream,
       (err: Error | null, output: Array<{ error?: string }>) => {
         const failed = err ?? output.find((o) => o.error);
-        if (failed) reject(new Error(`building ${options.t} failed: ${err ? err.message : (failed as { error: string }).error}`));
+        if (failed) reject(new Error(`${what} failed: ${err ? err.message : (failed as { error: string }).error}`));
         else resolve();
       },
-      (event: { stream?: string; status?: string }) => {
-        const text = (event.stream ?? event.status ?? '').trimEnd();
-        if (text && onLine) for (const line of text.split('\n')) onLine(line);
-      },
+      onEvent,
     );
   });
 }

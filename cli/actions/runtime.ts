@@ -5,7 +5,7 @@ import * as tar from 'tar';
 import type { Runtime } from '../../protocol/types';
 import { UsageError, type Context } from '../context';
 import type { Output } from '../output';
-import { buildImage, chooseBase } from './images';
+import { buildImage, chooseBase, followImageStream } from './images';
 
 export interface RegisterRuntimeOptions {
   file?: string;
@@ -132,18 +132,11 @@ export function registryAuth(serveraddress: string, env: NodeJS.ProcessEnv = pro
 async function pushImage(docker: Docker, ref: string, registry: string, out: Output): Promise<void> {
   // The engine wants an X-Registry-Auth header on every push, an empty one for an open registry.
   const stream = await docker.getImage(ref).push({ authconfig: registryAuth(registry) });
-  await new Promise<void>((resolve, reject) => {
-    docker.modem.followProgress(
-      stream,
-      (err: Error | null, output: Array<{ error?: string }>) => {
-        const failed = err ?? output.find((o) => o.error);
-        out.endProgress();
-        if (failed) reject(new Error(`pushing ${ref} failed: ${err ? err.message : (failed as { error: string }).error}`));
-        else resolve();
-      },
-      (event: { status?: string; progress?: string; id?: string }) => {
-        if (event.status) out.progress(`${event.id ? `${event.id}: ` : ''}${event.status} ${event.progress ?? ''}`.slice(0, 100));
-      },
-    );
-  });
+  try {
+    await followImageStream(docker, stream, `pushing ${ref}`, (event) => {
+      if (event.status) out.progress(`${event.id ? `${event.id}: ` : ''}${event.status} ${event.progress ?? ''}`.slice(0, 100));
+    });
+  } finally {
+    out.endProgress();
+  }
 }

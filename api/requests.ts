@@ -1,0 +1,43 @@
+import type { Request, Response } from 'express';
+import { PlatformError } from '../protocol/errors';
+import type { Call } from '../protocol/types';
+import type { Platform } from './platform';
+
+/** What every route reads from a request and how invocations are answered, the seed's and /v1's alike. */
+
+export function zodMessage(error: { issues: { path: (string | number)[]; message: string }[] }): string {
+  return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
+}
+
+export function parseCallNum(raw: string): number {
+  if (!/^\d{1,15}$/.test(raw) || Number(raw) < 1) throw new PlatformError('BAD_REQUEST', `"${raw.slice(0, 32)}" is not a call number`);
+  return Number(raw);
+}
+
+/** ?wait=true (or 1), or "wait": true in the body. */
+export function wantsWait(req: Request, bodyWait?: boolean): boolean {
+  return req.query.wait === 'true' || req.query.wait === '1' || bodyWait === true;
+}
+
+export function idempotencyKey(req: Request): string | undefined {
+  const key = req.get('idempotency-key');
+  if (key !== undefined && !/^[\x21-\x7e]{1,256}$/.test(key)) {
+    throw new PlatformError('BAD_REQUEST', 'Idempotency-Key must be 1 to 256 printable characters without spaces');
+  }
+  return key;
+}
+
+/**
+ * 202 with the call as made; when waited for, 200 with its end, or 202 with it as it stands after the
+ * wait bound. A call given back for a repeated Idempotency-Key says so in Idempotent-Replayed.
+ */
+export async function answer(platform: Platform, res: Response, started: { call: Call; done?: Promise<Call | null>; replayed: boolean }): Promise<void> {
+  if (started.replayed) res.setHeader('Idempotent-Replayed', 'true');
+  if (!started.done) {
+    res.status(202).json(started.call);
+    return;
+  }
+  const final = await started.done;
+  if (final) res.status(200).json(final);
+  else res.status(202).json(await platform.currentCall(started.call.callNum));
+}
