@@ -91,6 +91,7 @@ export const callPatchSchema = z
     status: callStatusSchema,
     result: z.string(),
     node: z.string(),
+    dispatchedAt: z.string(),
     startedAt: z.string(),
     endedAt: z.string(),
     durationMs: z.number(),

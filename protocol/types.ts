@@ -82,6 +82,8 @@ export interface Call {
   functionVersion?: string;
   runtimeName?: string;
   node?: string;
+  /** When the api handed the call to a worker: queue wait is dispatchedAt − createdAt. */
+  dispatchedAt?: string;
   startedAt?: string;
   endedAt?: string;
   durationMs?: number;
@@ -113,6 +115,7 @@ export type CallPatch = Partial<
     | 'status'
     | 'result'
     | 'node'
+    | 'dispatchedAt'
     | 'startedAt'
     | 'endedAt'
     | 'durationMs'

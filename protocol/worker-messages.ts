@@ -12,6 +12,8 @@ export interface Invocation {
   call: Call;
   fn: FunctionRecord;
   runtime: Runtime;
+  /** Set by the api when it sends the call to a worker (ISO 8601); the call's final write records it. */
+  dispatchedAt?: string;
 }
 
 export interface WorkerToApi {
