@@ -19,6 +19,10 @@ export interface ApiConfig {
   waitTimeoutMs: number;
   /** FAAS_HEARTBEAT_MS (default 1000); a worker silent for 3 beats is expired. */
   heartbeatMs: number;
+  /** After a restart, how long the api waits for the nodes registered before it. FAAS_RECOVERY_GRACE_MS, default 45000 (past the workers' longest reconnect pause, 32 s). */
+  recoveryGraceMs: number;
+  /** How often unfinished calls that no worker or queue holds are looked for. FAAS_SWEEP_INTERVAL_MS, default 30000. */
+  sweepIntervalMs: number;
   /** Largest upload. FAAS_MAX_UPLOAD_BYTES, default 50 MiB. */
   maxUploadBytes: number;
   /** Largest JSON body. FAAS_MAX_BODY_BYTES, default 1 MiB. */
@@ -73,6 +77,8 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     dataDir: path.resolve(envString(env, 'FAAS_API_DATA_DIR', './data/api')),
     waitTimeoutMs: envInt(env, 'FAAS_WAIT_TIMEOUT_MS', 30_000, { min: 1, max: 15 * 60_000 }),
     heartbeatMs: envInt(env, 'FAAS_HEARTBEAT_MS', 1000, { min: 50, max: 60_000 }),
+    recoveryGraceMs: envInt(env, 'FAAS_RECOVERY_GRACE_MS', 45_000, { min: 0, max: 3_600_000 }),
+    sweepIntervalMs: envInt(env, 'FAAS_SWEEP_INTERVAL_MS', 30_000, { min: 100, max: 3_600_000 }),
     maxUploadBytes: envInt(env, 'FAAS_MAX_UPLOAD_BYTES', 50 * 1024 * 1024, { min: 1024, max: 1024 * 1024 * 1024 }),
     maxBodyBytes: envInt(env, 'FAAS_MAX_BODY_BYTES', 1024 * 1024, { min: 1024, max: 64 * 1024 * 1024 }),
     maxQueue: envInt(env, 'FAAS_MAX_QUEUE', 100_000, { min: 1, max: 10_000_000 }),

@@ -6,12 +6,15 @@ import { CallWaiters } from './call-waiters';
 import type { ApiConfig } from './config';
 import { PackageStore } from './package-store';
 import { PlatformMetrics } from './metrics';
-import { WorkerHub } from './worker-hub';
+import { CallRecovery } from './recovery';
+import { WorkerHub, type WorkerNode } from './worker-hub';
 
 export interface Health {
   status: 'ok' | 'degraded';
-  db: { connected: boolean; error?: string; calls?: number; lateResults?: number };
-  workers: { connected: number; nodes: string[] };
+  /** Why the platform is degraded (or what it is doing that users may notice). */
+  reasons?: string[];
+  db: { connected: boolean; writable: boolean; error?: string; calls?: number; lateResults?: number };
+  workers: { connected: number; nodes: string[]; freeSlots: number };
   queue: number;
 }
 
@@ -24,7 +27,8 @@ export class Platform {
   /** Calls this api ended itself (lost nodes, restarts), so that a late report is not counted again. */
   private readonly endedHere = new Set<number>();
   private readonly waiters = new CallWaiters();
-  private recovery?: NodeJS.Timeout;
+  private readonly recovery: CallRecovery;
+  private closed = false;
   /**
    * Functions and runtimes as last registered through this api, so that an invocation does not ask
    * db-service for them each time; a miss falls back to db-service.
@@ -54,21 +58,35 @@ export class Platform {
       this.metrics.ended(call);
       this.waiters.settle(call);
     });
-    this.hub.on('lost', (callNum: number) => void this.onLost(callNum));
+    this.recovery = new CallRecovery({
+      db: this.db,
+      hub: this.hub,
+      log,
+      graceMs: config.recoveryGraceMs,
+      sweepIntervalMs: config.sweepIntervalMs,
+      minAgeMs: Math.max(config.sweepIntervalMs, 30_000),
+      lookup: (call) => this.versionOf(call),
+      ended: (call) => this.endedByApi(call),
+    });
+    this.hub.on('lost', (callNum: number) => void this.recovery.lost(callNum));
+    // The nodes registered now are the ones a restarted api waits for before it recovers their calls.
+    this.hub.on('workerJoined', (worker: WorkerNode) => void this.db.putNode(worker.nodeId).catch((err) => log.warn({ node: worker.nodeId, err: String(err) }, 'could not record a node')));
+    this.hub.on('workerLeft', (worker: WorkerNode) => void this.db.deleteNode(worker.nodeId).catch(() => undefined));
   }
 
   async start(): Promise<string> {
     await this.packages.init();
     this.db.start();
     const endpoint = await this.hub.bind(this.config.workerEndpoint);
-    // Calls made before this start are recovered once the workers have had time to say what they hold.
-    const before = await this.db.ping().then((p) => p.calls).catch(() => Number.MAX_SAFE_INTEGER);
-    this.recovery = setTimeout(() => void this.recover(before), this.config.heartbeatMs * 4);
+    // Calls made before this start are recovered once the nodes registered before it are back.
+    this.recovery.start(async () => (await this.db.ping()).calls);
     return endpoint;
   }
 
   async close(): Promise<void> {
-    if (this.recovery) clearTimeout(this.recovery);
+    if (this.closed) return;
+    this.closed = true;
+    this.recovery.stop();
     await this.hub.close();
     this.db.close();
   }
@@ -124,14 +142,9 @@ export class Platform {
    */
   async rerun(callNum: number, wait: boolean, idempotencyKey?: string): Promise<{ call: Call; done?: Promise<Call | null>; replayed: boolean }> {
     const old = await this.currentCall(callNum);
-    const current = await this.lookupFunction(old.funcName);
-    const fn =
-      current && (!old.functionVersion || current.version === old.functionVersion)
-        ? current
-        : old.functionVersion
-          ? await this.db.getFunctionVersion(old.funcName, old.functionVersion)
-          : null;
-    if (!fn) throw new PlatformError('FUNCTION_NOT_FOUND', `call ${callNum} ran a version of "${old.funcName}" that is no longer registered`);
+    const found = await this.versionOf(old);
+    if (!found) throw new PlatformError('FUNCTION_NOT_FOUND', `call ${callNum} ran a version of "${old.funcName}" that is no longer registered`);
+    const { fn } = found;
     return this.startCall(fn, old.params, wait, { rerunOf: callNum, args: old.args, env: old.env, idempotencyKey });
   }
 
@@ -221,84 +234,55 @@ export class Platform {
     }));
   }
 
+  /**
+   * `ok` while calls can run: db-service answers and takes writes, a worker is connected, and calls
+   * do not wait with every slot taken.
+   * Otherwise `degraded`, with the reasons.
+   */
   async health(): Promise<Health> {
     let db: Health['db'];
     try {
       const ping = await this.db.ping(1000);
-      db = { connected: true, calls: ping.calls, lateResults: ping.lateResults };
+      db = { connected: true, writable: ping.writable !== false, calls: ping.calls, lateResults: ping.lateResults, ...(ping.writeError ? { error: ping.writeError } : {}) };
     } catch (err) {
-      db = { connected: false, error: err instanceof Error ? err.message : String(err) };
+      db = { connected: false, writable: false, error: err instanceof Error ? err.message : String(err) };
     }
-    const nodes = this.hub.list().map((w) => w.nodeId);
+    const workers = this.hub.list();
+    const nodes = workers.map((w) => w.nodeId);
+    const free = workers.reduce((sum, w) => sum + (w.draining ? 0 : Math.max(0, w.capacity - w.inflight.size)), 0);
+    const reasons: string[] = [];
+    if (!db.connected) reasons.push('db-service does not answer');
+    else if (!db.writable) reasons.push('db-service refuses writes');
+    if (nodes.length === 0) reasons.push('no worker is connected');
+    else if (free === 0 && this.hub.queueDepth > 0) reasons.push('calls wait and no worker has a free slot');
+    if (!this.recovery.ready) reasons.push('calls of before the last restart are being recovered');
     return {
-      status: db.connected && nodes.length > 0 ? 'ok' : 'degraded',
+      status: reasons.length === 0 || (reasons.length === 1 && !this.recovery.ready) ? 'ok' : 'degraded',
+      ...(reasons.length > 0 ? { reasons } : {}),
       db,
-      workers: { connected: nodes.length, nodes },
+      workers: { connected: nodes.length, nodes, freeSlots: free },
       queue: this.hub.queueDepth,
     };
   }
 
-  /** A call of an idempotent function is queued once more when its node is lost; any other ends ERROR. */
-  private async onLost(callNum: number): Promise<void> {
-    try {
-      const call = await this.db.getCall(callNum);
-      const fn = call ? await this.lookupFunction(call.funcName) : null;
-      const runtime = fn ? await this.lookupRuntime(fn.runtimeName) : null;
-      if (call && fn?.idempotent && runtime && fn.version === call.functionVersion && (call.attempts ?? 1) < 2 && !isFinal(call.status)) {
-        const again = await this.db.updateCall(callNum, { status: 'PENDING', attempts: 2 });
-        this.log.info({ callNum }, 'call of an idempotent function queued again after its node was lost');
-        this.hub.dispatch({ call: again, fn, runtime });
-        return;
-      }
-    } catch (err) {
-      if (err instanceof PlatformError && err.code === 'CALL_ALREADY_FINAL') return;
-      this.log.warn({ callNum, err: String(err) }, 'could not queue a lost call again');
-    }
-    await this.failLost(callNum, 'node_lost', 'the worker running this call stopped answering');
+  /** The function version and runtime a call runs (a re-run may name an older version), or null. */
+  private async versionOf(call: Call): Promise<{ fn: FunctionRecord; runtime: Runtime } | null> {
+    const current = await this.lookupFunction(call.funcName);
+    const fn =
+      current && (!call.functionVersion || current.version === call.functionVersion)
+        ? current
+        : call.functionVersion
+          ? await this.db.getFunctionVersion(call.funcName, call.functionVersion)
+          : null;
+    const runtime = fn ? await this.lookupRuntime(fn.runtimeName) : null;
+    return fn && runtime ? { fn, runtime } : null;
   }
 
-  /** A call whose owner vanished ends ERROR; the first final state wins, so a late result is ignored. */
-  private async failLost(callNum: number, reason: 'node_lost' | 'orchestrator_restart', error: string): Promise<void> {
-    try {
-      const call = await this.db.updateCall(callNum, { status: 'ERROR', reason, error, endedAt: new Date().toISOString() });
-      this.metrics.ended(call);
-      this.endedHere.add(callNum);
-      if (this.endedHere.size > 10_000) this.endedHere.delete(this.endedHere.values().next().value as number);
-      this.waiters.settle(call);
-    } catch (err) {
-      if (err instanceof PlatformError && err.code === 'CALL_ALREADY_FINAL') return;
-      this.log.error({ callNum, err: String(err) }, 'could not end a lost call');
-    }
-  }
-
-  /**
-   * After a restart: calls made before it that no connected worker holds are either queued again
-   * (PENDING: they never started) or ended ERROR orchestrator_restart (RUNNING: their owner is gone).
-   */
-  private async recover(before: number): Promise<void> {
-    try {
-      const owned = this.hub.ownedCalls();
-      const orphaned = (await this.db.listCalls({ status: 'RUNNING' })).filter((c) => c.callNum <= before && !owned.has(c.callNum));
-      for (const call of orphaned) await this.failLost(call.callNum, 'orchestrator_restart', 'the call was running when the api restarted, and no worker holds it');
-      const pending = (await this.db.listCalls({ status: 'PENDING' })).filter((c) => c.callNum <= before && !owned.has(c.callNum));
-      for (const call of pending) {
-        const current = await this.db.getFunction(call.funcName);
-        const fn = current && call.functionVersion && current.version !== call.functionVersion ? await this.db.getFunctionVersion(call.funcName, call.functionVersion) : current;
-        const runtime = fn ? await this.db.getRuntime(fn.runtimeName) : null;
-        if (!fn || !runtime) {
-          await this.db.updateCall(call.callNum, {
-            status: 'ERROR',
-            reason: 'function_missing',
-            error: 'the function version of this call is no longer registered',
-            endedAt: new Date().toISOString(),
-          });
-          continue;
-        }
-        this.hub.dispatch({ call, fn, runtime });
-      }
-      if (pending.length + orphaned.length > 0) this.log.info({ requeued: pending.length, ended: orphaned.length }, 'calls recovered after a restart');
-    } catch (err) {
-      this.log.warn({ err: String(err) }, 'could not recover the calls of before the restart');
-    }
+  /** A call this api ended (its node was lost, say): counted once, and whoever waits for it is told. */
+  private endedByApi(call: Call): void {
+    this.metrics.ended(call);
+    this.endedHere.add(call.callNum);
+    if (this.endedHere.size > 10_000) this.endedHere.delete(this.endedHere.values().next().value as number);
+    this.waiters.settle(call);
   }
 }

@@ -83,6 +83,13 @@ export class WorkerHub extends EventEmitter {
     return owned;
   }
 
+  /** Every call a worker holds or the queue holds: what recovery must leave alone. */
+  heldCalls(): Set<number> {
+    const held = this.ownedCalls();
+    for (const invocation of this.queue) held.add(invocation.call.callNum);
+    return held;
+  }
+
   list(): WorkerNode[] {
     return [...this.workers.values()];
   }
@@ -286,6 +293,7 @@ export class WorkerHub extends EventEmitter {
     this.options.log.warn({ nodeId: worker.nodeId, routingId: worker.routingId, why, inflight: worker.inflight.size }, 'worker expired');
     const lost = new Set([...worker.inflight.keys(), ...worker.reported]);
     for (const callNum of lost) this.emit('lost', callNum, worker);
+    this.emit('workerLeft', worker, why);
     this.pump();
   }
 

@@ -1,5 +1,6 @@
 import * as zmq from 'zeromq';
 import { serverCurveOptions } from '../protocol/curve';
+import type { FailCommand, FinishCommand, RequeueCommand, StartCommand } from '../protocol/call-lifecycle';
 import { isDbMsgType, dbRequestSchemas, type DbMsgType } from '../protocol/db-messages';
 import { decodeMessage, encodeReply, isReply, MAX_FRAME_BYTES } from '../protocol/envelope';
 import { PlatformError, asPlatformError } from '../protocol/errors';
@@ -57,9 +58,14 @@ export class DbServer {
       return;
     }
     if (isReply(message)) return;
-    const { id, msgType, content } = message;
+    const { id, msgType, content, deadline } = message;
+    if (deadline !== undefined && Date.now() > deadline) {
+      this.expired += 1;
+      this.outbox.send([identity, encodeReply(id, { ok: false, error: new PlatformError('REQUEST_EXPIRED', `${msgType} arrived after its deadline and was not applied`).toJSON() })]);
+      return;
+    }
     try {
-      const data = await this.dispatch(msgType, content);
+      const data = await this.dispatch(msgType, content, deadline);
       this.outbox.send([identity, encodeReply(id, { ok: true, data: data ?? null })]);
     } catch (err) {
       const error = asPlatformError(err);
@@ -68,7 +74,10 @@ export class DbServer {
     }
   }
 
-  private async dispatch(msgType: string, content: unknown): Promise<unknown> {
+  /** Requests that arrived after their sender stopped waiting, since this start. */
+  expired = 0;
+
+  private async dispatch(msgType: string, content: unknown, deadline?: number): Promise<unknown> {
     if (!isDbMsgType(msgType)) throw new PlatformError('PROTOCOL_ERROR', `unknown operation ${msgType}`);
     const parsed = dbRequestSchemas[msgType].safeParse(content ?? {});
     if (!parsed.success) {
@@ -77,7 +86,7 @@ export class DbServer {
     const input = parsed.data as never;
     const s = this.store;
     const handlers: Record<DbMsgType, (c: never) => Promise<unknown>> = {
-      ping: async () => ({ ok: true, calls: s.callCount, lateResults: s.lateResults }),
+      ping: async () => ({ ok: true, calls: s.callCount, lateResults: s.lateResults, expired: this.expired, writable: s.writable, ...(s.writeError ? { writeError: s.writeError } : {}) }),
       putRuntime: (c: { runtime: Parameters<PlatformStore['putRuntime']>[0] }) => s.putRuntime(c.runtime),
       getRuntime: (c: { name: string }) => s.getRuntime(c.name),
       listRuntimes: () => s.listRuntimes(),
@@ -88,9 +97,16 @@ export class DbServer {
       deleteFunction: (c: { name: string }) => s.deleteFunction(c.name),
       listFunctionVersions: (c: { name: string }) => s.listFunctionVersions(c.name),
       getFunctionVersion: (c: { name: string; version: string }) => s.getFunctionVersion(c.name, c.version),
-      createCall: (c: Parameters<PlatformStore['createCall']>[0]) => s.createCall(c),
-      createCallOnce: (c: Parameters<PlatformStore['createCallOnce']>[0]) => s.createCallOnce(c),
-      updateCall: (c: { callNum: number; patch: Parameters<PlatformStore['updateCall']>[1] }) => s.updateCall(c.callNum, c.patch),
+      createCall: (c: Parameters<PlatformStore['createCall']>[0]) => s.createCall(c, [], deadline),
+      createCallOnce: (c: Parameters<PlatformStore['createCallOnce']>[0]) => s.createCallOnce(c, deadline),
+      startCall: (c: StartCommand) => s.applyCall({ command: 'start', ...c }),
+      finishCall: (c: FinishCommand) => s.applyCall({ command: 'finish', ...c }),
+      failCall: (c: FailCommand) => s.applyCall({ command: 'fail', ...c }),
+      requeueCall: (c: RequeueCommand) => s.applyCall({ command: 'requeue', ...c }),
+      unfinishedCalls: (c: { limit?: number }) => s.unfinishedCalls(c.limit),
+      putNode: (c: { nodeId: string }) => s.putNode(c.nodeId),
+      deleteNode: (c: { nodeId: string }) => s.deleteNode(c.nodeId),
+      listNodes: () => s.listNodes(),
       getCall: (c: { callNum: number }) => s.getCall(c.callNum),
       putOutputs: (c: { callNum: number; zip: string }) => s.putOutputs(c.callNum, c.zip),
       getOutputs: (c: { callNum: number }) => s.getOutputs(c.callNum),

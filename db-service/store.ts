@@ -1,9 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import { Level } from 'level';
+import { applyCommand, type CallCommand, type CommandResult } from '../protocol/call-lifecycle';
 import type { DbRequest } from '../protocol/db-messages';
 import { PlatformError } from '../protocol/errors';
-import { isFinal, type Call, type CallPatch, type FunctionRecord, type Runtime } from '../protocol/types';
-import { GroupCommit } from './group-commit';
+import { isFinal, type Call, type FunctionRecord, type Runtime } from '../protocol/types';
+import { GroupCommit, type BatchOp } from './group-commit';
 
 const SEQ_KEY = 'meta:callSeq';
 const RUNTIME = 'rt:';
@@ -14,6 +15,9 @@ const CALL = 'call:';
 const IDEMPOTENCY = 'idem:';
 /** A call's outputs (zip, base64), beside the call: `out:<padded callNum>`. */
 const OUTPUTS = 'out:';
+/** Nodes registered with the api and not seen leave: `node:<nodeId>`. */
+const NODE = 'node:';
+const PROBE_KEY = 'meta:writeProbe';
 
 function outputsKey(callNum: number): string {
   return OUTPUTS + String(callNum).padStart(12, '0');
@@ -67,13 +71,17 @@ export class PlatformStore {
   /** Writes refused because their call had already ended (late results), since this start. */
   lateResults = 0;
 
+  private closing = false;
+
   async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
     await this.db.close();
   }
 
   async putRuntime(runtime: Runtime): Promise<{ created: boolean; runtime: Runtime }> {
     const created = (await this.db.get(RUNTIME + runtime.name)) === undefined;
-    await this.commits.write([{ type: 'put', key: RUNTIME + runtime.name, value: runtime }]);
+    await this.write([{ type: 'put', key: RUNTIME + runtime.name, value: runtime }]);
     return { created, runtime };
   }
 
@@ -92,13 +100,13 @@ export class PlatformStore {
     if (users.length > 0) {
       throw new PlatformError('RUNTIME_IN_USE', `runtime "${name}" is used by ${users.slice(0, 10).join(', ')}${users.length > 10 ? ` and ${users.length - 10} more` : ''}; remove those functions first`, { functions: users });
     }
-    await this.commits.write([{ type: 'del', key: RUNTIME + name }]);
+    await this.write([{ type: 'del', key: RUNTIME + name }]);
     return { deleted: true };
   }
 
   async putFunction(fn: FunctionRecord): Promise<{ created: boolean; fn: FunctionRecord }> {
     const created = (await this.db.get(FUNCTION + fn.functionName)) === undefined;
-    await this.commits.write([
+    await this.write([
       { type: 'put', key: FUNCTION + fn.functionName, value: fn },
       { type: 'put', key: `${FUNCTION_VERSION}${fn.functionName}:${fn.version}`, value: fn },
     ]);
@@ -111,7 +119,7 @@ export class PlatformStore {
     const prefix = `${FUNCTION_VERSION}${name}:`;
     const ops: Array<{ type: 'del'; key: string }> = [{ type: 'del', key: FUNCTION + name }];
     for await (const key of this.db.keys({ gte: prefix, lt: prefix + '\xff' })) ops.push({ type: 'del', key });
-    await this.commits.write(ops);
+    await this.write(ops);
     return { deleted: true };
   }
 
@@ -135,7 +143,7 @@ export class PlatformStore {
   }
 
   /** The same key gives back the call it made the first time (checked and written under a per-key lock). */
-  createCallOnce(input: DbRequest<'createCallOnce'>): Promise<{ call: Call; created: boolean }> {
+  createCallOnce(input: DbRequest<'createCallOnce'>, deadline?: number): Promise<{ call: Call; created: boolean }> {
     const key = IDEMPOTENCY + input.key;
     return this.serialized(key, async () => {
       const existing = (await this.db.get(key)) as number | undefined;
@@ -148,12 +156,16 @@ export class PlatformStore {
         }
         return { call: earlier, created: false };
       }
-      const call = await this.createCall(input, [{ type: 'put', key, value: 0 }]);
+      const call = await this.createCall(input, [{ type: 'put', key, value: 0 }], deadline);
       return { call, created: true };
     });
   }
 
-  async createCall(input: DbRequest<'createCall'>, extra: Array<{ type: 'put'; key: string; value: unknown }> = []): Promise<Call> {
+  /**
+   * `deadline` (ms since the epoch): when the sender stops waiting. A create still queued for the disk
+   * at that time is not written, so that a request answered with an error never becomes a call.
+   */
+  async createCall(input: DbRequest<'createCall'>, extra: Array<{ type: 'put'; key: string; value: unknown }> = [], deadline?: number): Promise<Call> {
     // The number is taken before the first await, so concurrent creates never share one; a number
     // whose write fails is skipped, never handed out again.
     const callNum = ++this.lastCallNum;
@@ -170,33 +182,116 @@ export class PlatformStore {
     if (input.rerunOf) call.rerunOf = input.rerunOf;
     if (input.args?.length) call.args = input.args;
     if (input.env && Object.keys(input.env).length > 0) call.env = input.env;
-    await this.commits.write(
+    await this.write(
       [
         { type: 'put', key: callKey(callNum), value: call },
         { type: 'put', key: SEQ_KEY, value: this.lastCallNum },
         ...extra.map((op) => ({ ...op, value: callNum })),
       ],
       input.durable !== false,
+      deadline,
     );
     if (this.live.size < PlatformStore.MAX_LIVE) this.live.set(callNum, call);
     return call;
   }
 
-  /** Read-modify-write under a per-call lock; the first final state wins. */
-  updateCall(callNum: number, patch: CallPatch): Promise<Call> {
+  /**
+   * The only way a stored call changes after it is created: a lifecycle command, checked against the
+   * call's current state and the sender's role (protocol/call-lifecycle.ts), under a per-call lock.
+   * A call that has moved on is not an error: the answer says so and carries the call as it is.
+   */
+  applyCall(command: CallCommand): Promise<CommandResult> {
+    const { callNum } = command;
     return this.serialized(callKey(callNum), async () => {
       const current = this.live.get(callNum) ?? ((await this.db.get(callKey(callNum))) as Call | undefined);
       if (!current) throw new PlatformError('CALL_NOT_FOUND', `no call ${callNum}`);
-      if (isFinal(current.status)) {
-        this.lateResults += 1;
-        throw new PlatformError('CALL_ALREADY_FINAL', `call ${callNum} is already ${current.status}`, { call: current });
+      const result = applyCommand(current, command);
+      if (!result.applied) {
+        if (result.refused === 'final') this.lateResults += 1;
+        return result;
       }
-      const updated: Call = { ...current, ...patch };
-      await this.commits.write([{ type: 'put', key: callKey(callNum), value: updated }]);
+      const updated = result.call;
+      await this.write([{ type: 'put', key: callKey(callNum), value: updated }]);
       if (isFinal(updated.status)) this.live.delete(callNum);
       else if (this.live.has(callNum) || this.live.size < PlatformStore.MAX_LIVE) this.live.set(callNum, updated);
-      return updated;
+      return result;
     });
+  }
+
+  /** Calls not yet final, oldest first (recovery and the periodic sweep read these). */
+  async unfinishedCalls(limit = 10_000): Promise<Call[]> {
+    const out: Call[] = [];
+    for (const status of ['PENDING', 'RUNNING'] as const) {
+      for (const call of await this.listCalls({ status, limit })) out.push(call);
+    }
+    return out.sort((a, b) => a.callNum - b.callNum).slice(0, limit);
+  }
+
+  /** The nodes the api has registered and not seen leave: after an api restart, the ones to wait for. */
+  async putNode(nodeId: string): Promise<{ ok: true }> {
+    await this.write([{ type: 'put', key: NODE + nodeId, value: { nodeId, joinedAt: new Date().toISOString() } }]);
+    return { ok: true };
+  }
+
+  async deleteNode(nodeId: string): Promise<{ ok: true }> {
+    await this.write([{ type: 'del', key: NODE + nodeId }]);
+    return { ok: true };
+  }
+
+  async listNodes(): Promise<Array<{ nodeId: string; joinedAt: string }>> {
+    return this.values(NODE);
+  }
+
+  /** Whether writes go through; false from a failed write until a probe write succeeds again. */
+  get writable(): boolean {
+    return this.writeFailure === undefined;
+  }
+
+  get writeError(): string | undefined {
+    return this.writeFailure;
+  }
+
+  /**
+   * Every write goes through here. A write that fails (a full or failing disk) is answered with the
+   * retryable STORE_UNAVAILABLE, and the store is reopened and probed until writes go through again:
+   * LevelDB refuses every write after one failure until it is reopened.
+   */
+  private async write(ops: BatchOp[], sync = true, deadline?: number): Promise<void> {
+    if (this.writeFailure !== undefined) throw new PlatformError('STORE_UNAVAILABLE', `the store refuses writes: ${this.writeFailure}`);
+    try {
+      await this.commits.write(ops, sync, deadline);
+    } catch (err) {
+      if (err instanceof PlatformError) throw err;
+      this.writeFailure = err instanceof Error ? err.message : String(err);
+      this.onWriteFailure?.(this.writeFailure);
+      void this.healWrites();
+      throw new PlatformError('STORE_UNAVAILABLE', `the store refuses writes: ${this.writeFailure}`);
+    }
+  }
+
+  private writeFailure?: string;
+  private healing = false;
+  /** Told when writes start failing, and when they work again (undefined). */
+  onWriteFailure?: (error: string | undefined) => void;
+
+  private async healWrites(): Promise<void> {
+    if (this.healing) return;
+    this.healing = true;
+    let pause = 500;
+    while (this.writeFailure !== undefined && !this.closing) {
+      await new Promise((r) => setTimeout(r, pause));
+      pause = Math.min(pause * 2, 5000);
+      try {
+        await this.db.close();
+        await this.db.open();
+        await this.db.batch([{ type: 'put', key: PROBE_KEY, value: Date.now() }], { sync: true });
+        this.writeFailure = undefined;
+        this.onWriteFailure?.(undefined);
+      } catch (err) {
+        this.writeFailure = err instanceof Error ? err.message : String(err);
+      }
+    }
+    this.healing = false;
   }
 
   /** Runs `task` after every earlier task of the same key has settled, in arrival order. */
@@ -213,7 +308,7 @@ export class PlatformStore {
   }
 
   async putOutputs(callNum: number, zip: string): Promise<{ ok: true }> {
-    await this.commits.write([{ type: 'put', key: outputsKey(callNum), value: zip }]);
+    await this.write([{ type: 'put', key: outputsKey(callNum), value: zip }]);
     return { ok: true };
   }
 
@@ -262,7 +357,7 @@ export class PlatformStore {
     let batch: Array<{ type: 'del'; key: string }> = [];
     const flush = async () => {
       if (batch.length === 0) return;
-      await this.commits.write(batch);
+      await this.write(batch);
       batch = [];
     };
     for await (const [key, value] of this.db.iterator({ gte: CALL, lt: CALL + '\xff' })) {
@@ -285,7 +380,7 @@ export class PlatformStore {
       // Each key is checked again under its own lock: a request may have reused it meanwhile.
       for (const { key, callNum } of stale) {
         await this.serialized(key, async () => {
-          if ((await this.db.get(key)) === callNum && !(await this.getCall(callNum))) await this.commits.write([{ type: 'del', key }]);
+          if ((await this.db.get(key)) === callNum && !(await this.getCall(callNum))) await this.write([{ type: 'del', key }]);
         });
       }
     }

@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   const nodeId = process.env.FAAS_NODE_ID ?? 'node';
   const log = createLogger('miniworker', { node: nodeId, miniworker: routingId });
   const db = new DbClient(dbEndpoint, { log }).start();
-  const miniworker = new Miniworker(new ContainerDriver(), db, { nodeId, platformLabel: process.env.FAAS_PLATFORM_LABEL ?? 'faas', log });
+  const miniworker = new Miniworker(new ContainerDriver(), db, { nodeId, platformLabel: process.env.FAAS_PLATFORM_LABEL ?? 'faas', miniworkerId: routingId, log });
   const socket = new zmq.Dealer({ routingId, linger: 0 });
   socket.connect(endpoint);
   const send = <K extends keyof MiniworkerToWorker>(msgType: K, content: MiniworkerToWorker[K]) =>

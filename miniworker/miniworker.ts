@@ -1,6 +1,4 @@
 import { DbClient } from '../protocol/db-client';
-import { PlatformError } from '../protocol/errors';
-import { retrying } from '../protocol/retry';
 import { LABELS } from '../protocol/labels';
 import type { Sandbox } from '../protocol/limits';
 import type { Logger } from '../protocol/log';
@@ -9,6 +7,7 @@ import type { Call, CallPatch, Runtime } from '../protocol/types';
 import type { ContainerDriver } from './container-driver';
 import { HandlerContainer, HandlerStartError, type HandlerSpec } from './handler-container';
 import { CallRunner, handlerPatch, keepOutputs } from './runner';
+import { CallRecorder } from './call-recorder';
 
 const DEFAULT_HANDLER = 'handler.handle';
 /** A handler call still running after this long is marked RUNNING. */
@@ -25,18 +24,21 @@ export class Miniworker {
   /** Set when the worker is gone: the call in flight is the api's to end (node_lost), not ours. */
   private abandoned = false;
   private readonly runner: CallRunner;
+  private readonly recorder: CallRecorder;
 
   constructor(
     private readonly driver: ContainerDriver,
     private readonly db: DbClient,
-    private readonly options: { nodeId: string; platformLabel: string; log: Logger },
+    private readonly options: { nodeId: string; platformLabel: string; miniworkerId: string; log: Logger },
   ) {
-    this.runner = new CallRunner(driver, db, options);
+    this.recorder = new CallRecorder(db, options);
+    this.runner = new CallRunner(driver, db, this.recorder, options);
   }
 
   /** The worker is gone: stop the container, and record nothing for the call that was cut. */
   abandon(): void {
     this.abandoned = true;
+    this.recorder.stop();
   }
 
   get warmKey(): string | null {
@@ -52,11 +54,9 @@ export class Miniworker {
     const started = new Date();
     // RUNNING is written only for a call that lasts: a warm call is over in about a millisecond, and
     // two synced writes (RUNNING, then the end) would double its cost. startedAt is kept either way.
-    let running: Promise<unknown> = Promise.resolve();
+    let running: Promise<void> = Promise.resolve();
     const markRunning = setTimeout(() => {
-      running = this.db
-        .updateCall(call.callNum, { status: 'RUNNING', startedAt: started.toISOString(), node: this.options.nodeId })
-        .catch((err: unknown) => err);
+      running = this.recorder.start(job, started);
     }, RUNNING_AFTER_MS);
     let patch: CallPatch;
     try {
@@ -78,21 +78,12 @@ export class Miniworker {
     clearTimeout(markRunning);
     const ended = new Date();
     patch.startedAt = started.toISOString();
-    patch.node = this.options.nodeId;
     patch.endedAt = ended.toISOString();
     patch.durationMs = ended.getTime() - started.getTime();
     if (this.options.log.isLevelEnabled('debug')) this.options.log.debug({ callNum: call.callNum, function: job.fn.functionName, status: patch.status, reason: patch.reason, durationMs: patch.durationMs, coldStart: patch.coldStart }, 'call ran');
     if (this.abandoned) throw new Error('abandoned: the worker is gone');
-    const runningResult = await running;
-    if (runningResult instanceof PlatformError && runningResult.code === 'CALL_ALREADY_FINAL') {
-      return ((runningResult.data as { call?: Call })?.call ?? call) as Call;
-    }
-    try {
-      return await retrying(() => this.db.updateCall(call.callNum, patch));
-    } catch (err) {
-      if (err instanceof PlatformError && err.code === 'CALL_ALREADY_FINAL') return (err.data as { call: Call }).call;
-      throw err;
-    }
+    await running;
+    return this.recorder.finish(job, patch);
   }
 
   /** Starts a warm container of this function version (handler mode), replacing any other. */
@@ -107,7 +98,7 @@ export class Miniworker {
     await this.retire();
     const container = await HandlerContainer.start(this.driver, {
       ...this.containerSpec(request.runtime, request.runtime.image, DEFAULT_HANDLER, request.sandbox),
-      labels: { [LABELS.platform]: this.options.platformLabel, [LABELS.node]: this.options.nodeId, [LABELS.role]: 'stem' },
+      labels: { [LABELS.platform]: this.options.platformLabel, [LABELS.node]: this.options.nodeId, [LABELS.miniworker]: this.options.miniworkerId, [LABELS.role]: 'stem' },
       load: false,
     });
     this.warm = { key, container };
@@ -154,6 +145,7 @@ export class Miniworker {
         [LABELS.node]: this.options.nodeId,
         [LABELS.function]: job.fn.functionName,
         [LABELS.version]: job.fn.version,
+        [LABELS.miniworker]: this.options.miniworkerId,
         [LABELS.role]: 'warm',
       },
     });

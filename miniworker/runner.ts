@@ -1,5 +1,4 @@
 import { DbClient } from '../protocol/db-client';
-import { PlatformError } from '../protocol/errors';
 import { retrying } from '../protocol/retry';
 import { LABELS } from '../protocol/labels';
 import { OUTPUT_DIR, type Sandbox } from '../protocol/limits';
@@ -9,6 +8,7 @@ import type { Call, CallPatch } from '../protocol/types';
 import { tail, truncationMarker, type ContainerDriver, type RunOutcome } from './container-driver';
 import type { CollectedOutputs } from './outputs';
 import type { HandlerOutcome } from './handler-container';
+import type { CallRecorder } from './call-recorder';
 
 /** Linux refuses a single environment string past 128 KiB; larger params travel on stdin only. */
 const MAX_ENV_PARAMS = 100 * 1024;
@@ -21,20 +21,16 @@ export class CallRunner {
   constructor(
     private readonly driver: ContainerDriver,
     private readonly db: DbClient,
-    private readonly options: { nodeId: string; platformLabel: string; log: Logger },
+    private readonly recorder: CallRecorder,
+    private readonly options: { nodeId: string; platformLabel: string; miniworkerId: string; log: Logger },
   ) {}
 
   async run(job: Job): Promise<Call> {
     const { call, runtime, fn } = job;
     const log = this.options.log.child({ callNum: call.callNum, function: fn.functionName });
     const started = new Date();
-    try {
-      await this.db.updateCall(call.callNum, { status: 'RUNNING', startedAt: started.toISOString(), node: this.options.nodeId });
-    } catch (err) {
-      const already = alreadyFinal(err);
-      if (already) return already;
-      throw err;
-    }
+    // RUNNING is recorded beside the run, not before it: a slow or absent db-service does not hold the call up.
+    const running = this.recorder.start(job, started);
     const params = JSON.stringify(call.params ?? {});
     let patch: CallPatch;
     try {
@@ -56,6 +52,7 @@ export class CallRunner {
           [LABELS.function]: fn.functionName,
           [LABELS.version]: fn.version,
           [LABELS.call]: String(call.callNum),
+          [LABELS.miniworker]: this.options.miniworkerId,
           [LABELS.role]: 'call',
         },
         stdin: params,
@@ -73,14 +70,10 @@ export class CallRunner {
     const ended = new Date();
     patch.endedAt = ended.toISOString();
     patch.durationMs = ended.getTime() - started.getTime();
+    patch.startedAt = started.toISOString();
     log.debug({ status: patch.status, reason: patch.reason, durationMs: patch.durationMs }, 'call ran');
-    try {
-      return await retrying(() => this.db.updateCall(call.callNum, patch));
-    } catch (err) {
-      const already = alreadyFinal(err);
-      if (already) return already;
-      throw err;
-    }
+    await running;
+    return this.recorder.finish(job, patch);
   }
 }
 
@@ -136,11 +129,6 @@ export function finalPatch(outcome: RunOutcome, timeoutMs: number, sandbox: Pick
     error: `exit code ${outcome.exitCode}: ${tail(outcome.stderr.trim(), 2000)}`,
     result: outcome.stdout.replace(/\r?\n$/, ''),
   };
-}
-
-function alreadyFinal(err: unknown): Call | undefined {
-  if (err instanceof PlatformError && err.code === 'CALL_ALREADY_FINAL') return (err.data as { call?: Call })?.call;
-  return undefined;
 }
 
 /** Stores a call's outputs before its final state is written, and says what was kept. */

@@ -1,7 +1,8 @@
 import type { DbMsgType, DbRequest } from './db-messages';
 import type { Logger } from './log';
 import { RpcClient } from './rpc-client';
-import type { Call, CallPatch, FunctionRecord, Runtime } from './types';
+import type { CommandResult, FailCommand, FinishCommand, RequeueCommand, StartCommand } from './call-lifecycle';
+import type { Call, FunctionRecord, Runtime } from './types';
 
 /** The typed client of db-service that the api, workers and miniworkers share. */
 export class DbClient {
@@ -24,7 +25,7 @@ export class DbClient {
     return this.rpc.request<T>(msgType, content, timeoutMs);
   }
 
-  ping(timeoutMs?: number): Promise<{ ok: true; calls: number; lateResults: number }> {
+  ping(timeoutMs?: number): Promise<{ ok: true; calls: number; lateResults: number; writable: boolean; writeError?: string }> {
     return this.call('ping', {}, timeoutMs);
   }
 
@@ -76,8 +77,37 @@ export class DbClient {
     return this.call('createCallOnce', input);
   }
 
-  updateCall(callNum: number, patch: CallPatch): Promise<Call> {
-    return this.call('updateCall', { callNum, patch });
+  /** Lifecycle commands: each answers whether it applied and the call as it now is. */
+  startCall(command: StartCommand): Promise<CommandResult> {
+    return this.call('startCall', command);
+  }
+
+  finishCall(command: FinishCommand): Promise<CommandResult> {
+    return this.call('finishCall', command);
+  }
+
+  failCall(command: FailCommand): Promise<CommandResult> {
+    return this.call('failCall', command);
+  }
+
+  requeueCall(command: RequeueCommand): Promise<CommandResult> {
+    return this.call('requeueCall', command);
+  }
+
+  unfinishedCalls(limit?: number): Promise<Call[]> {
+    return this.call('unfinishedCalls', limit ? { limit } : {}, 30_000);
+  }
+
+  putNode(nodeId: string): Promise<{ ok: true }> {
+    return this.call('putNode', { nodeId });
+  }
+
+  deleteNode(nodeId: string): Promise<{ ok: true }> {
+    return this.call('deleteNode', { nodeId });
+  }
+
+  listNodes(): Promise<Array<{ nodeId: string; joinedAt: string }>> {
+    return this.call('listNodes', {});
   }
 
   /** A call's outputs, a zip. */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { argsSchema, callPatchSchema, envSchema, functionSchema, runtimeSchema } from './schemas';
+import { failCommandSchema, finishCommandSchema, requeueCommandSchema, startCommandSchema } from './call-lifecycle';
+import { argsSchema, envSchema, functionSchema, runtimeSchema } from './schemas';
 
 /** The operations db-service answers, with the schema of each one's `content`. */
 export const dbRequestSchemas = {
@@ -39,7 +40,17 @@ export const dbRequestSchemas = {
     runtimeName: z.string().optional(),
     durable: z.boolean().optional(),
   }),
-  updateCall: z.object({ callNum: z.number().int().positive(), patch: callPatchSchema }),
+  /** The call lifecycle's commands (protocol/call-lifecycle.ts): the only writes of a call after its creation. */
+  startCall: startCommandSchema,
+  finishCall: finishCommandSchema,
+  failCall: failCommandSchema,
+  requeueCall: requeueCommandSchema,
+  /** Calls not yet final, oldest first: for recovery. */
+  unfinishedCalls: z.object({ limit: z.number().int().positive().max(100_000).optional() }),
+  /** Nodes registered with the api: after an api restart it waits for these before judging their calls. */
+  putNode: z.object({ nodeId: z.string().min(1).max(128) }),
+  deleteNode: z.object({ nodeId: z.string().min(1).max(128) }),
+  listNodes: z.object({}).passthrough(),
   getCall: z.object({ callNum: z.number().int().positive() }),
   /** A call's output files, a zip in base64, written before the call's final state. */
   putOutputs: z.object({ callNum: z.number().int().positive(), zip: z.string().max(14 * 1024 * 1024) }),

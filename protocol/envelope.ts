@@ -13,6 +13,11 @@ export interface Request<T = unknown> {
   id: string;
   msgType: string;
   content: T;
+  /**
+   * When the sender stops waiting for the answer (ms since the epoch). A request that arrives or
+   * waits past it is not applied: an answered error never becomes a write later.
+   */
+  deadline?: number;
 }
 
 export type Reply<T = unknown> =
@@ -26,6 +31,7 @@ const requestSchema = z.object({
   id: z.string().min(1).max(128),
   msgType: z.string().min(1).max(64),
   content: z.unknown(),
+  deadline: z.number().finite().optional(),
 });
 
 const errorSchema = z.object({
@@ -63,7 +69,8 @@ export function decodeMessage(frame: Buffer | undefined, maxBytes = MAX_FRAME_BY
   // schemas decide the rest and give the error.
   const m = parsed as Record<string, unknown>;
   const idOk = typeof m.id === 'string' && m.id.length > 0 && m.id.length <= 128;
-  if (idOk && typeof m.msgType === 'string' && m.msgType.length > 0 && m.msgType.length <= 64 && !('ok' in m)) return m as unknown as Request;
+  const deadlineOk = m.deadline === undefined || (typeof m.deadline === 'number' && Number.isFinite(m.deadline));
+  if (idOk && deadlineOk && typeof m.msgType === 'string' && m.msgType.length > 0 && m.msgType.length <= 64 && !('ok' in m)) return m as unknown as Request;
   if (idOk && m.ok === true && 'data' in m) return m as unknown as Reply;
   const request = requestSchema.safeParse(parsed);
   if (request.success) return request.data as Request;
@@ -72,8 +79,8 @@ export function decodeMessage(frame: Buffer | undefined, maxBytes = MAX_FRAME_BY
   throw new PlatformError('PROTOCOL_ERROR', 'frame is neither a request nor a reply');
 }
 
-export function encodeRequest<T>(id: string, msgType: string, content: T): Buffer {
-  const request: Request<T> = { v: PROTOCOL_VERSION, id, msgType, content };
+export function encodeRequest<T>(id: string, msgType: string, content: T, deadline?: number): Buffer {
+  const request: Request<T> = { v: PROTOCOL_VERSION, id, msgType, content, ...(deadline !== undefined ? { deadline } : {}) };
   return Buffer.from(JSON.stringify(request));
 }
 

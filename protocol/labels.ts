@@ -6,4 +6,6 @@ export const LABELS = {
   version: 'io.faas.version',
   call: 'io.faas.call',
   role: 'io.faas.role',
+  /** The miniworker driving the container: when it dies, its containers are removed by this label. */
+  miniworker: 'io.faas.miniworker',
 } as const;

@@ -5,6 +5,9 @@ import { decodeMessage, encodeRequest, isReply } from './envelope';
 import { PlatformError, type ErrorCode } from './errors';
 import type { Logger } from './log';
 
+/** A request's deadline at the server comes this long before the sender's own timeout. */
+const DEADLINE_MARGIN_MS = 500;
+
 interface Pending {
   resolve: (data: unknown) => void;
   reject: (err: PlatformError) => void;
@@ -61,7 +64,8 @@ export class RpcClient {
         reject(new PlatformError(this.timeoutCode, `${msgType} to ${this.endpoint} got no answer within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(id, { resolve: resolve as (data: unknown) => void, reject, timer });
-      const frame = encodeRequest(id, msgType, content);
+      // The server applies nothing that reaches it after we stop waiting (a margin covers the way back).
+      const frame = encodeRequest(id, msgType, content, Date.now() + Math.max(timeoutMs - DEADLINE_MARGIN_MS, timeoutMs / 2));
       // One pending send per socket: chain them.
       this.sendChain = this.sendChain.then(
         () => this.socket.send(frame),

@@ -97,6 +97,11 @@ export class MiniworkerPool extends EventEmitter {
     return counts;
   }
 
+  /** The routing ids of the miniworkers alive now (containers carry them as a label). */
+  liveMiniworkers(): Set<string> {
+    return new Set([...this.slots.values()].filter((s) => s.state !== 'stopped').map((s) => s.routingId));
+  }
+
   activeCalls(): Set<number> {
     return new Set([...this.slots.values()].flatMap((s) => (s.job ? [s.job.call.callNum] : [])));
   }

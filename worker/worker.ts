@@ -6,12 +6,12 @@ import { clientCurveOptions } from '../protocol/curve';
 import { DbClient } from '../protocol/db-client';
 import { decodeMessage, encodeRequest, isReply } from '../protocol/envelope';
 import { PlatformError } from '../protocol/errors';
-import { retrying } from '../protocol/retry';
 import { LABELS } from '../protocol/labels';
 import type { Logger } from '../protocol/log';
 import { Outbox } from '../protocol/outbox';
 import type { ApiToWorker, Invocation, Job, WorkerToApi } from '../protocol/worker-messages';
-import type { Call, CallPatch, FunctionRecord, Runtime } from '../protocol/types';
+import type { FailCommand } from '../protocol/call-lifecycle';
+import type { Call, FunctionRecord, Runtime } from '../protocol/types';
 import { changesContainer, type Sandbox } from '../protocol/limits';
 import { ContainerDriver } from '../miniworker/container-driver';
 import { INLINE_PACKAGE_BYTES } from '../miniworker/handler-container';
@@ -50,6 +50,7 @@ export class Worker {
   private reaper?: NodeJS.Timeout;
   private loop?: Promise<void>;
   private closing = false;
+  private closingSince = 0;
 
   constructor(
     private readonly config: WorkerConfig,
@@ -118,6 +119,7 @@ export class Worker {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    this.closingSince = Date.now();
     this.send('draining', {});
     const cutShort = await this.pool.close().catch((err) => {
       this.log.warn({ err: String(err) }, 'stopping miniworkers failed');
@@ -342,47 +344,69 @@ export class Worker {
   }
 
   /**
-   * The call of a miniworker that died ends ERROR, and the container it left is removed. A create
-   * request the miniworker sent just before dying may still complete, so a second pass follows.
+   * The call of a miniworker that died ends ERROR, and the containers it drove are removed (found by
+   * their miniworker label, warm ones included). A create request the miniworker sent just before
+   * dying may still complete, so a second pass follows.
    */
   private async onMiniworkerLost(job: Job): Promise<void> {
     await this.fail(job, { reason: 'worker_lost', error: 'the miniworker running this call died' });
-    const labels = { [LABELS.platform]: this.config.platformLabel, [LABELS.node]: this.config.nodeId, [LABELS.call]: String(job.call.callNum) };
-    const remove = () =>
-      this.driver.removeLabelled(labels).catch((err) => this.log.warn({ callNum: job.call.callNum, err: String(err) }, 'could not remove the container of a lost call'));
+    const remove = () => this.reap().catch((err) => this.log.warn({ callNum: job.call.callNum, err: String(err) }, 'could not remove the containers of a lost miniworker'));
     await remove();
     setTimeout(() => void remove(), 2000).unref();
   }
 
-  /** Removes call containers of this node that no miniworker holds: what crashes left behind. */
+  /**
+   * Removes containers of this node that no live miniworker drives: what crashes left behind. A call
+   * container is judged by its call, a warm or stem container by its miniworker.
+   */
   private async reap(): Promise<void> {
     const active = this.pool.activeCalls();
-    const filters = { label: [`${LABELS.platform}=${this.config.platformLabel}`, `${LABELS.node}=${this.config.nodeId}`, `${LABELS.role}=call`] };
+    const live = this.pool.liveMiniworkers();
+    const filters = { label: [`${LABELS.platform}=${this.config.platformLabel}`, `${LABELS.node}=${this.config.nodeId}`] };
     const found = await this.driver.docker.listContainers({ all: true, filters });
-    const stale = found.filter((c) => !active.has(Number(c.Labels[LABELS.call])) && Date.now() / 1000 - c.Created > 5);
+    const stale = found.filter((c) => {
+      if (Date.now() / 1000 - c.Created <= 5) return false;
+      const owner = c.Labels[LABELS.miniworker];
+      if (c.Labels[LABELS.role] === 'call') return !active.has(Number(c.Labels[LABELS.call])) || (owner !== undefined && !live.has(owner));
+      return owner !== undefined && !live.has(owner);
+    });
     await Promise.all(stale.map((c) => this.driver.remove(c.Id)));
-    if (stale.length > 0) this.log.info({ removed: stale.length }, 'removed orphaned call containers');
+    if (stale.length > 0) this.log.info({ removed: stale.length }, 'removed containers no miniworker drives');
   }
 
-  /** Ends a call ERROR on the platform's behalf; the first final state wins. */
-  private async fail(invocation: Invocation, patch: Omit<CallPatch, 'status'>): Promise<void> {
-    try {
-      const call = await retrying(() =>
-        this.db.updateCall(invocation.call.callNum, {
-          ...patch,
-          status: 'ERROR',
-          node: this.config.nodeId,
-          endedAt: new Date().toISOString(),
-        }),
-      );
-      this.report(call);
-    } catch (err) {
-      if (err instanceof PlatformError && err.code === 'CALL_ALREADY_FINAL') {
-        const call = (err.data as { call?: Call })?.call;
-        if (call) this.report(call);
+  /**
+   * Ends a call ERROR on the platform's behalf (its function could not be prepared, its miniworker
+   * died). The write is retried while db-service is away — until it lands, or for the drain grace
+   * once this worker is stopping — so the call does not stay unfinished because of an outage.
+   */
+  private async fail(invocation: Invocation, failure: { reason: FailCommand['reason']; error: string; stderr?: string }): Promise<void> {
+    const { callNum } = invocation.call;
+    const command: FailCommand = {
+      callNum,
+      by: 'worker',
+      attempt: invocation.call.attempts ?? 1,
+      node: this.config.nodeId,
+      reason: failure.reason,
+      error: failure.error,
+      ...(failure.stderr ? { stderr: failure.stderr } : {}),
+      ...(invocation.dispatchedAt ? { dispatchedAt: invocation.dispatchedAt } : {}),
+    };
+    let pause = 100;
+    const stopBy = () => (this.closing ? this.closingSince + this.config.drainGraceMs : Number.POSITIVE_INFINITY);
+    for (;;) {
+      try {
+        const { call } = await this.db.failCall(command);
+        this.report(call);
         return;
+      } catch (err) {
+        const retryable = err instanceof PlatformError && err.retryable;
+        if (!retryable || Date.now() + pause > stopBy()) {
+          this.log.error({ callNum, err: String(err) }, 'could not record a failed call');
+          return;
+        }
+        await new Promise((r) => setTimeout(r, pause));
+        pause = Math.min(pause * 2, 2000);
       }
-      this.log.error({ callNum: invocation.call.callNum, err: String(err) }, 'could not record a failed call');
     }
   }
 }

@@ -55,7 +55,7 @@ describe('db-service on a real LevelDB behind a real ZeroMQ socket', () => {
 
   test('an acknowledged call and update survive kill -9, and numbers are never reused', async () => {
     const call = await db.createCall({ funcName: 'durable', params: { keep: true } });
-    await db.updateCall(call.callNum, { status: 'RUNNING', node: 'n1' });
+    await db.startCall({ callNum: call.callNum, by: 'miniworker', node: 'n1', startedAt: new Date().toISOString() });
     // Killed right after the acknowledgement, with no chance to flush anything.
     await platform.stopService('db', 'SIGKILL');
     platform.spawn('db');
@@ -66,11 +66,28 @@ describe('db-service on a real LevelDB behind a real ZeroMQ socket', () => {
     expect(next.callNum).toBe(call.callNum + 1);
   });
 
-  test('the first final state wins', async () => {
+  test('the first final state wins; a later report is refused, not applied, and answered with the call as it is', async () => {
     const call = await db.createCall({ funcName: 'f', params: {} });
-    await db.updateCall(call.callNum, { status: 'DONE', result: 'first' });
-    await expect(db.updateCall(call.callNum, { status: 'ERROR', result: 'late' })).rejects.toMatchObject({ code: 'CALL_ALREADY_FINAL' });
+    expect(await db.finishCall({ callNum: call.callNum, by: 'miniworker', status: 'DONE', result: 'first' })).toMatchObject({ applied: true, call: { status: 'DONE' } });
+    const late = await db.finishCall({ callNum: call.callNum, by: 'miniworker', status: 'ERROR', reason: 'exit_code', result: 'late' });
+    expect(late).toMatchObject({ applied: false, refused: 'final', call: { status: 'DONE', result: 'first' } });
     expect((await db.getCall(call.callNum))?.result).toBe('first');
+  });
+
+  test('a command its sender may not give is refused with FORBIDDEN and changes nothing', async () => {
+    const call = await db.createCall({ funcName: 'f', params: {} });
+    await expect(db.requeueCall({ callNum: call.callNum, by: 'miniworker', why: 'x' })).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    await expect(db.failCall({ callNum: call.callNum, by: 'miniworker', reason: 'node_lost', error: 'x' })).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    await expect(db.failCall({ callNum: call.callNum, by: 'worker', reason: 'orchestrator_restart', error: 'x' })).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    expect((await db.getCall(call.callNum))?.status).toBe('PENDING');
+  });
+
+  test('a report of an earlier attempt is refused as stale once the call was queued again', async () => {
+    const call = await db.createCall({ funcName: 'f', params: {} });
+    await db.startCall({ callNum: call.callNum, by: 'miniworker', attempt: 1, node: 'n1', startedAt: new Date().toISOString() });
+    expect(await db.requeueCall({ callNum: call.callNum, by: 'api', attempt: 1, why: 'node_lost' })).toMatchObject({ applied: true, call: { status: 'PENDING', attempts: 2 } });
+    expect(await db.finishCall({ callNum: call.callNum, by: 'miniworker', attempt: 1, status: 'DONE', result: 'old' })).toMatchObject({ applied: false, refused: 'stale' });
+    expect(await db.finishCall({ callNum: call.callNum, by: 'miniworker', attempt: 2, status: 'DONE', result: 'new' })).toMatchObject({ applied: true, call: { result: 'new', attempts: 2 } });
   });
 
   test('runtimes and functions are stored and listed; unknown ones are null', async () => {
@@ -87,8 +104,9 @@ describe('db-service on a real LevelDB behind a real ZeroMQ socket', () => {
   });
 
   test('a malformed request gets a clear error and the service keeps answering', async () => {
-    await expect(db.updateCall(1, { status: 'NOPE' as never })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
-    await expect(db.updateCall(987654, { status: 'DONE' })).rejects.toMatchObject({ code: 'CALL_NOT_FOUND' });
+    await expect(db.finishCall({ callNum: 1, by: 'miniworker', status: 'NOPE' as never })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(db.finishCall({ callNum: 1, by: 'miniworker', status: 'DONE', durationMs: Number.POSITIVE_INFINITY })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(db.finishCall({ callNum: 987654, by: 'miniworker', status: 'DONE' })).rejects.toMatchObject({ code: 'CALL_NOT_FOUND' });
     expect((await db.ping()).ok).toBe(true);
   });
 });
@@ -100,8 +118,8 @@ describe('late results', () => {
     try {
       await db.ping(10_000);
       const call = await db.createCall({ funcName: 'f', params: {} });
-      await db.updateCall(call.callNum, { status: 'ERROR', reason: 'node_lost' });
-      await expect(db.updateCall(call.callNum, { status: 'DONE', result: 'late' })).rejects.toMatchObject({ code: 'CALL_ALREADY_FINAL' });
+      await db.failCall({ callNum: call.callNum, by: 'api', reason: 'node_lost', error: 'lost' });
+      expect(await db.finishCall({ callNum: call.callNum, by: 'miniworker', status: 'DONE', result: 'late' })).toMatchObject({ applied: false, refused: 'final' });
       expect((await db.ping()).lateResults).toBe(1);
     } finally {
       db.close();
