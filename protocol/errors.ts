@@ -18,7 +18,6 @@ export const ERROR_CODES = {
   CALL_NOT_FOUND: { status: 404, retryable: false, description: 'No call with that number exists.' },
   OUTPUTS_NOT_FOUND: { status: 404, retryable: false, description: 'The call kept no outputs (none written, not asked for, or past the size limit).' },
   PACKAGE_NOT_FOUND: { status: 404, retryable: false, description: 'No package with that hash is stored.' },
-  CALL_ALREADY_FINAL: { status: 409, retryable: false, description: 'The call already reached a final state; the first final state wins.' },
   RUNTIME_IN_USE: { status: 409, retryable: false, description: 'The runtime is used by registered functions; remove them first.' },
   IDEMPOTENCY_CONFLICT: { status: 409, retryable: false, description: 'The Idempotency-Key was used for a call of another function or with other params.' },
   QUEUE_FULL: { status: 429, retryable: true, description: 'Too many calls wait; retry after the Retry-After seconds.' },

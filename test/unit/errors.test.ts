@@ -12,12 +12,12 @@ describe('the error registry', () => {
   });
 
   test('errors cross process boundaries as plain objects and are rebuilt', () => {
-    const original = new PlatformError('CALL_ALREADY_FINAL', 'already DONE', { callNum: 3 });
+    const original = new PlatformError('RUNTIME_IN_USE', 'in use', { functions: ['f'] });
     const rebuilt = PlatformError.fromJSON(JSON.parse(JSON.stringify(original.toJSON())));
     expect(rebuilt).toBeInstanceOf(PlatformError);
-    expect(rebuilt.code).toBe('CALL_ALREADY_FINAL');
+    expect(rebuilt.code).toBe('RUNTIME_IN_USE');
     expect(rebuilt.status).toBe(409);
-    expect(rebuilt.data).toEqual({ callNum: 3 });
+    expect(rebuilt.data).toEqual({ functions: ['f'] });
     expect(PlatformError.fromJSON({ code: 'NO_SUCH_CODE' as never, message: 'x' }).code).toBe('INTERNAL');
   });
 
