@@ -61,7 +61,8 @@ export class CallRecovery {
   async lost(callNum: number): Promise<void> {
     await this.untilDone(`recovery of call ${callNum}`, async () => {
       const call = await this.options.db.getCall(callNum);
-      if (call) await this.settle(call, 'node_lost');
+      // Even a PENDING call may have started there (a warm call records no RUNNING): it is not run again unless idempotent.
+      if (call) await this.settle(call, 'node_lost', true);
     });
   }
 
@@ -100,17 +101,17 @@ export class CallRecovery {
     let settled = 0;
     for (const call of calls) {
       if (!eligible(call) || held.has(call.callNum)) continue;
-      await this.settle(call, reason);
+      await this.settle(call, reason, false);
       settled += 1;
     }
     if (settled > 0) this.options.log.info({ settled, reason }, 'unfinished calls that nothing held were recovered');
   }
 
   /**
-   * One call nothing holds: a PENDING one is queued (again); a RUNNING one runs again when its
-   * function is idempotent and it has an attempt left, else it ends ERROR with `reason`.
+   * One call nothing holds: a PENDING one that cannot have started is queued (again); any other runs
+   * again when its function is idempotent and it has an attempt left, else it ends ERROR with `reason`.
    */
-  private async settle(call: Call, reason: 'orchestrator_restart' | 'node_lost'): Promise<void> {
+  private async settle(call: Call, reason: 'orchestrator_restart' | 'node_lost', mayHaveStarted: boolean): Promise<void> {
     const { db, hub } = this.options;
     const found = await this.options.lookup(call);
     if (!found) {
@@ -119,7 +120,7 @@ export class CallRecovery {
       return;
     }
     const invocation = (c: Call): Invocation => ({ call: c, fn: found.fn, runtime: found.runtime });
-    if (call.status === 'PENDING') {
+    if (call.status === 'PENDING' && !mayHaveStarted) {
       hub.dispatch(invocation(call));
       return;
     }

@@ -53,6 +53,8 @@ export interface WorkerConfig {
   registryPassword?: string;
   /** FAAS_HEARTBEAT_MS, default 1000. */
   heartbeatMs: number;
+  /** The longest pause between reconnect attempts to the api. FAAS_RECONNECT_MAX_MS, default 32000 (keep the api's FAAS_RECOVERY_GRACE_MS above it). */
+  reconnectMaxMs: number;
   /** CPU quota of a function container, in CPUs. FAAS_CPUS, default 1. */
   cpus: number;
   /** Processes and threads a function container may have. FAAS_PIDS_LIMIT, default 128. */
@@ -106,6 +108,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     drainGraceMs: envInt(env, 'FAAS_DRAIN_GRACE_MS', 5000, { min: 0, max: 3_600_000 }),
     pullTimeoutMs: envInt(env, 'FAAS_PULL_TIMEOUT_MS', 600_000, { min: 1000, max: 3_600_000 }),
     heartbeatMs: envInt(env, 'FAAS_HEARTBEAT_MS', 1000, { min: 50, max: 60_000 }),
+    reconnectMaxMs: envInt(env, 'FAAS_RECONNECT_MAX_MS', 32_000, { min: 100, max: 600_000 }),
     cpus: envNumber(env, 'FAAS_CPUS', 1, { min: 0.01, max: 1024 }),
     pidsLimit: envInt(env, 'FAAS_PIDS_LIMIT', 128, { min: 8, max: 65_536 }),
     nofile: envInt(env, 'FAAS_NOFILE', 1024, { min: 16, max: 1_048_576 }),

@@ -56,14 +56,14 @@ export class Worker {
     private readonly config: WorkerConfig,
     private readonly log: Logger,
   ) {
-    // A fresh routing id per process start; reconnects back off from 100 ms up to 32 s.
+    // A fresh routing id per process start; reconnects back off from 100 ms up to FAAS_RECONNECT_MAX_MS.
     this.socket = new zmq.Dealer({
       routingId: `${config.nodeId}:${randomUUID().slice(0, 8)}`,
       linger: 0,
       sendHighWaterMark: 0,
       receiveHighWaterMark: 0,
       reconnectInterval: 100,
-      reconnectMaxInterval: 32_000,
+      reconnectMaxInterval: config.reconnectMaxMs,
       ...clientCurveOptions(),
     });
     this.outbox = new Outbox(this.socket, (err) => this.log.warn({ err: String(err) }, 'send to the api failed'));
