@@ -2,6 +2,7 @@ import { DbClient } from '../protocol/db-client';
 import { PlatformError } from '../protocol/errors';
 import type { Logger } from '../protocol/log';
 import { isFinal, type Call, type FunctionRecord, type Runtime } from '../protocol/types';
+import type { Invocation } from '../protocol/worker-messages';
 import { CallWaiters } from './call-waiters';
 import type { ApiConfig } from './config';
 import { PackageStore } from './package-store';
@@ -49,7 +50,8 @@ export class Platform {
       log,
       snapshot: async () => ({ runtimes: await this.db.listRuntimes(), functions: await this.db.listFunctions() }),
     });
-    this.metrics = new PlatformMetrics({ queueDepth: () => this.hub.queueDepth, workers: () => this.hub.list() });
+    this.metrics = new PlatformMetrics({ queueDepth: () => this.hub.queueDepth, workers: () => this.hub.list(), registered: (name) => this.functions.has(name) });
+    this.hub.on('dispatched', (invocation: Invocation) => this.metrics.dispatched(invocation.call, invocation.dispatchedAt));
     this.hub.on('callDone', (call: Call) => {
       // A call this api already ended (its node was lost) and then reported late is not counted twice.
       if (this.endedHere.delete(call.callNum)) return this.waiters.settle(call);
@@ -116,6 +118,7 @@ export class Platform {
   async removeFunction(name: string): Promise<void> {
     const { deleted } = await this.db.deleteFunction(name);
     this.functions.delete(name);
+    this.metrics.removed(name);
     if (!deleted) throw new PlatformError('FUNCTION_NOT_FOUND', `no function named "${name}"`);
     this.hub.broadcast('functionRemoved', { name });
   }

@@ -149,6 +149,7 @@ export class WorkerHub extends EventEmitter {
       this.countQueued(invocation, -1);
       worker.inflight.set(invocation.call.callNum, invocation);
       this.send(worker.routingId, 'invoke', invocation);
+      this.emit('dispatched', invocation, worker);
     }
   }
 

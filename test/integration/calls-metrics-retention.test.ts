@@ -107,7 +107,7 @@ describe('calls under /v1: invoke and re-run; metrics', () => {
     expect(sample(after, 'faas_queue_depth')).toBe(0);
     expect(sample(after, 'faas_warm_containers', { kind: 'function' })).toBeGreaterThanOrEqual(1);
     expect(after).toMatch(/^# TYPE faas_call_duration_seconds histogram$/m);
-    expect(after).toMatch(/^faas_api_process_resident_memory_bytes \d+/m);
+    expect(after).toMatch(/^process_resident_memory_bytes \d+/m);
   });
 });
 
