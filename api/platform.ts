@@ -35,6 +35,10 @@ export class Platform {
    * db-service for them each time; a miss falls back to db-service.
    */
   private readonly functions = new Map<string, FunctionRecord>();
+  /** The names of every registered function, for metric labels (a call of another name is not a label value). */
+  private readonly functionNames = new Set<string>();
+  /** Functions removed through this api since it started: a listing read before the removal does not bring them back. */
+  private readonly removedHere = new Set<string>();
   private readonly runtimes = new Map<string, Runtime>();
 
   constructor(
@@ -50,7 +54,7 @@ export class Platform {
       log,
       snapshot: async () => ({ runtimes: await this.db.listRuntimes(), functions: await this.db.listFunctions() }),
     });
-    this.metrics = new PlatformMetrics({ queueDepth: () => this.hub.queueDepth, workers: () => this.hub.list(), registered: (name) => this.functions.has(name) });
+    this.metrics = new PlatformMetrics({ queueDepth: () => this.hub.queueDepth, workers: () => this.hub.list(), registered: (name) => this.functionNames.has(name) });
     this.hub.on('dispatched', (invocation: Invocation) => this.metrics.dispatched(invocation.call, invocation.dispatchedAt));
     this.hub.on('callDone', (call: Call) => {
       // A call this api already ended (its node was lost) and then reported late is not counted twice.
@@ -80,8 +84,12 @@ export class Platform {
     await this.packages.init();
     this.db.start();
     const endpoint = await this.hub.bind(this.config.workerEndpoint);
-    // Calls made before this start are recovered once the nodes registered before it are back.
-    this.recovery.start(async () => (await this.db.ping()).calls);
+    // Calls made before this start are recovered once the nodes registered before it are back; the
+    // names of the functions registered before it are learnt first, for the metrics of those calls.
+    this.recovery.start(async () => {
+      for (const fn of await this.db.listFunctions()) if (!this.removedHere.has(fn.functionName)) this.functionNames.add(fn.functionName);
+      return (await this.db.ping()).calls;
+    });
     return endpoint;
   }
 
@@ -103,6 +111,7 @@ export class Platform {
   async registerFunction(fn: FunctionRecord): Promise<{ created: boolean }> {
     const { created } = await this.db.putFunction(fn);
     this.functions.set(fn.functionName, fn);
+    this.functionNames.add(fn.functionName);
     this.hub.broadcast('functionRegistered', { fn });
     return { created };
   }
@@ -118,6 +127,8 @@ export class Platform {
   async removeFunction(name: string): Promise<void> {
     const { deleted } = await this.db.deleteFunction(name);
     this.functions.delete(name);
+    this.functionNames.delete(name);
+    this.removedHere.add(name);
     this.metrics.removed(name);
     if (!deleted) throw new PlatformError('FUNCTION_NOT_FOUND', `no function named "${name}"`);
     this.hub.broadcast('functionRemoved', { name });
