@@ -85,7 +85,7 @@ describe('db-service away longer than every retry bound (70 s)', () => {
   test('calls running through it end, answered 503s never become calls, idempotent retries run once, no slot leaks', async () => {
     const running = await Promise.all([0, 1].map((i) => invoke(platform, accepted, 'nap', { s: 3, i })));
     for (const r of running) expect(r.status).toBe(202);
-    await until(async () => Promise.all(running.map(async (r) => (await platform.json('GET', `/call/${r.body.callNum}`)).body.status)), (s) => s.every((x) => x === 'RUNNING'), 30_000, 'both naps running');
+    await until(async () => Promise.all(running.map(async (r) => (await platform.json('GET', `/call/${r.body.callNum}`)).body.status)), (s) => s.every((x) => x === 'RUNNING'), 120_000, 'both naps running');
 
     await platform.stopService('db', 'SIGKILL');
     const refused = [
@@ -175,7 +175,7 @@ describe('a full disk under db-service, then freed', () => {
   test('invoke answers a retryable 503, accepted calls end once space is back, and the store heals without a restart', async () => {
     const running = await invoke(platform, accepted, 'nap', { s: 4 });
     expect(running.status).toBe(202);
-    await until(async () => (await platform.json('GET', `/call/${running.body.callNum}`)).body.status, (s) => s === 'RUNNING', 30_000, 'nap running');
+    await until(async () => (await platform.json('GET', `/call/${running.body.callNum}`)).body.status, (s) => s === 'RUNNING', 120_000, 'nap running');
     const filler = path.join(mounted, 'filler');
     try {
       execFileSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=1M', 'count=64'], { stdio: 'ignore' });
@@ -208,7 +208,7 @@ describe('the api down longer than the workers’ reconnect pause', () => {
 
   test('calls the worker still holds finish DONE after the api comes back; none ends orchestrator_restart', async () => {
     const naps = await Promise.all([0, 1, 2].map((i) => invoke(platform, accepted, 'nap', { s: 25, i })));
-    await until(async () => Promise.all(naps.map(async (r) => (await platform.json('GET', `/call/${r.body.callNum}`)).body.status)), (s) => s.every((x) => x === 'RUNNING'), 30_000, 'three naps running');
+    await until(async () => Promise.all(naps.map(async (r) => (await platform.json('GET', `/call/${r.body.callNum}`)).body.status)), (s) => s.every((x) => x === 'RUNNING'), 120_000, 'three naps running');
     await platform.stopService('api', 'SIGKILL');
     // Down past the workers' longest reconnect pause, so that they come back only seconds after the api.
     await new Promise((r) => setTimeout(r, 9000));
@@ -230,7 +230,7 @@ describe('a handler-mode miniworker killed mid-call', () => {
 
   test('its call ends worker_lost and its warm container is removed at once', async () => {
     const nap = await invoke(platform, accepted, 'nap', { s: 60 });
-    await until(async () => (await platform.json('GET', `/call/${nap.body.callNum}`)).body.status, (s) => s === 'RUNNING', 30_000, 'nap running');
+    await until(async () => (await platform.json('GET', `/call/${nap.body.callNum}`)).body.status, (s) => s === 'RUNNING', 120_000, 'nap running');
     const warm = await platform.containers(['io.faas.function=nap']);
     expect(warm).toHaveLength(1);
     const owner = warm[0]!.Labels['io.faas.miniworker'];
