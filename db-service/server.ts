@@ -1,5 +1,6 @@
 import * as zmq from 'zeromq';
 import { serverCurveOptions } from '../protocol/curve';
+import { authorize } from '../protocol/zap';
 import { isDbMsgType, dbRequestSchemas, type DbMsgType } from '../protocol/db-messages';
 import { decodeMessage, encodeReply, isReply, MAX_FRAME_BYTES } from '../protocol/envelope';
 import { PlatformError, asPlatformError } from '../protocol/errors';
@@ -13,7 +14,7 @@ import type { PlatformStore } from './store';
  * cannot be answered, is logged and dropped) and never stops the service.
  */
 export class DbServer {
-  private readonly socket = new zmq.Router({ linger: 0, mandatory: false, receiveHighWaterMark: 0, sendHighWaterMark: 0, maxMessageSize: MAX_FRAME_BYTES, ...serverCurveOptions() });
+  private readonly socket = new zmq.Router({ linger: 0, mandatory: false, receiveHighWaterMark: 0, sendHighWaterMark: 0, maxMessageSize: MAX_FRAME_BYTES, ...serverCurveOptions(process.env, 'db') });
   private readonly outbox: Outbox;
   private closed = false;
   private loop?: Promise<void>;
@@ -59,6 +60,7 @@ export class DbServer {
     if (isReply(message)) return;
     const { id, msgType, content } = message;
     try {
+      authorize(identity, msgType);
       const data = await this.dispatch(msgType, content);
       this.outbox.send([identity, encodeReply(id, { ok: true, data: data ?? null })]);
     } catch (err) {

@@ -9,6 +9,7 @@ export const ERROR_CODES = {
   INVALID_ARCHIVE: { status: 400, retryable: false, description: 'The uploaded package is not a safe .tar.gz or .zip archive.' },
   INVALID_LIMITS: { status: 400, retryable: false, description: 'A function limit (timeout, memory, cpus, concurrency, network) is outside what the platform allows.' },
   UNAUTHORIZED: { status: 401, retryable: false, description: 'Credentials are missing or wrong.' },
+  FORBIDDEN: { status: 403, retryable: false, description: "The peer's role may not make this request (db-service: only the api may change functions, runtimes and new calls)." },
   RATE_LIMITED: { status: 429, retryable: true, description: 'This user sent too many requests; retry after the Retry-After seconds.' },
   PAYLOAD_TOO_LARGE: { status: 413, retryable: false, description: 'The body or the upload exceeds a size limit.' },
   NOT_FOUND: { status: 404, retryable: false, description: 'No such route.' },
