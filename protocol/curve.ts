@@ -8,10 +8,10 @@ import { PeerRoles, ZapHandler, isKeyPair, isZ85Key, parseAllowList, provenRouti
  * machine. The two servers (db-service and the api's worker channel) hold the cluster's key pair,
  * FAAS_CURVE_PUBLIC_KEY and FAAS_CURVE_SECRET_KEY (Z85, from `faas curve-keypair`), and accept only
  * client keys on the allow-list (FAAS_CURVE_ALLOWED_KEYS and/or FAAS_CURVE_ALLOWED_KEYS_FILE,
- * `role:KEY` entries, see protocol/zap.ts). Every client is given the cluster's public key and its own
+ * `role:KEY` entries, see protocol/zap.ts). Every worker is given the cluster's public key and its own
  * key pair, FAAS_CURVE_CLIENT_PUBLIC_KEY and FAAS_CURVE_CLIENT_SECRET_KEY; a process that holds the
- * cluster's secret key (the api, db-service's healthcheck) may use the cluster pair as its own, and the
- * cluster key is always allowed as `api`: whoever holds its secret can be the server anyway.
+ * cluster's secret key (the api, db-service's healthcheck) uses the cluster pair as its own, and the
+ * cluster key is always let in (as `api` at db-service): whoever holds its secret can be the server anyway.
  * Without keys the endpoints must be on loopback unless FAAS_ALLOW_INSECURE_ZMQ=true.
  */
 interface CurveSocketOptions {
@@ -49,15 +49,21 @@ function keyFrom(env: NodeJS.ProcessEnv, name: string): string | undefined {
   return value;
 }
 
+/**
+ * A process holding the cluster's secret (the api, db-service's healthcheck, every process of a
+ * one-machine `faas up`) connects with the cluster pair: it could be the server anyway, and one
+ * environment shared by all processes then still gives the api its role. Others use their own pair.
+ */
 function clientPair(env: NodeJS.ProcessEnv, cluster: { publicKey: string; secretKey?: string }): KeyPair | undefined {
   const publicKey = keyFrom(env, 'FAAS_CURVE_CLIENT_PUBLIC_KEY');
   const secretKey = keyFrom(env, 'FAAS_CURVE_CLIENT_SECRET_KEY');
   if (publicKey && secretKey) {
     if (!isKeyPair(publicKey, secretKey)) throw new ConfigError('FAAS_CURVE_CLIENT_PUBLIC_KEY is not the public half of FAAS_CURVE_CLIENT_SECRET_KEY');
-    return { publicKey, secretKey };
+  } else if (publicKey || secretKey) {
+    throw new ConfigError('FAAS_CURVE_CLIENT_PUBLIC_KEY and FAAS_CURVE_CLIENT_SECRET_KEY go together: give both halves of the pair');
   }
-  if (publicKey || secretKey) throw new ConfigError('FAAS_CURVE_CLIENT_PUBLIC_KEY and FAAS_CURVE_CLIENT_SECRET_KEY go together: give both halves of the pair');
-  return cluster.secretKey ? { publicKey: cluster.publicKey, secretKey: cluster.secretKey } : undefined;
+  if (cluster.secretKey) return { publicKey: cluster.publicKey, secretKey: cluster.secretKey };
+  return publicKey && secretKey ? { publicKey, secretKey } : undefined;
 }
 
 function allowListFrom(env: NodeJS.ProcessEnv, clusterKey: string): Map<string, PeerRole> {
@@ -139,7 +145,7 @@ export function serverCurveOptions(env: NodeJS.ProcessEnv, domain: ZapDomain): C
   }
   const zap = ZapHandler.current();
   if (!zap) throw new Error('a CURVE server socket needs the ZAP handler: await startZap() before making it');
-  zap.allow(domain, curve.allowed!);
+  zap.allow(domain, curve.allowed!, curve.publicKey);
   if (domain === 'db') useDbPeerRoles(new PeerRoles(curve.allowed!, curve.secretKey!));
   // zapEnforceDomain: should the handler be gone, libzmq refuses every handshake instead of letting keys in.
   return { curveServer: true, curvePublicKey: curve.publicKey, curveSecretKey: curve.secretKey!, zapDomain: domain, zapEnforceDomain: true };

@@ -234,6 +234,8 @@ const LOG_EVERY_MS = 60_000;
 interface DomainPolicy {
   allowed: AllowList;
   roles: readonly PeerRole[];
+  /** The cluster's own key: its holder could be the server, so it is let in everywhere. */
+  clusterKey?: string;
 }
 
 /** One per process (ZAP is per ZeroMQ context): answers every CURVE handshake on every server socket. */
@@ -271,8 +273,8 @@ export class ZapHandler {
   }
 
   /** The allow-list a server socket with this zapDomain uses. */
-  allow(domain: ZapDomain, allowed: AllowList): void {
-    this.domains.set(domain, { allowed, roles: ZAP_DOMAINS[domain] });
+  allow(domain: ZapDomain, allowed: AllowList, clusterKey?: string): void {
+    this.domains.set(domain, { allowed, roles: ZAP_DOMAINS[domain], clusterKey });
   }
 
   get refused(): number {
@@ -309,7 +311,7 @@ export class ZapHandler {
     const policy = this.domains.get(domain);
     const key = mechanismFrame?.toString() === 'CURVE' && credentials?.length === 32 ? encodeZ85Key(credentials) : undefined;
     const role = key ? policy?.allowed.get(key) : undefined;
-    if (policy && key && role && policy.roles.includes(role)) {
+    if (policy && key && ((role && policy.roles.includes(role)) || key === policy.clusterKey)) {
       this.accepted++;
       return reply('200', 'OK', key);
     }

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as zmq from 'zeromq';
+import { curveKeyPairText } from '../../cli/actions/keys';
 import { DbServer } from '../../db-service/server';
 import { PlatformStore } from '../../db-service/store';
 import { ConfigError } from '../../protocol/config';
@@ -140,8 +141,9 @@ describe('the CURVE allow-list', () => {
     expect(() => loadCurveConfig({ ...clientEnv(workerKeys), FAAS_CURVE_CLIENT_SECRET_KEY: apiKeys.secretKey }, 'client')).toThrow(/not the public half/);
     expect(() => loadCurveConfig({ ...serverEnv, FAAS_CURVE_SECRET_KEY: apiKeys.secretKey }, 'server')).toThrow(/FAAS_CURVE_PUBLIC_KEY is not the public half/);
     expect(loadCurveConfig(clientEnv(workerKeys), 'client')?.client).toEqual(workerKeys);
-    // A process holding the cluster's secret (the api) may use the cluster pair.
+    // A process holding the cluster's secret (the api) uses the cluster pair, even in an environment shared with a worker.
     expect(loadCurveConfig({ FAAS_CURVE_PUBLIC_KEY: cluster.publicKey, FAAS_CURVE_SECRET_KEY: cluster.secretKey }, 'client')?.client).toEqual(cluster);
+    expect(loadCurveConfig({ ...clientEnv(workerKeys), FAAS_CURVE_SECRET_KEY: cluster.secretKey }, 'client')?.client).toEqual(cluster);
   });
 
   test('Z85 round trip, and a routing id proves its key only to the server', () => {
@@ -283,20 +285,40 @@ describe('ZAP on real sockets', () => {
       const before = zap.refusals.get('workers') ?? 0;
       const asApi = new zmq.Dealer({ linger: 0, routingId: 'api-as-worker', ...clientCurveOptions(clientEnv(apiKeys)) });
       const asWorker = new zmq.Dealer({ linger: 0, routingId: 'real-worker', ...clientCurveOptions(clientEnv(workerKeys)) });
-      asApi.connect(hub.lastEndpoint!);
-      asWorker.connect(hub.lastEndpoint!);
+      // A one-machine platform whose worker holds the cluster's secret is let in too.
+      const asCluster = new zmq.Dealer({ linger: 0, routingId: 'cluster-worker', ...clientCurveOptions(serverEnv) });
+      for (const dealer of [asApi, asWorker, asCluster]) dealer.connect(hub.lastEndpoint!);
       void asApi.send('hello from api key');
       void asWorker.send('hello from worker key');
-      const [from, body] = await hub.receive();
-      expect([from!.toString(), body!.toString()]).toEqual(['real-worker', 'hello from worker key']);
+      void asCluster.send('hello from cluster key');
+      const got = new Set<string>();
+      while (got.size < 2) {
+        const [from, body] = await hub.receive();
+        got.add(`${from!.toString()}: ${body!.toString()}`);
+      }
+      expect([...got].sort()).toEqual(['cluster-worker: hello from cluster key', 'real-worker: hello from worker key']);
       await until(async () => zap.refusals.get('workers') ?? 0, (n) => n > before, 10_000, 'the api key refused at the worker socket');
       const line = warned.find((w) => w.fields.domain === 'workers' && w.fields.clientKey === apiKeys.publicKey);
       expect(line?.fields.why).toBe('role api may not connect here');
-      asApi.close();
-      asWorker.close();
+      for (const dealer of [asApi, asWorker, asCluster]) dealer.close();
     } finally {
       hub.close();
     }
+  });
+});
+
+describe('faas curve-keypair', () => {
+  test('the cluster pair, or a client pair with the allow-list entry for its role', () => {
+    const clusterText = curveKeyPairText();
+    const pub = /^FAAS_CURVE_PUBLIC_KEY=(.{40})\nFAAS_CURVE_SECRET_KEY=(.{40})\n$/.exec(clusterText);
+    expect(pub).not.toBeNull();
+    const client = curveKeyPairText('worker').split('\n');
+    const [, clientPublic] = /^FAAS_CURVE_CLIENT_PUBLIC_KEY=(.{40})$/.exec(client[0]!)!;
+    const [, clientSecret] = /^FAAS_CURVE_CLIENT_SECRET_KEY=(.{40})$/.exec(client[1]!)!;
+    expect(loadCurveConfig({ FAAS_CURVE_PUBLIC_KEY: pub![1], FAAS_CURVE_CLIENT_PUBLIC_KEY: clientPublic, FAAS_CURVE_CLIENT_SECRET_KEY: clientSecret }, 'client')?.client?.publicKey).toBe(clientPublic);
+    // The printed entry, comment marker removed, is a valid allow-list line.
+    expect([...parseAllowList(client[3]!.replace(/^# /, ''), 'FAAS_CURVE_ALLOWED_KEYS')]).toEqual([[clientPublic, 'worker']]);
+    expect(() => curveKeyPairText('admin')).toThrow(/--client takes a role: api, worker, miniworker/);
   });
 });
 
