@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
 import { runMain } from '../protocol/config';
+import { startZap } from '../protocol/curve';
 import { createLogger } from '../protocol/log';
 import { loadApiConfig } from './config';
 import { Platform } from './platform';
@@ -8,6 +9,8 @@ import { createApp } from './routes';
 runMain('api', async () => {
   const config = loadApiConfig();
   const log = createLogger('api');
+  // With CURVE, the allow-list's gatekeeper runs before the worker socket exists, so no key slips past it.
+  const zap = await startZap(log);
   const platform = new Platform(config, log);
   const workerEndpoint = await platform.start();
   const server = createServer(createApp(platform, config));
@@ -28,6 +31,7 @@ runMain('api', async () => {
     server.close();
     server.closeAllConnections();
     await platform.close();
+    await zap?.close();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -44,7 +44,7 @@ const MAX_SKIPPED = 10_000;
  * one with a free slot, and reports calls that end ('callDone') or lose their worker ('lost').
  */
 export class WorkerHub extends EventEmitter {
-  private readonly socket = new zmq.Router({ linger: 0, mandatory: true, receiveHighWaterMark: 0, sendHighWaterMark: 0, maxMessageSize: MAX_FRAME_BYTES, ...serverCurveOptions() });
+  private readonly socket = new zmq.Router({ linger: 0, mandatory: true, receiveHighWaterMark: 0, sendHighWaterMark: 0, maxMessageSize: MAX_FRAME_BYTES, ...serverCurveOptions(process.env, 'workers') });
   private readonly outbox: Outbox;
   private readonly workers = new Map<string, WorkerNode>();
   private readonly queue: Invocation[] = [];

@@ -1,4 +1,5 @@
 import { runMain } from '../protocol/config';
+import { startZap } from '../protocol/curve';
 import { createLogger } from '../protocol/log';
 import { loadDbConfig } from './config';
 import { DbServer } from './server';
@@ -8,6 +9,8 @@ runMain('db-service', async () => {
   const config = loadDbConfig();
   const log = createLogger('db-service');
   const store = await PlatformStore.open(config.dir);
+  // With CURVE, the allow-list's gatekeeper runs before the socket exists, so no key slips past it.
+  const zap = await startZap(log);
   const server = new DbServer(store, log);
   const endpoint = await server.bind(config.endpoint);
   log.info({ endpoint, dir: config.dir, lastCallNum: store.callCount }, 'db-service listening');
@@ -37,6 +40,7 @@ runMain('db-service', async () => {
     log.info({ signal }, 'db-service stopping');
     clearInterval(retention);
     await server.close();
+    await zap?.close();
     await store.close();
     process.exit(0);
   };

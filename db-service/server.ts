@@ -1,6 +1,7 @@
 import * as zmq from 'zeromq';
 import { serverCurveOptions } from '../protocol/curve';
 import type { FailCommand, FinishCommand, RequeueCommand, StartCommand } from '../protocol/call-lifecycle';
+import { authorize, type PeerRole } from '../protocol/zap';
 import { isDbMsgType, dbRequestSchemas, type DbMsgType } from '../protocol/db-messages';
 import { decodeMessage, encodeReply, isReply, MAX_FRAME_BYTES } from '../protocol/envelope';
 import { PlatformError, asPlatformError } from '../protocol/errors';
@@ -14,7 +15,7 @@ import type { PlatformStore } from './store';
  * cannot be answered, is logged and dropped) and never stops the service.
  */
 export class DbServer {
-  private readonly socket = new zmq.Router({ linger: 0, mandatory: false, receiveHighWaterMark: 0, sendHighWaterMark: 0, maxMessageSize: MAX_FRAME_BYTES, ...serverCurveOptions() });
+  private readonly socket = new zmq.Router({ linger: 0, mandatory: false, receiveHighWaterMark: 0, sendHighWaterMark: 0, maxMessageSize: MAX_FRAME_BYTES, ...serverCurveOptions(process.env, 'db') });
   private readonly outbox: Outbox;
   private closed = false;
   private loop?: Promise<void>;
@@ -65,7 +66,8 @@ export class DbServer {
       return;
     }
     try {
-      const data = await this.dispatch(msgType, content, deadline);
+      const peerRole = authorize(identity, msgType);
+      const data = await this.dispatch(msgType, content, deadline, peerRole);
       this.outbox.send([identity, encodeReply(id, { ok: true, data: data ?? null })]);
     } catch (err) {
       const error = asPlatformError(err);
@@ -77,13 +79,18 @@ export class DbServer {
   /** Requests that arrived after their sender stopped waiting, since this start. */
   expired = 0;
 
-  private async dispatch(msgType: string, content: unknown, deadline?: number): Promise<unknown> {
+  private async dispatch(msgType: string, content: unknown, deadline?: number, peerRole: PeerRole = 'api'): Promise<unknown> {
     if (!isDbMsgType(msgType)) throw new PlatformError('PROTOCOL_ERROR', `unknown operation ${msgType}`);
     const parsed = dbRequestSchemas[msgType].safeParse(content ?? {});
     if (!parsed.success) {
       throw new PlatformError('BAD_REQUEST', `${msgType}: ${parsed.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
     }
     const input = parsed.data as never;
+    // A lifecycle command names its sender's role; a node's key may speak only for a node.
+    const claimed = (parsed.data as { by?: unknown }).by;
+    if (typeof claimed === 'string' && peerRole !== 'api' && claimed !== 'worker' && claimed !== 'miniworker') {
+      throw new PlatformError('FORBIDDEN', `a ${peerRole} may not send ${msgType} as the ${claimed}`);
+    }
     const s = this.store;
     const handlers: Record<DbMsgType, (c: never) => Promise<unknown>> = {
       ping: async () => ({ ok: true, calls: s.callCount, lateResults: s.lateResults, expired: this.expired, writable: s.writable, ...(s.writeError ? { writeError: s.writeError } : {}) }),

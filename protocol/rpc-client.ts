@@ -29,7 +29,7 @@ export interface RpcClientOptions {
  * Each pending request has a timeout; the map is bounded; close() rejects everything waiting.
  */
 export class RpcClient {
-  private readonly socket = new zmq.Dealer({ linger: 0, receiveHighWaterMark: 0, sendHighWaterMark: 0, ...clientCurveOptions() });
+  private readonly socket = new zmq.Dealer({ linger: 0, receiveHighWaterMark: 0, sendHighWaterMark: 0, ...clientCurveOptions(process.env, { proveKey: true }) });
   private readonly pending = new Map<string, Pending>();
   private readonly timeoutMs: number;
   private readonly maxPending: number;

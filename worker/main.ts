@@ -1,4 +1,5 @@
 import { runMain } from '../protocol/config';
+import { clientPublicKey } from '../protocol/curve';
 import { createLogger } from '../protocol/log';
 import { loadWorkerConfig } from './config';
 import { Worker } from './worker';
@@ -8,7 +9,8 @@ runMain('worker', async () => {
   const log = createLogger('worker', { node: config.nodeId });
   const worker = new Worker(config, log);
   await worker.start();
-  log.info({ api: config.apiEndpoint, capacity: config.capacity, dataDir: config.dataDir }, 'worker started');
+  // With CURVE, the key the servers' allow-list must hold (as worker:KEY); miniworkers inherit the pair.
+  log.info({ api: config.apiEndpoint, capacity: config.capacity, dataDir: config.dataDir, curveKey: clientPublicKey() }, 'worker started');
 
   let stopping = false;
   const stop = async (signal: string) => {

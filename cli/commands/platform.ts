@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { curveKeyPair } from 'zeromq';
 import { hashPassword } from '../../api/auth';
+import { curveKeyPairText } from '../actions/keys';
 import { ensureClusterBaseImages, ensureRuntimeImages } from '../actions/images';
 import { packExamples } from '../actions/pack';
 import { health, login, logout, workers, type LoginOptions } from '../actions/platform';
@@ -78,9 +78,9 @@ export function platformCommands(program: Command, act: Act): void {
 
   program
     .command('curve-keypair')
-    .description('print a new CURVE key pair for FAAS_CURVE_PUBLIC_KEY and FAAS_CURVE_SECRET_KEY')
-    .action(() => {
-      const pair = curveKeyPair();
-      process.stdout.write(`FAAS_CURVE_PUBLIC_KEY=${pair.publicKey}\nFAAS_CURVE_SECRET_KEY=${pair.secretKey}\n`);
+    .description('print a new CURVE key pair: the cluster pair (FAAS_CURVE_PUBLIC_KEY, FAAS_CURVE_SECRET_KEY), or with --client a client pair and its allow-list entry')
+    .option('--client [role]', 'a client pair (FAAS_CURVE_CLIENT_PUBLIC_KEY, FAAS_CURVE_CLIENT_SECRET_KEY) for a worker, api or miniworker')
+    .action((o: { client?: string | true }) => {
+      process.stdout.write(curveKeyPairText(o.client === true ? 'worker' : o.client));
     });
 }

@@ -1,11 +1,14 @@
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as zmq from 'zeromq';
 import { hashPassword } from '../../api/auth';
 import { PROJECT_ROOT } from '../../cli/actions/images';
+import { clientCurveOptions } from '../../protocol/curve';
 import { encodeRequest } from '../../protocol/envelope';
 import { FIXTURES, tarGzOf } from '../helpers/archives';
 import { TestPlatform } from '../helpers/platform';
+import { until } from '../helpers/until';
 
 /**
  * Hostile HTTP clients and careless operators: credentials, bodies, headers, rate limits, and a
@@ -191,49 +194,119 @@ describe('adversarial: configurations that would expose the platform refuse to s
   });
 });
 
-describe('adversarial: ZeroMQ channels with CURVE keys', () => {
+describe('adversarial: ZeroMQ channels with CURVE keys and an allow-list', () => {
   const keys = zmq.curveKeyPair();
+  const workerKeys = zmq.curveKeyPair();
   let platform: TestPlatform;
   beforeAll(async () => {
-    platform = await TestPlatform.start({ env: { FAAS_CURVE_PUBLIC_KEY: keys.publicKey, FAAS_CURVE_SECRET_KEY: keys.secretKey } });
+    // The servers hold the cluster pair and the allow-list; the worker only the public key and its own pair.
+    platform = await TestPlatform.start({
+      services: ['db', 'api'],
+      env: { FAAS_CURVE_PUBLIC_KEY: keys.publicKey, FAAS_CURVE_SECRET_KEY: keys.secretKey, FAAS_CURVE_ALLOWED_KEYS: `worker:${workerKeys.publicKey}` },
+    });
+    platform.spawn('worker', { FAAS_CURVE_SECRET_KEY: '', FAAS_CURVE_ALLOWED_KEYS: '', FAAS_CURVE_CLIENT_PUBLIC_KEY: workerKeys.publicKey, FAAS_CURVE_CLIENT_SECRET_KEY: workerKeys.secretKey });
+    await platform.waitHealthy();
   });
   afterAll(async () => platform?.stop());
 
-  /** Sends a db ping as a plain or wrongly keyed peer and says whether any answer came within a second. */
-  async function answered(options: Record<string, unknown>): Promise<boolean> {
+  /** Sends a db request as this peer and returns the reply, or undefined when none came within two seconds. */
+  async function dbAnswer(options: Record<string, unknown>, msgType = 'ping', content: unknown = {}): Promise<{ ok: boolean; error?: { code: string } } | undefined> {
     const dealer = new zmq.Dealer({ linger: 0, ...options });
     dealer.connect(platform.env.FAAS_DB_ENDPOINT!);
-    await dealer.send(encodeRequest('probe', 'ping', {}));
+    await dealer.send(encodeRequest('probe', msgType, content));
     const reply = dealer.receive().then(
-      () => true,
-      () => false,
+      ([frame]) => JSON.parse(frame!.toString()) as { ok: boolean; error?: { code: string } },
+      () => undefined,
     );
-    const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1000));
+    const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 2000));
     const result = await Promise.race([reply, timeout]);
     dealer.close();
     return result;
   }
 
+  /** Invokes echo and waits for the call to end (past the wait bound too: on a loaded machine the first build is slow). */
+  async function echo(params: unknown): Promise<{ status: string; result: string }> {
+    const answer = await platform.json('POST', '/invokeFunction?wait=true', { funcName: 'echo', params });
+    if (answer.body.status === 'DONE') return answer.body;
+    expect(answer.body.callNum).toEqual(expect.any(Number));
+    const ended = await until(
+      () => platform.json('GET', `/call/${answer.body.callNum}`),
+      (r) => !['PENDING', 'RUNNING'].includes(r.body.status),
+      120_000,
+      `call ${answer.body.callNum} ending`,
+    );
+    return ended.body;
+  }
+
+  function dbLog(): string {
+    return readFileSync(path.join(platform.dataDir, 'db.log'), 'utf8');
+  }
+
   test('the platform works end to end over encrypted channels', async () => {
     expect((await platform.json('POST', '/registerRuntime', PROC)).status).toBe(201);
     expect((await platform.upload('pyproc', 'echo', await tarGzOf(path.join(FIXTURES, 'echo')))).status).toBe(201);
-    const answer = await platform.json('POST', '/invokeFunction?wait=true', { funcName: 'echo', params: { over: 'curve' } });
-    expect(answer.body.status).toBe('DONE');
-    expect(JSON.parse(answer.body.result).params).toEqual({ over: 'curve' });
+    const answer = await echo({ over: 'curve' });
+    expect(answer.status).toBe('DONE');
+    expect(JSON.parse(answer.result).params).toEqual({ over: 'curve' });
   });
 
   test('a plain-text peer gets no answer from db-service', async () => {
-    expect(await answered({})).toBe(false);
+    expect(await dbAnswer({})).toBeUndefined();
   });
 
   test('a peer with the wrong server key gets no answer from db-service', async () => {
     const own = zmq.curveKeyPair();
     const wrong = zmq.curveKeyPair();
-    expect(await answered({ curveServerKey: wrong.publicKey, curvePublicKey: own.publicKey, curveSecretKey: own.secretKey })).toBe(false);
+    expect(await dbAnswer({ curveServerKey: wrong.publicKey, curvePublicKey: own.publicKey, curveSecretKey: own.secretKey })).toBeUndefined();
   });
 
-  test('a peer with the right server key is answered (the probe itself works)', async () => {
+  test('a peer holding only the public server key gets no answer from db-service, and is logged', async () => {
     const own = zmq.curveKeyPair();
-    expect(await answered({ curveServerKey: keys.publicKey, curvePublicKey: own.publicKey, curveSecretKey: own.secretKey })).toBe(true);
+    expect(await dbAnswer(clientCurveOptions(curveEnv(own), { proveKey: true }))).toBeUndefined();
+    const log = await until(async () => dbLog(), (text) => text.includes(own.publicKey), 10_000, 'db-service logging the refused key');
+    expect(log).toMatch(/"msg":"CURVE handshake refused"/);
   });
+
+  test('the worker key is answered by db-service within its role, and refused the rest', async () => {
+    const asWorker = clientCurveOptions(curveEnv(workerKeys), { proveKey: true });
+    expect(await dbAnswer(asWorker)).toMatchObject({ ok: true });
+    expect(await dbAnswer(asWorker, 'putRuntime', { runtime: { ...PROC, name: 'evil', registeredAt: new Date().toISOString() } })).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect(await dbAnswer(asWorker, 'deleteFunction', { name: 'echo' })).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect((await platform.json('GET', '/runtimes')).body.map((r: { name: string }) => r.name)).not.toContain('evil');
+  });
+
+  test('a peer holding only the public server key cannot register as a worker; the real worker still serves calls', async () => {
+    const own = zmq.curveKeyPair();
+    const rogue = new zmq.Dealer({ linger: 0, routingId: 'rogue-node:1', ...clientCurveOptions(curveEnv(own)) });
+    rogue.connect(platform.env.FAAS_WORKER_ENDPOINT!);
+    await rogue.send(encodeRequest('hello-1', 'hello', { nodeId: 'rogue-node', capacity: 1024, pid: 1 }));
+    const welcome = rogue.receive().then(
+      () => true,
+      () => false,
+    );
+    await until(async () => readFileSync(path.join(platform.dataDir, 'api.log'), 'utf8'), (log) => log.includes(own.publicKey), 10_000, 'the api logging the refused key');
+    const workers = (await platform.json('GET', '/workers')).body as Array<{ nodeId: string }>;
+    expect(workers.map((w) => w.nodeId)).toEqual([platform.env.FAAS_NODE_ID]);
+    const answer = await echo({ after: 'rogue' });
+    expect(answer.status).toBe('DONE');
+    expect(JSON.parse(answer.result).params).toEqual({ after: 'rogue' });
+    expect(await Promise.race([welcome, Promise.resolve('nothing yet')])).toBe('nothing yet');
+    rogue.close();
+  });
+
+  test('CURVE keys without an allow-list, or a worker without its own pair, refuse to start', () => {
+    const cluster = { FAAS_CURVE_PUBLIC_KEY: keys.publicKey, FAAS_CURVE_SECRET_KEY: keys.secretKey };
+    for (const service of ['api', 'db-service'] as const) {
+      const { status, stderr } = refusesToStart(service, { ...cluster, FAAS_DB_DIR: '/nonexistent/never-made' });
+      expect({ service, status }).toEqual({ service, status: 2 });
+      expect(stderr).toContain('FAAS_CURVE_ALLOWED_KEYS');
+    }
+    const worker = refusesToStart('worker', { FAAS_CURVE_PUBLIC_KEY: keys.publicKey, FAAS_NODE_ID: 'n1' });
+    expect(worker.status).toBe(2);
+    expect(worker.stderr).toContain('FAAS_CURVE_CLIENT_PUBLIC_KEY');
+  });
+
+  function curveEnv(pair: { publicKey: string; secretKey: string }): NodeJS.ProcessEnv {
+    return { FAAS_CURVE_PUBLIC_KEY: keys.publicKey, FAAS_CURVE_CLIENT_PUBLIC_KEY: pair.publicKey, FAAS_CURVE_CLIENT_SECRET_KEY: pair.secretKey };
+  }
 });
