@@ -393,15 +393,23 @@ export class Worker {
     };
     let pause = 100;
     const stopBy = () => (this.closing ? this.closingSince + this.config.drainGraceMs : Number.POSITIVE_INFINITY);
+    let attempt = command;
     for (;;) {
       try {
-        const { call } = await this.db.failCall(command);
+        const { call } = await this.db.failCall(attempt);
         this.report(call);
         return;
       } catch (err) {
         const retryable = err instanceof PlatformError && err.retryable;
+        if (!retryable && attempt.stderr !== undefined) {
+          // Refused as it stands (a log db-service will not store): the failure is recorded without it.
+          attempt = { ...attempt, stderr: undefined, error: attempt.error.slice(0, 4000) };
+          continue;
+        }
         if (!retryable || Date.now() + pause > stopBy()) {
           this.log.error({ callNum, err: String(err) }, 'could not record a failed call');
+          // Not held any more: the api's sweep settles it.
+          this.holding.delete(callNum);
           return;
         }
         await new Promise((r) => setTimeout(r, pause));
