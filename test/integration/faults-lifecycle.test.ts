@@ -117,7 +117,7 @@ describe('db-service away longer than every retry bound (70 s)', () => {
     const [a, b] = pair.map((r) => r.body);
     expect(Date.parse(a.startedAt) < Date.parse(b.endedAt) && Date.parse(b.startedAt) < Date.parse(a.endedAt)).toBe(true);
     await expectAllAcceptedFinal(platform, accepted);
-  });
+  }, 300_000);
 });
 
 describe('db-service hung (SIGSTOP) for 12 s', () => {
@@ -148,7 +148,7 @@ describe('db-service hung (SIGSTOP) for 12 s', () => {
     expect(replay.headers.get('idempotent-replayed')).toBeNull();
     await expectAllAcceptedFinal(platform, accepted);
     expect((await platform.json('GET', '/health')).body.db).toMatchObject({ connected: true, writable: true });
-  });
+  }, 300_000);
 });
 
 describe('a full disk under db-service, then freed', () => {
@@ -194,7 +194,7 @@ describe('a full disk under db-service, then freed', () => {
     await until(async () => (await invoke(platform, accepted, 'noop', { freed: true }, { wait: true })).status, (s) => s === 200, 30_000, 'invoke working again');
     expect(platform.procs.get('db')!.exitCode).toBeNull();
     await expectAllAcceptedFinal(platform, accepted);
-  });
+  }, 300_000);
 });
 
 describe('the api down longer than the workers’ reconnect pause', () => {
@@ -217,7 +217,7 @@ describe('the api down longer than the workers’ reconnect pause', () => {
     for (const r of naps) expect(await platform.waitFinal(r.body.callNum, 90_000)).toMatchObject({ status: 'DONE', result: '"rested"' });
     expect((await invoke(platform, accepted, 'noop', { after: true }, { wait: true })).body.status).toBe('DONE');
     await expectAllAcceptedFinal(platform, accepted);
-  });
+  }, 300_000);
 });
 
 describe('a handler-mode miniworker killed mid-call', () => {
@@ -244,5 +244,5 @@ describe('a handler-mode miniworker killed mid-call', () => {
     await expect(docker.getContainer(warm[0]!.Id).inspect()).rejects.toMatchObject({ statusCode: 404 });
     expect((await invoke(platform, accepted, 'noop', { after: true }, { wait: true })).body.status).toBe('DONE');
     await expectAllAcceptedFinal(platform, accepted);
-  });
+  }, 300_000);
 });
