@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { PlatformError } from './errors';
+import { callReasonSchema } from './schemas';
 import { isFinal, type Call, type CallReason, type CallStatus } from './types';
 
 /**
@@ -66,22 +67,7 @@ export function transitionFor(command: CallCommandName, by: Role): Transition | 
   return CALL_TRANSITIONS.find((t) => t.command === command && t.by === by);
 }
 
-const reasonSchema = z.enum([
-  'exit_code',
-  'timeout',
-  'dependencies_failed',
-  'image_missing',
-  'docker_error',
-  'worker_lost',
-  'node_lost',
-  'orchestrator_restart',
-  'out_of_memory',
-  'handler_error',
-  'handler_crashed',
-  'load_failed',
-  'function_missing',
-  'result_too_large',
-]);
+const reasonSchema = callReasonSchema;
 
 const time = z.string().max(40);
 const text = (max: number) => z.string().max(max);

@@ -7,6 +7,24 @@ export const nameSchema = z.string().regex(NAME_PATTERN, 'must match ^[a-z0-9][a
 
 export const callStatusSchema = z.enum(['PENDING', 'RUNNING', 'DONE', 'ERROR', 'TIMEOUT']);
 
+/** Why a call ended ERROR or TIMEOUT, when the platform rather than the function decided it. */
+export const callReasonSchema = z.enum([
+  'exit_code',
+  'timeout',
+  'dependencies_failed',
+  'image_missing',
+  'docker_error',
+  'worker_lost',
+  'node_lost',
+  'orchestrator_restart',
+  'out_of_memory',
+  'handler_error',
+  'handler_crashed',
+  'load_failed',
+  'function_missing',
+  'result_too_large',
+]);
+
 export const runtimeSchema = z.object({
   name: nameSchema,
   image: z.string().min(1).max(256),
@@ -98,22 +116,7 @@ export const callPatchSchema = z
     exitCode: z.number().int(),
     stdout: z.string(),
     stderr: z.string(),
-    reason: z.enum([
-      'exit_code',
-      'timeout',
-      'dependencies_failed',
-      'image_missing',
-      'docker_error',
-      'worker_lost',
-      'node_lost',
-      'orchestrator_restart',
-      'out_of_memory',
-      'handler_error',
-      'handler_crashed',
-      'load_failed',
-      'function_missing',
-      'result_too_large',
-    ]),
+    reason: callReasonSchema,
     error: z.string(),
     truncated: z.boolean(),
     attempts: z.number().int().min(1).max(10),
