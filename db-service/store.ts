@@ -1,8 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { Level } from 'level';
-import type { DbRequest } from '../protocol/db-messages';
+import type { CallPage, DbRequest } from '../protocol/db-messages';
 import { PlatformError } from '../protocol/errors';
 import { isFinal, type Call, type CallPatch, type FunctionRecord, type Runtime } from '../protocol/types';
+import { indexOps, listCallPage, rebuildIndexes, unindexOps } from './call-index';
 import { GroupCommit } from './group-commit';
 
 const SEQ_KEY = 'meta:callSeq';
@@ -47,6 +48,8 @@ export class PlatformStore {
     await db.open();
     const store = new PlatformStore(db);
     await store.loadSequence();
+    // A store written before the indexes (or by another version of them) is indexed once, here.
+    await rebuildIndexes(db, (ops, sync) => store.commits.write(ops, sync));
     return store;
   }
 
@@ -173,6 +176,7 @@ export class PlatformStore {
     await this.commits.write(
       [
         { type: 'put', key: callKey(callNum), value: call },
+        ...indexOps(undefined, call),
         { type: 'put', key: SEQ_KEY, value: this.lastCallNum },
         ...extra.map((op) => ({ ...op, value: callNum })),
       ],
@@ -192,7 +196,7 @@ export class PlatformStore {
         throw new PlatformError('CALL_ALREADY_FINAL', `call ${callNum} is already ${current.status}`, { call: current });
       }
       const updated: Call = { ...current, ...patch };
-      await this.commits.write([{ type: 'put', key: callKey(callNum), value: updated }]);
+      await this.commits.write([{ type: 'put', key: callKey(callNum), value: updated }, ...indexOps(current, updated)]);
       if (isFinal(updated.status)) this.live.delete(callNum);
       else if (this.live.has(callNum) || this.live.size < PlatformStore.MAX_LIVE) this.live.set(callNum, updated);
       return updated;
@@ -226,27 +230,11 @@ export class PlatformStore {
   }
 
   /**
-   * Calls in callNum order (newest first with `newestFirst`), after or before a call number, matching
-   * every filter given; `limit` counts matches, not calls read.
+   * One page of calls in callNum order (newest first with `newestFirst`), after or before a call
+   * number, matching every filter given, without their logs; read through the index that fits.
    */
-  async listCalls(query: DbRequest<'listCalls'> = {}): Promise<Call[]> {
-    const calls: Call[] = [];
-    const limit = query.limit ?? Number.POSITIVE_INFINITY;
-    const range = {
-      gt: query.afterCallNum ? callKey(query.afterCallNum) : CALL,
-      lt: query.beforeCallNum ? callKey(query.beforeCallNum) : CALL + '\xff',
-      reverse: query.newestFirst === true,
-    };
-    for await (const value of this.db.values(range)) {
-      const call = value as Call;
-      if (query.status && call.status !== query.status) continue;
-      if (query.funcName && call.funcName !== query.funcName) continue;
-      if (query.since && call.createdAt < query.since) continue;
-      if (query.until && call.createdAt >= query.until) continue;
-      calls.push(call);
-      if (calls.length >= limit) break;
-    }
-    return calls;
+  listCalls(query: DbRequest<'listCalls'> = {}): Promise<CallPage> {
+    return listCallPage(this.db, query);
   }
 
   /**
@@ -270,7 +258,7 @@ export class PlatformStore {
       const tooOld = options.olderThan !== undefined && call.createdAt < options.olderThan;
       if (excess <= 0 && !tooOld) break;
       if (!isFinal(call.status) || this.live.has(call.callNum)) continue;
-      batch.push({ type: 'del', key }, { type: 'del', key: outputsKey(call.callNum) });
+      batch.push({ type: 'del', key }, { type: 'del', key: outputsKey(call.callNum) }, ...unindexOps(call));
       excess -= 1;
       deleted += 1;
       highestDeleted = call.callNum;
