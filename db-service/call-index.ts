@@ -193,7 +193,8 @@ export async function listCallPage(db: Level<string, unknown>, q: ListQuery, pag
       // Records are read in small groups, sized by what the page still has room for, so that a page
       // of large calls reads few records it does not return.
       const room = calls.length === 0 ? 8 : Math.ceil((pageBytes - bytes) / (bytes / calls.length)) + 1;
-      await refill(Math.max(1, Math.min(64, limit - calls.length, room)) + (calls.length >= limit ? 1 : 0));
+      // A full page still looks one candidate ahead, to know whether there is a next page.
+      await refill(Math.max(1, Math.min(64, limit - calls.length, room)));
       if (pending.length === 0) return { calls, next: null };
       if (calls.length >= limit) return { calls, next: calls[calls.length - 1]!.callNum };
       const group = pending.splice(0, Math.max(1, Math.min(pending.length, limit - calls.length, room)));
