@@ -244,13 +244,14 @@ async function streamCallStore(platform: Platform, res: Response): Promise<void>
   let open = '{';
   try {
     while (!page.done) {
+      // The client went away: stop reading pages for nobody.
+      if (res.destroyed) return void (await pages.return?.(undefined));
       let chunk = '';
       for (const call of page.value) {
         chunk += `${open}${JSON.stringify(`c${call.callNum}`)}:${JSON.stringify(call)}`;
         open = ',';
       }
       if (chunk && !res.write(chunk)) await drained(res);
-      if (res.destroyed) return void (await pages.return?.(undefined));
       page = await pages.next();
     }
     res.end(open === '{' ? '{}' : '}');
