@@ -46,9 +46,9 @@ describe('lists past the frame cap', () => {
     const seen: number[] = [];
     let cursor: string | null = null;
     do {
-      const page = await platform.json('GET', `/v1/calls${cursor ? `?cursor=${cursor}` : ''}`);
+      const page: { status: number; body: { calls: Call[]; next: string | null } } = await platform.json('GET', `/v1/calls${cursor ? `?cursor=${cursor}` : ''}`);
       expect(page.status).toBe(200);
-      for (const c of page.body.calls as Call[]) {
+      for (const c of page.body.calls) {
         expect(c.result).toBe(CONTROL);
         expect(c).not.toHaveProperty('stderr');
         seen.push(c.callNum);

@@ -211,8 +211,13 @@ describe('listing calls through the indexes', () => {
     }));
     await writeOldStore(dir, calls);
     store = await PlatformStore.open(dir);
+    // Through the index, a rare filter reads the records it returns and no others.
+    const db = (store as unknown as { db: Level<string, unknown> }).db;
+    const reads = jest.spyOn(db, 'getMany');
     const rare = await store.listCalls({ funcName: 'rare', newestFirst: true, limit: 50 });
     expect(rare).toEqual({ calls: calls.filter((c) => c.funcName === 'rare').reverse(), next: null });
+    expect(reads.mock.calls.flatMap(([keys]) => keys)).toHaveLength(10);
+    reads.mockRestore();
     expect((await store.listCalls({ funcName: 'rare', status: 'ERROR' })).calls).toEqual([]);
     let seen = 0;
     let last = 0;
