@@ -10,6 +10,7 @@ import {
   functionVersionSchema,
   healthSchema,
   invokeInputSchema,
+  listedCallSchema,
   registerFunctionFormSchema,
   runtimeInputSchema,
   runtimeSchema,
@@ -30,6 +31,7 @@ export function openApiDocument(version: string): object {
   const Function = registry.register('Function', functionSchema);
   const FunctionVersion = registry.register('FunctionVersion', functionVersionSchema);
   const Call = registry.register('Call', callSchema);
+  const ListedCall = registry.register('ListedCall', listedCallSchema);
   const CallPage = registry.register('CallPage', callPageSchema);
   const CallLogs = registry.register('CallLogs', callLogsSchema);
   const Error = registry.register('Error', errorSchema);
@@ -95,7 +97,7 @@ export function openApiDocument(version: string): object {
   });
   route({ method: 'get', path: '/runtimes', summary: 'Names of the runtimes', responses: { 200: json(z.array(z.string()), 'names') } });
   route({ method: 'get', path: '/functions', summary: 'Names of the functions', responses: { 200: json(z.array(z.string()), 'names') } });
-  route({ method: 'get', path: '/calls', summary: 'Every call, keyed "c<callNum>"', responses: { 200: json(z.record(Call), 'the call store') } });
+  route({ method: 'get', path: '/calls', summary: 'Every call, keyed "c<callNum>", oldest first, without logs (streamed)', responses: { 200: json(z.record(ListedCall), 'the call store') } });
   route({ method: 'get', path: '/call/{callNum}', summary: 'One call', request: { params: callNum }, responses: { 200: json(Call, 'the call'), 400: error('not a call number'), 404: error('no such call') } });
   route({ method: 'get', path: '/workers', summary: 'Connected workers', responses: { 200: json(z.array(Worker), 'workers') } });
   route({
@@ -158,7 +160,7 @@ export function openApiDocument(version: string): object {
     path: '/v1/calls',
     summary: 'Calls, newest first, a page at a time',
     request: { query: callQuerySchema },
-    responses: { 200: json(CallPage, 'a page; next is the cursor of the following one'), 400: error('bad query') },
+    responses: { 200: json(CallPage, 'a page of calls without their logs; next is the cursor of the following one (a page of large calls may hold fewer than limit)'), 400: error('bad query') },
   });
   route({ method: 'get', path: '/v1/calls/{callNum}', summary: 'One call', request: { params: callNum }, responses: { 200: json(Call, 'the call'), 400: error('not a call number'), 404: error('no such call') } });
   route({ method: 'get', path: '/v1/calls/{callNum}/logs', summary: "The call's stdout and stderr", request: { params: callNum }, responses: { 200: json(CallLogs, 'logs'), 400: error('not a call number'), 404: error('no such call') } });

@@ -182,9 +182,7 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
   });
 
   app.get('/calls', async (_req, res) => {
-    const store: Record<string, unknown> = {};
-    for (const call of await platform.db.listCalls()) store[`c${call.callNum}`] = call;
-    res.json(store);
+    await streamCallStore(platform, res);
   });
 
   app.get('/call/:callNum', async (req, res) => {
@@ -231,6 +229,50 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
   });
 
   return app;
+}
+
+/**
+ * The seed's call store, `{"c<callNum>": call, ...}` oldest first, written page by page as db-service
+ * answers them: no process holds more than one page, whatever the number of calls. An error before
+ * the first byte is an ordinary error answer; after it, the connection is cut so that the client
+ * never takes a partial store for a whole one.
+ */
+async function streamCallStore(platform: Platform, res: Response): Promise<void> {
+  const pages = platform.db.iterateCalls({ limit: CALL_STORE_PAGE })[Symbol.asyncIterator]();
+  let page = await pages.next();
+  res.status(200).setHeader('Content-Type', 'application/json; charset=utf-8');
+  let open = '{';
+  try {
+    while (!page.done) {
+      // The client went away: stop reading pages for nobody.
+      if (res.destroyed) return void (await pages.return?.(undefined));
+      let chunk = '';
+      for (const call of page.value) {
+        chunk += `${open}${JSON.stringify(`c${call.callNum}`)}:${JSON.stringify(call)}`;
+        open = ',';
+      }
+      if (chunk && !res.write(chunk)) await drained(res);
+      page = await pages.next();
+    }
+    res.end(open === '{' ? '{}' : '}');
+  } catch (err) {
+    platform.log.warn({ err: String(err) }, 'GET /calls cut short');
+    res.destroy();
+  }
+}
+
+const CALL_STORE_PAGE = 1000;
+
+function drained(res: Response): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 /** Errors from body-parser and multer mapped to the registry; anything else is INTERNAL. */

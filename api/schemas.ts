@@ -60,7 +60,11 @@ export const callSchema = callPatchSchema.extend({
   rerunOf: z.number().int().positive().optional(),
 });
 
-export const callPageSchema = z.object({ calls: z.array(callSchema), next: z.string().nullable() });
+/** A CALL as lists show it: without stdout and stderr (GET /v1/calls/:n/logs has them). */
+export const listedCallSchema = callSchema.omit({ stdout: true, stderr: true });
+
+/** A page may hold fewer than `limit` calls when they are large (a page stays under a few MiB): follow `next`. */
+export const callPageSchema = z.object({ calls: z.array(listedCallSchema), next: z.string().nullable() });
 
 export const callLogsSchema = z.object({
   callNum: z.number().int().positive(),

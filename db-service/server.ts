@@ -68,7 +68,13 @@ export class DbServer {
     try {
       const peerRole = authorize(identity, msgType);
       const data = await this.dispatch(msgType, content, deadline, peerRole);
-      this.outbox.send([identity, encodeReply(id, { ok: true, data: data ?? null })]);
+      const reply = encodeReply(id, { ok: true, data: data ?? null });
+      // A frame past the cap would be dropped by the peer, which would then wait out its timeout.
+      if (reply.length > MAX_FRAME_BYTES) {
+        this.log.warn({ msgType, bytes: reply.length }, 'reply too large');
+        throw new PlatformError('REPLY_TOO_LARGE', `the answer to ${msgType} is ${reply.length} bytes, past the ${MAX_FRAME_BYTES}-byte frame cap`);
+      }
+      this.outbox.send([identity, reply]);
     } catch (err) {
       const error = asPlatformError(err);
       if (error.code === 'INTERNAL') this.log.error({ err: String(err), msgType }, 'request failed');

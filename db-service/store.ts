@@ -1,9 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import { Level } from 'level';
 import { applyCommand, type CallCommand, type CommandResult } from '../protocol/call-lifecycle';
-import type { DbRequest } from '../protocol/db-messages';
+import type { CallPage, DbRequest } from '../protocol/db-messages';
 import { PlatformError } from '../protocol/errors';
 import { isFinal, type Call, type FunctionRecord, type Runtime } from '../protocol/types';
+import { indexOps, listCallPage, rebuildIndexes, unindexOps } from './call-index';
 import { GroupCommit, type BatchOp } from './group-commit';
 
 const SEQ_KEY = 'meta:callSeq';
@@ -51,6 +52,8 @@ export class PlatformStore {
     await db.open();
     const store = new PlatformStore(db);
     await store.loadSequence();
+    // A store written before the indexes (or by another version of them) is indexed once, here.
+    await rebuildIndexes(db, (ops, sync) => store.commits.write(ops, sync));
     return store;
   }
 
@@ -185,6 +188,7 @@ export class PlatformStore {
     await this.write(
       [
         { type: 'put', key: callKey(callNum), value: call },
+        ...indexOps(undefined, call),
         { type: 'put', key: SEQ_KEY, value: this.lastCallNum },
         ...extra.map((op) => ({ ...op, value: callNum })),
       ],
@@ -211,7 +215,7 @@ export class PlatformStore {
         return result;
       }
       const updated = result.call;
-      await this.write([{ type: 'put', key: callKey(callNum), value: updated }]);
+      await this.write([{ type: 'put', key: callKey(callNum), value: updated }, ...indexOps(current, updated)]);
       if (isFinal(updated.status)) this.live.delete(callNum);
       else if (this.live.has(callNum) || this.live.size < PlatformStore.MAX_LIVE) this.live.set(callNum, updated);
       return result;
@@ -222,7 +226,13 @@ export class PlatformStore {
   async unfinishedCalls(limit = 10_000): Promise<Call[]> {
     const out: Call[] = [];
     for (const status of ['PENDING', 'RUNNING'] as const) {
-      for (const call of await this.listCalls({ status, limit })) out.push(call);
+      let after: number | undefined;
+      do {
+        const page = await this.listCalls({ status, limit: Math.min(1000, limit), ...(after ? { afterCallNum: after } : {}) });
+        // Unfinished calls have no logs to leave out: the listed call is the whole call.
+        out.push(...(page.calls as Call[]));
+        after = page.next ?? undefined;
+      } while (after !== undefined && out.length < limit);
     }
     return out.sort((a, b) => a.callNum - b.callNum).slice(0, limit);
   }
@@ -321,27 +331,11 @@ export class PlatformStore {
   }
 
   /**
-   * Calls in callNum order (newest first with `newestFirst`), after or before a call number, matching
-   * every filter given; `limit` counts matches, not calls read.
+   * One page of calls in callNum order (newest first with `newestFirst`), after or before a call
+   * number, matching every filter given, without their logs; read through the index that fits.
    */
-  async listCalls(query: DbRequest<'listCalls'> = {}): Promise<Call[]> {
-    const calls: Call[] = [];
-    const limit = query.limit ?? Number.POSITIVE_INFINITY;
-    const range = {
-      gt: query.afterCallNum ? callKey(query.afterCallNum) : CALL,
-      lt: query.beforeCallNum ? callKey(query.beforeCallNum) : CALL + '\xff',
-      reverse: query.newestFirst === true,
-    };
-    for await (const value of this.db.values(range)) {
-      const call = value as Call;
-      if (query.status && call.status !== query.status) continue;
-      if (query.funcName && call.funcName !== query.funcName) continue;
-      if (query.since && call.createdAt < query.since) continue;
-      if (query.until && call.createdAt >= query.until) continue;
-      calls.push(call);
-      if (calls.length >= limit) break;
-    }
-    return calls;
+  listCalls(query: DbRequest<'listCalls'> = {}): Promise<CallPage> {
+    return listCallPage(this.db, query);
   }
 
   /**
@@ -365,7 +359,7 @@ export class PlatformStore {
       const tooOld = options.olderThan !== undefined && call.createdAt < options.olderThan;
       if (excess <= 0 && !tooOld) break;
       if (!isFinal(call.status) || this.live.has(call.callNum)) continue;
-      batch.push({ type: 'del', key }, { type: 'del', key: outputsKey(call.callNum) });
+      batch.push({ type: 'del', key }, { type: 'del', key: outputsKey(call.callNum) }, ...unindexOps(call));
       excess -= 1;
       deleted += 1;
       highestDeleted = call.callNum;

@@ -1,4 +1,4 @@
-import type { DbMsgType, DbRequest } from './db-messages';
+import type { CallPage, DbMsgType, DbRequest, ListedCall } from './db-messages';
 import type { Logger } from './log';
 import { RpcClient } from './rpc-client';
 import type { CommandResult, FailCommand, FinishCommand, RequeueCommand, StartCommand } from './call-lifecycle';
@@ -124,7 +124,25 @@ export class DbClient {
     return this.call('getCall', { callNum });
   }
 
-  listCalls(query: DbRequest<'listCalls'> = {}): Promise<Call[]> {
+  /** One page of calls without their logs; `next` continues it (beforeCallNum newest first, else afterCallNum). */
+  listCallPage(query: DbRequest<'listCalls'> = {}): Promise<CallPage> {
     return this.call('listCalls', query, 30_000);
+  }
+
+  /** Every call that matches, page after page: only one page is held at a time. */
+  async *iterateCalls(query: Omit<DbRequest<'listCalls'>, 'afterCallNum' | 'beforeCallNum'> = {}): AsyncGenerator<ListedCall[]> {
+    let cursor: number | null = null;
+    do {
+      const page: CallPage = await this.listCallPage({ ...query, ...(cursor === null ? {} : query.newestFirst ? { beforeCallNum: cursor } : { afterCallNum: cursor }) });
+      yield page.calls;
+      cursor = page.next;
+    } while (cursor !== null);
+  }
+
+  /** Every call that matches, gathered from pages: for short lists (such as the calls not yet ended). */
+  async listCalls(query: Omit<DbRequest<'listCalls'>, 'afterCallNum' | 'beforeCallNum'> = {}): Promise<ListedCall[]> {
+    const calls: ListedCall[] = [];
+    for await (const page of this.iterateCalls(query)) calls.push(...page);
+    return calls;
   }
 }

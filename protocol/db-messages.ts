@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { failCommandSchema, finishCommandSchema, requeueCommandSchema, startCommandSchema } from './call-lifecycle';
-import { argsSchema, envSchema, functionSchema, runtimeSchema } from './schemas';
+import { argsSchema, callStatusSchema, envSchema, functionSchema, runtimeSchema } from './schemas';
+import type { Call } from './types';
 
 /** The operations db-service answers, with the schema of each one's `content`. */
 export const dbRequestSchemas = {
@@ -55,18 +56,32 @@ export const dbRequestSchemas = {
   /** A call's output files, a zip in base64, written before the call's final state. */
   putOutputs: z.object({ callNum: z.number().int().positive(), zip: z.string().max(14 * 1024 * 1024) }),
   getOutputs: z.object({ callNum: z.number().int().positive() }),
+  /**
+   * One page of calls, without their logs (a CallPage): at most `limit` (default 1000) and a few MiB
+   * of them; `next` is the cursor to pass as beforeCallNum (newest first) or afterCallNum.
+   */
   listCalls: z.object({
     afterCallNum: z.number().int().nonnegative().optional(),
     beforeCallNum: z.number().int().positive().optional(),
     newestFirst: z.boolean().optional(),
     limit: z.number().int().positive().max(100_000).optional(),
-    status: z.string().optional(),
+    status: callStatusSchema.optional(),
     funcName: z.string().optional(),
     /** createdAt bounds, ISO 8601: since inclusive, until exclusive. */
     since: z.string().optional(),
     until: z.string().optional(),
   }),
 } as const;
+
+/** A call as lists show it: its logs (stdout, stderr) are left out. */
+export type ListedCall = Omit<Call, 'stdout' | 'stderr'>;
+
+/** What listCalls answers. */
+export interface CallPage {
+  calls: ListedCall[];
+  /** The call number to continue from, null on the last page. */
+  next: number | null;
+}
 
 export type DbMsgType = keyof typeof dbRequestSchemas;
 export type DbRequest<K extends DbMsgType> = z.infer<(typeof dbRequestSchemas)[K]>;

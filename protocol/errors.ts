@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   REQUEST_TIMEOUT: { status: 504, retryable: true, description: 'A peer did not answer in time.' },
   PROTOCOL_ERROR: { status: 400, retryable: false, description: 'A message does not follow the platform protocol.' },
   VERSION_MISMATCH: { status: 400, retryable: false, description: 'A message carries another protocol version.' },
+  REPLY_TOO_LARGE: { status: 500, retryable: false, description: 'An answer of the platform would exceed the 16 MiB frame between its processes; ask for less (a smaller page).' },
   INTERNAL: { status: 500, retryable: false, description: 'An unexpected error inside the platform.' },
 } as const;
 
