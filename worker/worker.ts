@@ -186,6 +186,8 @@ export class Worker {
   }
 
   private hello(): void {
+    // The api has three beats to answer before the next hello.
+    this.lastHeardFromApi = Date.now();
     this.send('hello', { nodeId: this.config.nodeId, capacity: this.config.capacity, pid: process.pid, inflight: [...this.holding] });
   }
 
@@ -197,10 +199,7 @@ export class Worker {
     }
     this.send('heartbeat', { load: this.pool.busy, queued: this.ready.length + this.preparing, warm: this.pool.warmCounts(), inflight: [...this.holding] });
     // An api that went silent may have restarted: say hello again, it costs nothing.
-    if (Date.now() - this.lastHeardFromApi > this.heartbeatMs * 3) {
-      this.lastHeardFromApi = Date.now();
-      this.hello();
-    }
+    if (Date.now() - this.lastHeardFromApi > this.heartbeatMs * 3) this.hello();
   }
 
   private async accept(invocation: Invocation): Promise<void> {
