@@ -12,7 +12,7 @@ import type { FunctionRecord } from './types';
 export type WarmKey = string & { readonly __brand: 'WarmKey' };
 
 const NAME = '[a-z0-9][a-z0-9_-]{0,62}';
-const FUNCTION_KEY = new RegExp(`^(${NAME})@([a-f0-9]{64})(\\+out)?(~[A-Za-z0-9=,.+-]{1,256})?(#[a-f0-9]{12})?$`);
+const FUNCTION_KEY = new RegExp(`^(${NAME})@([a-f0-9]{64})(\\+out)?(~[A-Za-z0-9_=,.+-]{1,256})?(#[a-f0-9]{12})?$`);
 const STEM_KEY = new RegExp(`^stem:(${NAME})$`);
 
 export type WarmKeyParts = { kind: 'function'; function: string; version: string } | { kind: 'stem'; runtime: string };

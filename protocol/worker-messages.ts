@@ -77,9 +77,14 @@ export const callSchema = z
   .transform((call) => call as typeof call & { params: unknown });
 
 export type WireCall = z.output<typeof callSchema>;
-// The wire types and the stored records agree: this stops compiling when either drifts.
+/** true when A and B are the same type. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+// The wire types and the stored records agree, field for field: a field added to one and not to the
+// other stops this compiling, instead of being stripped from (or refused in) every frame.
 const agrees: [(call: WireCall) => Call, (call: Call) => WireCall, (fn: FunctionRecord) => z.output<typeof functionSchema>] = [(c) => c, (c) => c, (f) => f];
+const sameKeys: [Same<keyof Call, keyof WireCall>, Same<keyof FunctionRecord, keyof z.output<typeof functionSchema>>] = [true, true];
 void agrees;
+void sameKeys;
 
 export const sandboxSchema = z
   .object({
@@ -96,6 +101,8 @@ export const sandboxSchema = z
     maxOutputBytes: z.number().int().nonnegative(),
   })
   .strict() satisfies z.ZodType<Sandbox>;
+const sameSandbox: Same<keyof Sandbox, keyof z.output<typeof sandboxSchema>> = true;
+void sameSandbox;
 
 /** What a worker needs to run one call: the call and the records it refers to, as they were at invoke time. */
 export const invocationSchema = z.object({
