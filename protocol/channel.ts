@@ -1,7 +1,7 @@
 import * as zmq from 'zeromq';
 import type { z } from 'zod';
 import { decodeMessage, encodeReply, encodeRequest, isReply, MAX_FRAME_BYTES, type Reply } from './envelope';
-import { PlatformError, type ErrorShape } from './errors';
+import { asPlatformError, PlatformError, type ErrorShape } from './errors';
 import type { Logger } from './log';
 import { Outbox } from './outbox';
 import { randomUUID } from 'node:crypto';
@@ -43,8 +43,9 @@ export interface Received {
   from: Peer;
 }
 
+/** A handler's value is the reply's data on a channel that `replies`; elsewhere it is ignored. */
 export type Handlers<In extends Schemas> = {
-  [K in keyof In]: (content: z.output<In[K]>, from: Peer, message: Received) => void | Promise<void>;
+  [K in keyof In]: (content: z.output<In[K]>, from: Peer, message: Received) => unknown;
 };
 
 export interface ChannelStats {
@@ -75,7 +76,13 @@ export interface ChannelOptions<In extends Schemas> {
    * For a peer that serves one request at a time (a miniworker).
    */
   serial?: boolean;
-  /** Request/reply channels: reply frames go here; without it a reply is dropped. */
+  /**
+   * A request/reply server: every request whose envelope can be read is answered, with the
+   * handler's value as data, or an error (the handler's, or PROTOCOL_ERROR for an unknown msgType,
+   * BAD_REQUEST for content that fails its schema), so that no client waits out its timeout.
+   */
+  replies?: boolean;
+  /** Request/reply clients: reply frames go here; without it a reply is dropped. */
   onReply?: (reply: Reply, from: Peer) => void | Promise<void>;
   /** A send that failed, with the peer and the encoded frame. */
   onSendFailed?: (err: unknown, to: Peer, frame: Buffer) => void;
@@ -220,41 +227,56 @@ export class Channel<In extends Schemas, Out extends Schemas> {
       this.counters.handled += 1;
       return this.run(() => onReply(message, from), 'reply', from);
     }
-    const { msgType } = message;
+    const { msgType, id } = message;
     if (!Object.prototype.hasOwnProperty.call(this.options.inbound, msgType)) {
       this.drop('unknown_type', from, undefined, msgType);
+      if (this.options.replies) this.reply(from, id, { ok: false, error: new PlatformError('PROTOCOL_ERROR', `unknown operation ${msgType.slice(0, 64)}`).toJSON() });
       return undefined;
     }
     const parsed = this.options.inbound[msgType]!.safeParse(message.content);
     if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      this.drop('bad_content', from, issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid', msgType);
+      const issues = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.')} ${i.message}`);
+      this.drop('bad_content', from, issues.join('; '), msgType);
+      if (this.options.replies) this.reply(from, id, { ok: false, error: new PlatformError('BAD_REQUEST', `${msgType}: ${issues.join('; ')}`).toJSON() });
       return undefined;
     }
     this.counters.handled += 1;
     const handler = this.options.handlers[msgType as keyof In]!;
-    const received: Received = { id: message.id, msgType, from };
-    return this.run(() => handler(parsed.data, from, received), msgType, from);
+    const received: Received = { id, msgType, from };
+    return this.run(() => handler(parsed.data, from, received), msgType, from, id);
   }
 
-  private run(handler: () => void | Promise<void>, msgType: string, from: Peer): Promise<void> | undefined {
-    let result: void | Promise<void>;
+  private run(handler: () => unknown, msgType: string, from: Peer, id?: string): Promise<void> | undefined {
+    const answer = this.options.replies && id !== undefined;
+    let result: unknown;
     try {
       result = handler();
     } catch (err) {
-      this.handlerFailed(err, msgType, from);
+      this.handlerFailed(err, msgType, from, answer ? id : undefined);
       return undefined;
     }
-    if (result && typeof (result as Promise<void>).then === 'function') {
-      return (result as Promise<void>).then(
-        () => undefined,
-        (err: unknown) => this.handlerFailed(err, msgType, from),
+    if (result && typeof (result as Promise<unknown>).then === 'function') {
+      return (result as Promise<unknown>).then(
+        (data) => {
+          if (answer) this.reply(from, id, { ok: true, data: data ?? null });
+        },
+        (err: unknown) => this.handlerFailed(err, msgType, from, answer ? id : undefined),
       );
     }
+    if (answer) this.reply(from, id, { ok: true, data: result ?? null });
     return undefined;
   }
 
-  private handlerFailed(err: unknown, msgType: string, from: Peer): void {
+  /**
+   * A handler that failed. On a replying channel, an error the platform names (a PlatformError
+   * other than INTERNAL) is the answer, not a fault of the channel.
+   */
+  private handlerFailed(err: unknown, msgType: string, from: Peer, replyTo?: string): void {
+    const error = asPlatformError(err);
+    if (replyTo !== undefined) {
+      this.reply(from, replyTo, { ok: false, error: error.toJSON() });
+      if (error.code !== 'INTERNAL') return;
+    }
     this.counters.dropped.handler_error = (this.counters.dropped.handler_error ?? 0) + 1;
     this.note('error', { peer: printable(from), msgType, err: err instanceof Error ? (err.stack ?? err.message) : String(err) }, `handling a message from the ${this.options.name} failed`);
   }

@@ -220,3 +220,64 @@ describe('Channel on a DEALER', () => {
     }
   });
 });
+
+describe('Channel as a request/reply server and client', () => {
+  test('every readable request is answered: data, a named error, or why it was refused; the client matches replies by id', async () => {
+    const { PlatformError } = await import('../../protocol/errors');
+    const server = new zmq.Router({ linger: 0 });
+    await server.bind('tcp://127.0.0.1:*');
+    const requests = {
+      add: z.object({ a: z.number().finite(), b: z.number().finite() }),
+      missing: z.object({}),
+      crash: z.object({}),
+    };
+    const serving = new Channel<typeof requests, Record<string, never>>({
+      name: 'client',
+      socket: server,
+      inbound: requests,
+      log: silent,
+      replies: true,
+      handlers: {
+        add: async ({ a, b }) => a + b,
+        missing: () => {
+          throw new PlatformError('CALL_NOT_FOUND', 'no such call');
+        },
+        crash: async () => {
+          throw new TypeError('a bug');
+        },
+      },
+    }).start();
+    const replies = new Map<string, unknown>();
+    const dealer = new zmq.Dealer({ linger: 0 });
+    const client = new Channel<Record<string, never>, typeof requests>({
+      name: 'server',
+      socket: dealer,
+      inbound: {},
+      log: silent,
+      handlers: {},
+      onReply: (reply) => void replies.set(reply.id, reply.ok ? { data: reply.data } : { error: reply.error.code }),
+    });
+    dealer.connect(server.lastEndpoint!);
+    client.start();
+    try {
+      client.sendFrame(encodeRequest('r1', 'add', { a: 2, b: 3 }));
+      client.sendFrame(encodeRequest('r2', 'missing', {}));
+      client.sendFrame(encodeRequest('r3', 'crash', {}));
+      client.sendFrame(encodeRequest('r4', 'drop', {}));
+      client.sendFrame(raw('{"v":1,"id":"r5","msgType":"add","content":{"a":1,"b":1e999}}'));
+      await until(async () => replies.size, (n) => n === 5, 5000, 'five replies');
+      expect(Object.fromEntries(replies)).toEqual({
+        r1: { data: 5 },
+        r2: { error: 'CALL_NOT_FOUND' },
+        r3: { error: 'INTERNAL' },
+        r4: { error: 'PROTOCOL_ERROR' },
+        r5: { error: 'BAD_REQUEST' },
+      });
+      // A named error is an answer; only the bug counts as a handler failure.
+      expect(serving.stats().dropped).toEqual({ handler_error: 1, unknown_type: 1, bad_content: 1 });
+    } finally {
+      await client.close();
+      await serving.close();
+    }
+  });
+});
