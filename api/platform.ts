@@ -9,6 +9,7 @@ import { PackageStore } from './package-store';
 import { PlatformMetrics } from './metrics';
 import { CallRecovery } from './recovery';
 import { WorkerHub, type WorkerNode } from './worker-hub';
+import { describeWarmCounts } from '../protocol/warm-key';
 
 export interface Health {
   status: 'ok' | 'degraded';
@@ -236,13 +237,7 @@ export class Platform {
       capacity: w.capacity,
       load: w.inflight.size,
       queued: w.queued,
-      warm: Object.entries(w.warm)
-        .filter(([key]) => !key.startsWith('stem:'))
-        // A warm key is name@version, then the function's own settings (~limits #env +out).
-        .map(([key, count]) => ({ function: key.split('@')[0], version: (key.split('@')[1] ?? '').split(/[~#+]/)[0], containers: count })),
-      stems: Object.entries(w.warm)
-        .filter(([key]) => key.startsWith('stem:'))
-        .map(([key, count]) => ({ runtime: key.slice('stem:'.length), containers: count })),
+      ...describeWarmCounts(w.warm),
       connectedAt: new Date(w.connectedAt).toISOString(),
       lastSeen: new Date(w.lastSeen).toISOString(),
     }));

@@ -1,12 +1,21 @@
 import { EventEmitter } from 'node:events';
-import { createHash, randomUUID } from 'node:crypto';
 import * as zmq from 'zeromq';
 import { serverCurveOptions } from '../protocol/curve';
-import { decodeMessage, encodeRequest, isReply, MAX_FRAME_BYTES } from '../protocol/envelope';
+import { Channel, type ChannelStats, type Peer } from '../protocol/channel';
+import { decodeMessage, isReply, MAX_FRAME_BYTES } from '../protocol/envelope';
 import type { Logger } from '../protocol/log';
-import { Outbox } from '../protocol/outbox';
-import { warmKey, type ApiToWorker, type Invocation, type WorkerToApi } from '../protocol/worker-messages';
-import type { Call, FunctionRecord, Runtime } from '../protocol/types';
+import {
+  apiToWorkerSchemas,
+  workerToApiSchemas,
+  type ApiToWorker,
+  type Invocation,
+  type WarmCounts,
+  type WireCall,
+  type WorkerToApi,
+} from '../protocol/worker-messages';
+import { isFinal, type Call, type FunctionRecord, type Runtime } from '../protocol/types';
+import { CallQueue } from './call-queue';
+import { choose, type PlacementPolicy } from './placement';
 
 export interface WorkerNode {
   routingId: string;
@@ -17,8 +26,8 @@ export interface WorkerNode {
   /** The calls the worker says it holds (from hello and heartbeats), also those handed to it before an api restart. */
   reported: Set<number>;
   queued: number;
-  /** Warm containers by function version ("name@sha256"), from the worker's heartbeats. */
-  warm: Record<string, number>;
+  /** Warm containers by warm key, from the worker's heartbeats. */
+  warm: WarmCounts;
   draining: boolean;
   connectedAt: number;
   lastSeen: number;
@@ -31,36 +40,62 @@ export interface WorkerHubOptions {
   /** What a worker needs on hello: every runtime and function. */
   snapshot: () => Promise<{ runtimes: Runtime[]; functions: FunctionRecord[] }>;
   /** Invocation policy: warm (default), home, least-loaded. */
-  policy?: 'warm' | 'home' | 'least-loaded';
+  policy?: PlacementPolicy;
   log: Logger;
 }
 
 /** How far past calls held back by their function's concurrency limit one pump looks. */
 const MAX_SKIPPED = 10_000;
+/** Calls remembered as ended here, so that a replayed callDone or a claim in a hello is refused. */
+const MAX_REMEMBERED_ENDED = 65_536;
 
 /**
  * The api's side of the api–worker channel: a ROUTER (mandatory, so a vanished worker is an error,
  * not a silent drop) that knows which workers are alive, hands pending calls to the least loaded
  * one with a free slot, and reports calls that end ('callDone') or lose their worker ('lost').
+ *
+ * Only a registered worker (hello first) is heard, and a worker speaks only for the calls it holds:
+ * those the hub gave it, or those it named in hello or a heartbeat (after an api restart). Any
+ * other frame is dropped and counted by the channel.
  */
 export class WorkerHub extends EventEmitter {
   private readonly socket = new zmq.Router({ linger: 0, mandatory: true, receiveHighWaterMark: 0, sendHighWaterMark: 0, maxMessageSize: MAX_FRAME_BYTES, ...serverCurveOptions(process.env, 'workers') });
-  private readonly outbox: Outbox;
+  private readonly channel: Channel<typeof workerToApiSchemas, typeof apiToWorkerSchemas>;
   private readonly workers = new Map<string, WorkerNode>();
-  private readonly queue: Invocation[] = [];
-  private readonly queuedByFunction = new Map<string, number>();
+  /** Calls that ended through this hub, oldest first (bounded). */
+  private readonly ended = new Set<number>();
+  private readonly queue = new CallQueue();
   private timer?: NodeJS.Timeout;
   private closed = false;
-  private loop?: Promise<void>;
 
   constructor(private readonly options: WorkerHubOptions) {
     super();
-    this.outbox = new Outbox(this.socket, (err, frames) => this.onSendFailed(err, frames));
+    this.channel = new Channel({
+      name: 'worker',
+      socket: this.socket,
+      inbound: workerToApiSchemas,
+      log: options.log,
+      onSendFailed: (err, to, frame) => this.onSendFailed(err, to, frame),
+      handlers: {
+        hello: (hello, from) => this.register(from, hello),
+        heartbeat: (beat, from) => this.onHeartbeat(from, beat),
+        callDone: ({ call }, from) => this.onCallDone(from, call),
+        draining: (_, from) => {
+          const worker = this.registered(from, 'draining');
+          if (worker) worker.draining = true;
+        },
+        handBack: ({ callNum }, from) => this.onHandBack(from, callNum),
+        bye: (_, from) => {
+          const worker = this.registered(from, 'bye');
+          if (worker) this.expire(worker, 'said bye');
+        },
+      },
+    });
   }
 
   async bind(endpoint: string): Promise<string> {
     await this.socket.bind(endpoint);
-    this.loop = this.receiveLoop();
+    this.channel.start();
     this.timer = setInterval(() => this.beat(), this.options.heartbeatMs);
     return this.socket.lastEndpoint ?? endpoint;
   }
@@ -69,8 +104,12 @@ export class WorkerHub extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    this.socket.close();
-    await this.loop?.catch(() => undefined);
+    await this.channel.close();
+  }
+
+  /** Frames received, handled and dropped (by reason) on the worker channel. */
+  channelStats(): ChannelStats {
+    return this.channel.stats();
   }
 
   /** Every call some connected worker holds. */
@@ -86,7 +125,7 @@ export class WorkerHub extends EventEmitter {
   /** Every call a worker holds or the queue holds: what recovery must leave alone. */
   heldCalls(): Set<number> {
     const held = this.ownedCalls();
-    for (const invocation of this.queue) held.add(invocation.call.callNum);
+    for (const callNum of this.queue.callNumbers()) held.add(callNum);
     return held;
   }
 
@@ -100,25 +139,12 @@ export class WorkerHub extends EventEmitter {
 
   /** Calls of this function waiting for a worker. */
   queuedFor(funcName: string): number {
-    return this.queuedByFunction.get(funcName) ?? 0;
-  }
-
-  private enqueue(invocation: Invocation, where: 'front' | 'back'): void {
-    if (where === 'front') this.queue.unshift(invocation);
-    else this.queue.push(invocation);
-    this.countQueued(invocation, 1);
-  }
-
-  private countQueued(invocation: Invocation, delta: number): void {
-    const name = invocation.call.funcName;
-    const next = (this.queuedByFunction.get(name) ?? 0) + delta;
-    if (next <= 0) this.queuedByFunction.delete(name);
-    else this.queuedByFunction.set(name, next);
+    return this.queue.countFor(funcName);
   }
 
   /** Queues a call for the next free worker slot. */
   dispatch(invocation: Invocation): void {
-    this.enqueue(invocation, 'back');
+    this.queue.add(invocation, 'back');
     this.pump();
   }
 
@@ -126,31 +152,22 @@ export class WorkerHub extends EventEmitter {
     for (const worker of this.workers.values()) this.send(worker.routingId, msgType, content);
   }
 
-  private send<K extends keyof ApiToWorker>(routingId: string, msgType: K, content: ApiToWorker[K]): void {
-    this.outbox.send([routingId, encodeRequest(randomUUID(), msgType, content)]);
+  private send<K extends keyof ApiToWorker & string>(routingId: string, msgType: K, content: ApiToWorker[K]): void {
+    this.channel.send(msgType, content, routingId);
   }
 
-  /**
-   * Sends queued calls to free workers, oldest first. A call of a function at its concurrency
-   * limit waits without holding up the calls behind it (the scan past such calls is bounded).
-   */
+  /** Sends queued calls to free workers, oldest first (see CallQueue.pump and placement's choose). */
   private pump(): void {
-    let index = 0;
-    while (index < this.queue.length && index < MAX_SKIPPED) {
-      const invocation = this.queue[index]!;
-      if (this.atConcurrencyLimit(invocation.fn)) {
-        index += 1;
-        continue;
-      }
-      const worker = this.choose(invocation);
-      if (!worker) return;
-      if (index === 0) this.queue.shift();
-      else this.queue.splice(index, 1);
-      this.countQueued(invocation, -1);
-      worker.inflight.set(invocation.call.callNum, invocation);
-      this.send(worker.routingId, 'invoke', invocation);
-      this.emit('dispatched', invocation, worker);
-    }
+    this.queue.pump((invocation) => {
+      if (this.atConcurrencyLimit(invocation.fn)) return 'held';
+      const worker = choose(this.workers.values(), invocation.fn, this.options.policy ?? 'warm');
+      if (!worker) return 'full';
+      const sent: Invocation = { ...invocation, dispatchedAt: new Date().toISOString() };
+      worker.inflight.set(sent.call.callNum, sent);
+      this.send(worker.routingId, 'invoke', sent);
+      this.emit('dispatched', sent, worker);
+      return 'taken';
+    }, MAX_SKIPPED);
   }
 
   private atConcurrencyLimit(fn: FunctionRecord): boolean {
@@ -163,102 +180,74 @@ export class WorkerHub extends EventEmitter {
     return running >= limit;
   }
 
-  /**
-   * The seed's invocation policies. `warm` (default): a node with a warm container of the function,
-   * then the function's home node (rendezvous hashing, as OpenWhisk and Fn place functions for
-   * locality) while it is less than 3/4 busy, then the least loaded. `home`: the home node first.
-   * `least-loaded`: only load counts.
-   */
-  private choose(invocation: Invocation): WorkerNode | undefined {
-    const free = [...this.workers.values()].filter((w) => !w.draining && w.inflight.size < w.capacity);
-    if (free.length === 0) return undefined;
-    const load = (w: WorkerNode) => w.inflight.size / w.capacity;
-    const leastLoaded = (ws: WorkerNode[]) => ws.reduce((a, b) => (load(b) < load(a) ? b : a));
-    const policy = this.options.policy ?? 'warm';
-    if (policy === 'least-loaded') return leastLoaded(free);
-    if (policy === 'warm') {
-      const key = warmKey(invocation.fn);
-      const warm = free.filter((w) => (w.warm[key] ?? 0) > 0);
-      if (warm.length > 0) return leastLoaded(warm);
+  /** The registered worker behind this peer; a frame from any other peer is dropped. */
+  private registered(from: Peer, msgType: string): WorkerNode | undefined {
+    const worker = this.workers.get(from);
+    if (!worker) {
+      this.channel.drop('unregistered', from, undefined, msgType);
+      return undefined;
     }
-    const home = free.reduce((a, b) => (homeScore(invocation.fn.functionName, b.nodeId) > homeScore(invocation.fn.functionName, a.nodeId) ? b : a));
-    if (load(home) < 0.75) return home;
-    return leastLoaded(free);
+    worker.lastSeen = Date.now();
+    return worker;
   }
 
-  private async receiveLoop(): Promise<void> {
-    try {
-      for await (const [identity, frame] of this.socket) {
-        this.handle(identity!.toString(), frame);
-      }
-    } catch (err) {
-      if (!this.closed) this.options.log.error({ err: String(err) }, 'worker channel receive loop ended');
-    }
-  }
-
-  private handle(routingId: string, frame: Buffer | undefined): void {
-    let message;
-    try {
-      message = decodeMessage(frame);
-    } catch (err) {
-      this.options.log.warn({ routingId, err: String(err) }, 'dropped a malformed frame from a worker');
+  private onHeartbeat(from: Peer, beat: WorkerToApi['heartbeat']): void {
+    const worker = this.registered(from, 'heartbeat');
+    if (!worker) {
+      this.send(from, 'reregister', {});
       return;
     }
-    if (isReply(message)) return;
-    const worker = this.workers.get(routingId);
-    if (worker) worker.lastSeen = Date.now();
-    const content = message.content as WorkerToApi[keyof WorkerToApi];
-    switch (message.msgType) {
-      case 'hello':
-        void this.register(routingId, content as WorkerToApi['hello']);
-        return;
-      case 'heartbeat': {
-        if (!worker) return this.send(routingId, 'reregister', {});
-        const beat = content as WorkerToApi['heartbeat'];
-        worker.queued = typeof beat?.queued === 'number' ? beat.queued : 0;
-        if (beat?.warm && typeof beat.warm === 'object') worker.warm = beat.warm;
-        if (Array.isArray(beat?.inflight)) worker.reported = callNums(beat.inflight);
-        return;
-      }
-      case 'callDone': {
-        const call = (content as WorkerToApi['callDone'])?.call;
-        if (!call || typeof call.callNum !== 'number') return;
-        worker?.inflight.delete(call.callNum);
-        worker?.reported.delete(call.callNum);
-        this.emit('callDone', call as Call);
-        this.pump();
-        return;
-      }
-      case 'draining':
-        if (worker) worker.draining = true;
-        return;
-      case 'handBack': {
-        const callNum = (content as WorkerToApi['handBack'])?.callNum;
-        const invocation = typeof callNum === 'number' ? worker?.inflight.get(callNum) : undefined;
-        if (!worker || !invocation) return;
-        worker.inflight.delete(callNum);
-        this.enqueue(invocation, 'front');
-        this.pump();
-        return;
-      }
-      case 'bye':
-        if (worker) this.expire(worker, 'said bye');
-        return;
-      default:
-        this.options.log.warn({ routingId, msgType: message.msgType }, 'dropped an unknown message from a worker');
+    worker.queued = beat.queued;
+    if (beat.warm) worker.warm = beat.warm;
+    if (beat.inflight) worker.reported = this.claimable(beat.inflight, worker);
+  }
+
+  /**
+   * A worker reports only the calls it holds. The call handed on is the api's own record of what it
+   * dispatched (number and function), with the worker's outcome.
+   */
+  private onCallDone(from: Peer, call: WireCall): void {
+    const worker = this.registered(from, 'callDone');
+    if (!worker) return;
+    const invocation = worker.inflight.get(call.callNum);
+    if (!invocation && !worker.reported.has(call.callNum)) {
+      this.channel.drop('not_held', from, `call ${call.callNum}`, 'callDone');
+      return;
     }
+    if (!isFinal(call.status)) {
+      this.channel.drop('not_final', from, `call ${call.callNum} is ${call.status}`, 'callDone');
+      return;
+    }
+    worker.inflight.delete(call.callNum);
+    worker.reported.delete(call.callNum);
+    this.remember(call.callNum);
+    const done: Call = invocation ? { ...call, callNum: invocation.call.callNum, funcName: invocation.call.funcName } : call;
+    this.emit('callDone', done);
+    this.pump();
+  }
+
+  private onHandBack(from: Peer, callNum: number): void {
+    const worker = this.registered(from, 'handBack');
+    if (!worker) return;
+    const invocation = worker.inflight.get(callNum);
+    if (!invocation) {
+      this.channel.drop('not_held', from, `call ${callNum}`, 'handBack');
+      return;
+    }
+    worker.inflight.delete(callNum);
+    worker.reported.delete(callNum);
+    this.queue.add(invocation, 'front');
+    this.pump();
   }
 
   private async register(routingId: string, hello: WorkerToApi['hello']): Promise<void> {
-    const capacity = Number.isInteger(hello?.capacity) && hello.capacity > 0 ? Math.min(hello.capacity, 1024) : 1;
-    const nodeId = typeof hello?.nodeId === 'string' ? hello.nodeId.slice(0, 128) : routingId;
     const now = Date.now();
     const existing = this.workers.get(routingId);
     const worker: WorkerNode = existing ?? {
       routingId,
-      nodeId,
-      pid: typeof hello?.pid === 'number' ? hello.pid : 0,
-      capacity,
+      nodeId: hello.nodeId,
+      pid: hello.pid,
+      capacity: hello.capacity,
       inflight: new Map(),
       reported: new Set(),
       queued: 0,
@@ -267,18 +256,44 @@ export class WorkerHub extends EventEmitter {
       connectedAt: now,
       lastSeen: now,
     };
-    worker.capacity = capacity;
-    worker.reported = callNums(hello?.inflight);
+    worker.capacity = hello.capacity;
+    worker.lastSeen = now;
+    worker.reported = this.claimable(hello.inflight ?? [], worker);
     this.workers.set(routingId, worker);
-    this.options.log.info({ nodeId, routingId, capacity }, 'worker registered');
+    this.options.log.info({ nodeId: hello.nodeId, routingId, capacity: hello.capacity }, 'worker registered');
     try {
       const snapshot = await this.options.snapshot();
+      if (this.workers.get(routingId) !== worker) return;
       this.send(routingId, 'welcome', { ...snapshot, heartbeatMs: this.options.heartbeatMs });
     } catch (err) {
       this.options.log.warn({ err: String(err) }, 'could not send the snapshot to a new worker');
     }
     this.emit('workerJoined', worker);
     this.pump();
+  }
+
+  /**
+   * The calls a worker may claim (hello, heartbeat): not a call another worker was given, not one
+   * waiting in the queue, not one that already ended here.
+   */
+  private claimable(callNums: number[], worker: WorkerNode): Set<number> {
+    const claims = new Set<number>();
+    for (const callNum of callNums) {
+      if (this.ended.has(callNum) || this.queue.has(callNum)) continue;
+      if (!worker.inflight.has(callNum) && this.heldByAnother(callNum, worker)) continue;
+      claims.add(callNum);
+    }
+    return claims;
+  }
+
+  private heldByAnother(callNum: number, worker: WorkerNode): boolean {
+    for (const other of this.workers.values()) if (other !== worker && other.inflight.has(callNum)) return true;
+    return false;
+  }
+
+  private remember(callNum: number): void {
+    this.ended.add(callNum);
+    if (this.ended.size > MAX_REMEMBERED_ENDED) this.ended.delete(this.ended.values().next().value!);
   }
 
   private beat(): void {
@@ -298,31 +313,21 @@ export class WorkerHub extends EventEmitter {
     this.pump();
   }
 
-  private onSendFailed(err: unknown, frames: zmq.MessageLike[]): void {
-    const routingId = String(frames[0]);
+  private onSendFailed(err: unknown, routingId: Peer, frame: Buffer): void {
     const worker = this.workers.get(routingId);
     this.options.log.warn({ routingId, err: String(err) }, 'send to a worker failed');
     if (!worker) return;
     // The invoke that failed to leave is queued again rather than counted as lost.
     try {
-      const message = decodeMessage(Buffer.from(frames[1] as Buffer));
+      const message = decodeMessage(frame);
       if (!isReply(message) && message.msgType === 'invoke') {
-        const invocation = message.content as Invocation;
+        const invocation = apiToWorkerSchemas.invoke.parse(message.content);
         worker.inflight.delete(invocation.call.callNum);
-        this.enqueue(invocation, 'front');
+        this.queue.add(invocation, 'front');
       }
     } catch {
-      /* not ours to decode */
+      /* not an invoke */
     }
     this.expire(worker, 'unreachable');
   }
-}
-
-function callNums(value: unknown): Set<number> {
-  return new Set(Array.isArray(value) ? value.filter((n): n is number => Number.isInteger(n)).slice(0, 100_000) : []);
-}
-
-/** Rendezvous hashing: each function has a stable order of preference over the nodes. */
-function homeScore(funcName: string, nodeId: string): number {
-  return createHash('sha1').update(`${funcName}\0${nodeId}`).digest().readUInt32BE(0);
 }

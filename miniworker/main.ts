@@ -1,9 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import * as zmq from 'zeromq';
+import { Channel } from '../protocol/channel';
 import { DbClient } from '../protocol/db-client';
-import { decodeMessage, encodeRequest, isReply } from '../protocol/envelope';
 import { createLogger } from '../protocol/log';
-import type { MiniworkerToWorker, WorkerToMiniworker } from '../protocol/worker-messages';
+import { miniworkerToWorkerSchemas, workerToMiniworkerSchemas, type Prewarm, type Stem } from '../protocol/worker-messages';
 import { ContainerDriver } from './container-driver';
 import { Miniworker } from './miniworker';
 
@@ -20,19 +19,71 @@ async function main(): Promise<void> {
   const log = createLogger('miniworker', { node: nodeId, miniworker: routingId });
   const db = new DbClient(dbEndpoint, { log }).start();
   const miniworker = new Miniworker(new ContainerDriver(), db, { nodeId, platformLabel: process.env.FAAS_PLATFORM_LABEL ?? 'faas', miniworkerId: routingId, log });
-  const socket = new zmq.Dealer({ routingId, linger: 0 });
-  socket.connect(endpoint);
-  const send = <K extends keyof MiniworkerToWorker>(msgType: K, content: MiniworkerToWorker[K]) =>
-    socket.send(encodeRequest(randomUUID(), msgType, content));
+  // A short linger: the last report leaves before the process exits.
+  const socket = new zmq.Dealer({ routingId, linger: 1000 });
 
   let busy = false;
   let stopping = false;
+  let exiting = false;
   const exit = async (code: number) => {
+    if (exiting) return;
+    exiting = true;
     await miniworker.retire().catch(() => undefined);
-    socket.close();
+    // The last report leaves first, unless the worker is gone (a send would wait for it forever).
+    await Promise.race([channel.flush(), new Promise((r) => setTimeout(r, 1000))]);
+    // Not awaited: exit may run inside a handler, which the channel's loop is waiting for.
+    void channel.close();
     db.close();
     process.exit(code);
   };
+  /** One message at a time (the channel is serial); a stop asked for meanwhile waits for it. */
+  const serving =
+    <T>(handle: (content: T) => Promise<void>) =>
+    async (content: T): Promise<void> => {
+      busy = true;
+      try {
+        await handle(content);
+      } finally {
+        busy = false;
+      }
+      if (stopping) await exit(0);
+    };
+  const warm = async (msgType: 'prewarm' | 'stem', warming: Promise<void>, runtime: string) => {
+    const error = await warming.then(
+      () => undefined,
+      (err: unknown) => (err instanceof Error ? err.message : String(err)),
+    );
+    if (error) log.warn({ msgType, runtime, err: error }, 'warming a container failed');
+    channel.send('warmed', { warm: miniworker.warmKey, ...(error ? { error: error.slice(0, 60_000) } : {}) });
+  };
+
+  const channel: Channel<typeof workerToMiniworkerSchemas, typeof miniworkerToWorkerSchemas> = new Channel({
+    name: 'worker',
+    socket,
+    inbound: workerToMiniworkerSchemas,
+    log,
+    serial: true,
+    handlers: {
+      job: serving(async (job) => {
+        try {
+          const call = await miniworker.run(job);
+          channel.send('done', { call, warm: miniworker.warmKey });
+          await miniworker.cleanUp();
+        } catch (err) {
+          // Could not record the outcome (db-service unreachable): crash, so the worker reports the job lost.
+          log.error({ callNum: job.call.callNum, err: String(err) }, 'call could not be completed');
+          await exit(1);
+        }
+      }),
+      prewarm: serving((request: Prewarm) => warm('prewarm', miniworker.prewarm(request), request.runtime.name)),
+      stem: serving((request: Stem) => warm('stem', miniworker.stem(request), request.runtime.name)),
+      retire: serving(async () => {
+        await miniworker.retire();
+        channel.send('warmed', { warm: null });
+      }),
+    },
+  });
+
   const stop = () => {
     stopping = true;
     // A call in flight is finished first; its worker waits for us.
@@ -46,56 +97,9 @@ async function main(): Promise<void> {
     void exit(0);
   });
 
-  await send('ready', { pid: process.pid });
-  for await (const [frame] of socket) {
-    let message;
-    try {
-      message = decodeMessage(frame);
-    } catch (err) {
-      log.warn({ err: String(err) }, 'dropped a malformed frame');
-      continue;
-    }
-    if (isReply(message)) continue;
-    busy = true;
-    try {
-      switch (message.msgType) {
-        case 'job': {
-          const job = message.content as WorkerToMiniworker['job'];
-          try {
-            const call = await miniworker.run(job);
-            await send('done', { call, warm: miniworker.warmKey });
-            await miniworker.cleanUp();
-          } catch (err) {
-            // Could not record the outcome (db-service unreachable): crash, so the worker reports the job lost.
-            log.error({ callNum: job?.call?.callNum, err: String(err) }, 'call could not be completed');
-            await exit(1);
-          }
-          break;
-        }
-        case 'prewarm':
-        case 'stem': {
-          const request = message.content as WorkerToMiniworker['prewarm'] | WorkerToMiniworker['stem'];
-          const warming = message.msgType === 'stem' ? miniworker.stem(request as WorkerToMiniworker['stem']) : miniworker.prewarm(request as WorkerToMiniworker['prewarm']);
-          const error = await warming.then(
-            () => undefined,
-            (err: unknown) => (err instanceof Error ? err.message : String(err)),
-          );
-          if (error) log.warn({ msgType: message.msgType, runtime: request?.runtime?.name, err: error }, 'warming a container failed');
-          await send('warmed', { warm: miniworker.warmKey, ...(error ? { error } : {}) });
-          break;
-        }
-        case 'retire':
-          await miniworker.retire();
-          await send('warmed', { warm: null });
-          break;
-        default:
-          log.warn({ msgType: message.msgType }, 'dropped an unknown message');
-      }
-    } finally {
-      busy = false;
-    }
-    if (stopping) await exit(0);
-  }
+  socket.connect(endpoint);
+  channel.start();
+  channel.send('ready', { pid: process.pid });
 }
 
 main().catch((err: unknown) => {

@@ -2,7 +2,8 @@ import { DbClient } from '../protocol/db-client';
 import { LABELS } from '../protocol/labels';
 import type { Sandbox } from '../protocol/limits';
 import type { Logger } from '../protocol/log';
-import { functionEnv, stemKey, warmKey, type Job, type Prewarm, type Stem } from '../protocol/worker-messages';
+import { stemKey, warmKey, type WarmKey } from '../protocol/warm-key';
+import { functionEnv, type Job, type Prewarm, type Stem } from '../protocol/worker-messages';
 import type { Call, CallPatch, Runtime } from '../protocol/types';
 import type { ContainerDriver } from './container-driver';
 import { HandlerContainer, HandlerStartError, type HandlerSpec } from './handler-container';
@@ -19,7 +20,7 @@ const RUNNING_AFTER_MS = 20;
  * replaced when a call of another version comes, when it crashes, or when the worker retires it.
  */
 export class Miniworker {
-  private warm?: { key: string; container: HandlerContainer };
+  private warm?: { key: WarmKey; container: HandlerContainer };
   private readonly detached: HandlerContainer[] = [];
   /** Set when the worker is gone: the call in flight is the api's to end (node_lost), not ours. */
   private abandoned = false;
@@ -41,7 +42,7 @@ export class Miniworker {
     this.recorder.stop();
   }
 
-  get warmKey(): string | null {
+  get warmKey(): WarmKey | null {
     return this.warm?.container.alive ? this.warm.key : null;
   }
 

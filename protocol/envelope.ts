@@ -50,20 +50,23 @@ export function isReply(message: Message): message is Reply {
   return 'ok' in message;
 }
 
+/** Why decodeMessage refused a frame: `data.reason` of the PlatformError it throws. */
+export type DecodeFailure = 'empty' | 'too_large' | 'not_json' | 'bad_envelope' | 'version';
+
 /** The one entry point for inbound frames: anything that is not a valid envelope throws a PlatformError. */
 export function decodeMessage(frame: Buffer | undefined, maxBytes = MAX_FRAME_BYTES): Message {
-  if (!frame) throw new PlatformError('PROTOCOL_ERROR', 'empty message');
-  if (frame.length > maxBytes) throw new PlatformError('PROTOCOL_ERROR', `frame of ${frame.length} bytes exceeds ${maxBytes}`);
+  if (!frame) throw new PlatformError('PROTOCOL_ERROR', 'empty message', { reason: 'empty' });
+  if (frame.length > maxBytes) throw new PlatformError('PROTOCOL_ERROR', `frame of ${frame.length} bytes exceeds ${maxBytes}`, { reason: 'too_large' });
   let parsed: unknown;
   try {
     parsed = JSON.parse(frame.toString('utf8'));
   } catch {
-    throw new PlatformError('PROTOCOL_ERROR', 'frame is not JSON');
+    throw new PlatformError('PROTOCOL_ERROR', 'frame is not JSON', { reason: 'not_json' });
   }
-  if (typeof parsed !== 'object' || parsed === null) throw new PlatformError('PROTOCOL_ERROR', 'frame is not an object');
+  if (typeof parsed !== 'object' || parsed === null) throw new PlatformError('PROTOCOL_ERROR', 'frame is not an object', { reason: 'bad_envelope' });
   const v = (parsed as { v?: unknown }).v;
   if (v !== PROTOCOL_VERSION) {
-    throw new PlatformError('VERSION_MISMATCH', `protocol version ${String(v)} is not ${PROTOCOL_VERSION}`);
+    throw new PlatformError('VERSION_MISMATCH', `protocol version ${String(v).slice(0, 32)} is not ${PROTOCOL_VERSION}`, { reason: 'version' });
   }
   // The common shapes are checked by hand (this runs for every frame on the invocation path); the
   // schemas decide the rest and give the error.
@@ -76,7 +79,7 @@ export function decodeMessage(frame: Buffer | undefined, maxBytes = MAX_FRAME_BY
   if (request.success) return request.data as Request;
   const reply = replySchema.safeParse(parsed);
   if (reply.success) return reply.data as Reply;
-  throw new PlatformError('PROTOCOL_ERROR', 'frame is neither a request nor a reply');
+  throw new PlatformError('PROTOCOL_ERROR', 'frame is neither a request nor a reply', { reason: 'bad_envelope' });
 }
 
 export function encodeRequest<T>(id: string, msgType: string, content: T, deadline?: number): Buffer {

@@ -12,6 +12,7 @@ interface SendSocket {
 export class Outbox {
   private readonly queue: MessageLike[][] = [];
   private draining = false;
+  private waiting: Array<() => void> = [];
 
   constructor(
     private readonly socket: SendSocket,
@@ -25,6 +26,12 @@ export class Outbox {
     this.queue.push(frames);
     if (!this.draining) void this.drain();
     return true;
+  }
+
+  /** Resolves when every queued message has been handed to the socket (or dropped because it closed). */
+  drained(): Promise<void> {
+    if (!this.draining && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.waiting.push(resolve));
   }
 
   private async drain(): Promise<void> {
@@ -44,6 +51,7 @@ export class Outbox {
       }
     } finally {
       this.draining = false;
+      for (const resolve of this.waiting.splice(0)) resolve();
     }
   }
 }

@@ -1,86 +1,198 @@
-import { createHash } from 'node:crypto';
-import { limitsTag, type Sandbox } from './limits';
-import type { Call, FunctionRecord, Runtime } from './types';
+import { z } from 'zod';
+import { MAX_FRAME_BYTES } from './envelope';
+import { argsSchema, callStatusSchema, envSchema, functionSchema, nameSchema, runtimeSchema } from './schemas';
+import type { Sandbox } from './limits';
+import type { Call, FunctionRecord } from './types';
+import { warmCountsSchema, warmKeySchema } from './warm-key';
+
+export { describeWarmKey, stemKey, warmKey, type WarmCounts, type WarmKey } from './warm-key';
 
 /**
  * The api–worker channel (api ROUTER, worker DEALER) and the worker–miniworker channel (worker
- * ROUTER, miniworker DEALER). All messages are one-way events in the common envelope.
+ * ROUTER, miniworker DEALER). All messages are one-way events in the common envelope; each
+ * direction has one schema per msgType, checked on receipt by protocol/channel.ts, and the types
+ * below are inferred from them.
  */
 
-/** What a worker needs to run one call: the call and the records it refers to, as they were at invoke time. */
-export interface Invocation {
-  call: Call;
-  fn: FunctionRecord;
-  runtime: Runtime;
-  /** Set by the api when it sends the call to a worker (ISO 8601); the call's final write records it. */
-  dispatchedAt?: string;
-}
+/** Logs, results and errors are bounded by the frame itself; the other strings are short. */
+const text = z.string().max(MAX_FRAME_BYTES);
+const isoTime = z.string().max(64);
+const count = z.number().int().nonnegative().max(1_000_000);
+export const callNumSchema = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+/** The calls a worker says it holds: a worker holds at most its capacity (1024), with some calls waiting. */
+const callNumList = z.array(callNumSchema).max(10_000);
+/** A node id becomes part of a routing id and of log lines. */
+export const nodeIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'letters, digits and . _ : -, at most 128');
 
-export interface WorkerToApi {
-  /** `inflight`: the calls this worker holds (accepted, not yet reported), so that a restarted api knows their owner. */
-  hello: { nodeId: string; capacity: number; pid: number; inflight?: number[] };
-  heartbeat: { load: number; queued: number; warm?: Record<string, number>; inflight?: number[] };
-  callDone: { call: Call };
-  /** The worker is stopping: send it nothing more; its calls in flight still end normally. */
-  draining: Record<string, never>;
-  /** A call the worker will not run (it is stopping): queue it for another worker. */
-  handBack: { callNum: number };
-  bye: Record<string, never>;
-}
-
-export interface ApiToWorker {
-  welcome: { runtimes: Runtime[]; functions: FunctionRecord[]; heartbeatMs: number };
-  heartbeat: Record<string, never>;
-  /** Sent to a worker the api does not know (after an api restart or an expiry): say hello again. */
-  reregister: Record<string, never>;
-  invoke: Invocation;
-  runtimeRegistered: { runtime: Runtime };
-  functionRegistered: { fn: FunctionRecord };
-  /** The function was removed: its idle warm containers are stopped. */
-  functionRemoved: { name: string };
-}
-
-/** A job handed to a miniworker: the invocation plus what the worker decided for it. */
-export interface Job extends Invocation {
-  image: string;
-  timeoutMs: number;
-  sandbox: Sandbox;
-  /** Handler mode: keep the container for the next call of this function version. */
-  keepWarm: boolean;
-  /** The function can run in a stem cell of its runtime (its dependencies step changed nothing outside its folder). */
-  injectable: boolean;
-  /** The package on this node, for putting it into a stem cell. */
-  packagePath?: string;
-}
-
-/** A stem cell: a started container of a handler-mode runtime, without code yet. */
-export interface Stem {
-  runtime: Runtime;
-  sandbox: Sandbox;
-}
-
-export function stemKey(runtimeName: string): string {
-  return `stem:${runtimeName}`;
-}
+export const callReasonSchema = z.enum([
+  'exit_code',
+  'timeout',
+  'dependencies_failed',
+  'image_missing',
+  'docker_error',
+  'worker_lost',
+  'node_lost',
+  'orchestrator_restart',
+  'out_of_memory',
+  'handler_error',
+  'handler_crashed',
+  'load_failed',
+  'function_missing',
+  'result_too_large',
+]);
 
 /**
- * A warm container is known by function name, version and, when set, the function's own limits and
- * environment: re-registering with other settings never reuses a container made with the old ones.
+ * A CALL record as it travels between processes. Unknown keys are stripped; numbers are finite
+ * (JSON.parse turns 1e999 into Infinity).
  */
-export function warmKey(fn: Pick<FunctionRecord, 'functionName' | 'version' | 'limits' | 'env' | 'outputs'>): string {
-  let key = `${fn.functionName}@${fn.version}`;
-  if (fn.outputs) key += '+out';
-  if (fn.limits && Object.keys(fn.limits).length > 0) key += `~${limitsTag(fn.limits)}`;
-  if (fn.env && Object.keys(fn.env).length > 0) key += `#${envTag(fn.env)}`;
-  return key;
-}
+export const callSchema = z
+  .object({
+    callNum: callNumSchema,
+    funcName: nameSchema,
+    params: z.unknown(),
+    status: callStatusSchema,
+    result: text,
+    createdAt: isoTime,
+    functionVersion: z.string().max(64).optional(),
+    runtimeName: nameSchema.optional(),
+    node: z.string().max(128).optional(),
+    dispatchedAt: isoTime.optional(),
+    startedAt: isoTime.optional(),
+    endedAt: isoTime.optional(),
+    durationMs: z.number().finite().nonnegative().optional(),
+    exitCode: z.number().int().min(-(2 ** 31)).max(2 ** 32).optional(),
+    stdout: text.optional(),
+    stderr: text.optional(),
+    reason: callReasonSchema.optional(),
+    error: text.optional(),
+    truncated: z.boolean().optional(),
+    attempts: z.number().int().min(1).max(10).optional(),
+    args: argsSchema.optional(),
+    env: envSchema.optional(),
+    rerunOf: callNumSchema.optional(),
+    outputs: z.object({ bytes: z.number().int().nonnegative().finite(), truncated: z.boolean().optional() }).strict().optional(),
+    coldStart: z.boolean().optional(),
+  })
+  // zod makes a field of type unknown optional; a call always has params (null at least).
+  .transform((call) => call as typeof call & { params: unknown });
 
-function envTag(env: Record<string, string>): string {
-  const sorted = Object.keys(env)
-    .sort()
-    .map((k) => [k, env[k]]);
-  return createHash('sha1').update(JSON.stringify(sorted)).digest('hex').slice(0, 12);
-}
+export type WireCall = z.output<typeof callSchema>;
+/** true when A and B are the same type. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+// The wire types and the stored records agree, field for field: a field added to one and not to the
+// other stops this compiling, instead of being stripped from (or refused in) every frame.
+const agrees: [(call: WireCall) => Call, (call: Call) => WireCall, (fn: FunctionRecord) => z.output<typeof functionSchema>] = [(c) => c, (c) => c, (f) => f];
+const sameKeys: [Same<keyof Call, keyof WireCall>, Same<keyof FunctionRecord, keyof z.output<typeof functionSchema>>] = [true, true];
+void agrees;
+void sameKeys;
+
+export const sandboxSchema = z
+  .object({
+    memoryBytes: z.number().int().positive(),
+    nanoCpus: z.number().int().positive(),
+    pidsLimit: z.number().int().positive(),
+    nofile: z.number().int().positive(),
+    tmpfsBytes: z.number().int().nonnegative(),
+    user: z.string().min(1).max(64),
+    network: z.enum(['none', 'bridge']),
+    maxResultBytes: z.number().int().nonnegative(),
+    maxLogBytes: z.number().int().nonnegative(),
+    outputs: z.boolean(),
+    maxOutputBytes: z.number().int().nonnegative(),
+  })
+  .strict() satisfies z.ZodType<Sandbox>;
+const sameSandbox: Same<keyof Sandbox, keyof z.output<typeof sandboxSchema>> = true;
+void sameSandbox;
+
+/** What a worker needs to run one call: the call and the records it refers to, as they were at invoke time. */
+export const invocationSchema = z.object({
+  call: callSchema,
+  fn: functionSchema,
+  runtime: runtimeSchema,
+  /** Set by the api when it sends the call to a worker (ISO 8601); the call's final write records it. */
+  dispatchedAt: isoTime.optional(),
+});
+export type Invocation = z.output<typeof invocationSchema>;
+
+/** A job handed to a miniworker: the invocation plus what the worker decided for it. */
+export const jobSchema = invocationSchema.extend({
+  image: z.string().min(1).max(512),
+  timeoutMs: z.number().int().positive().max(24 * 3600 * 1000),
+  sandbox: sandboxSchema,
+  /** Handler mode: keep the container for the next call of this function version. */
+  keepWarm: z.boolean(),
+  /** The function can run in a stem cell of its runtime (its dependencies step changed nothing outside its folder). */
+  injectable: z.boolean(),
+  /** The package on this node, for putting it into a stem cell. */
+  packagePath: z.string().max(4096).optional(),
+});
+export type Job = z.output<typeof jobSchema>;
+
+export const prewarmSchema = z.object({ fn: functionSchema, runtime: runtimeSchema, image: z.string().min(1).max(512), sandbox: sandboxSchema });
+export type Prewarm = z.output<typeof prewarmSchema>;
+
+/** A stem cell: a started container of a handler-mode runtime, without code yet. */
+export const stemSchema = z.object({ runtime: runtimeSchema, sandbox: sandboxSchema });
+export type Stem = z.output<typeof stemSchema>;
+
+const empty = z.object({}).strip();
+
+export const workerToApiSchemas = {
+  /** `inflight`: the calls this worker holds (accepted, not yet reported), so that a restarted api knows their owner. */
+  hello: z.object({ nodeId: nodeIdSchema, capacity: z.number().int().min(1).max(1024), pid: z.number().int().nonnegative().max(2 ** 32), inflight: callNumList.optional() }).strict(),
+  heartbeat: z
+    .object({
+      load: count,
+      queued: count,
+      /** Warm containers on the node, by warm key. */
+      warm: warmCountsSchema.optional(),
+      inflight: callNumList.optional(),
+    })
+    .strict(),
+  callDone: z.object({ call: callSchema }),
+  /** The worker is stopping: send it nothing more; its calls in flight still end normally. */
+  draining: empty,
+  /** A call the worker will not run (it is stopping): queue it for another worker. */
+  handBack: z.object({ callNum: callNumSchema }).strict(),
+  bye: empty,
+};
+
+export const apiToWorkerSchemas = {
+  welcome: z.object({ runtimes: z.array(runtimeSchema).max(100_000), functions: z.array(functionSchema).max(1_000_000), heartbeatMs: z.number().int().positive().max(3_600_000) }),
+  heartbeat: empty,
+  /** Sent to a worker the api does not know (after an api restart or an expiry): say hello again. */
+  reregister: empty,
+  invoke: invocationSchema,
+  runtimeRegistered: z.object({ runtime: runtimeSchema }),
+  functionRegistered: z.object({ fn: functionSchema }),
+  /** The function was removed: its idle warm containers are stopped. */
+  functionRemoved: z.object({ name: nameSchema }),
+};
+
+export const miniworkerToWorkerSchemas = {
+  ready: z.object({ pid: z.number().int().nonnegative().max(2 ** 32) }),
+  /** A call ended; `warm` is the key of the container this miniworker now keeps, if any. */
+  done: z.object({ call: callSchema, warm: warmKeySchema.nullable() }),
+  /** Answer to prewarm and retire. */
+  warmed: z.object({ warm: warmKeySchema.nullable(), error: z.string().max(65_536).optional() }),
+};
+
+export const workerToMiniworkerSchemas = {
+  job: jobSchema,
+  /** Start (handler mode) a container of this function version and keep it. */
+  prewarm: prewarmSchema,
+  /** Start a stem cell of this runtime and keep it. */
+  stem: stemSchema,
+  /** Stop the warm container. */
+  retire: empty,
+};
+
+/** The content type of each message, by msgType. */
+export type Contents<S extends Record<string, z.ZodTypeAny>> = { [K in keyof S]: z.output<S[K]> };
+export type WorkerToApi = Contents<typeof workerToApiSchemas>;
+export type ApiToWorker = Contents<typeof apiToWorkerSchemas>;
+export type MiniworkerToWorker = Contents<typeof miniworkerToWorkerSchemas>;
+export type WorkerToMiniworker = Contents<typeof workerToMiniworkerSchemas>;
 
 /**
  * The function's own variables (and a call's, over them) as container Env entries; the platform's
@@ -88,29 +200,4 @@ function envTag(env: Record<string, string>): string {
  */
 export function functionEnv(fn: Pick<FunctionRecord, 'env'>, call?: Pick<Call, 'env'>): string[] {
   return Object.entries({ ...fn.env, ...call?.env }).map(([k, v]) => `${k}=${v}`);
-}
-
-export interface Prewarm {
-  fn: FunctionRecord;
-  runtime: Runtime;
-  image: string;
-  sandbox: Sandbox;
-}
-
-export interface MiniworkerToWorker {
-  ready: { pid: number };
-  /** A call ended; `warm` is the key of the container this miniworker now keeps, if any. */
-  done: { call: Call; warm: string | null };
-  /** Answer to prewarm and retire. */
-  warmed: { warm: string | null; error?: string };
-}
-
-export interface WorkerToMiniworker {
-  job: Job;
-  /** Start (handler mode) a container of this function version and keep it. */
-  prewarm: Prewarm;
-  /** Start a stem cell of this runtime and keep it. */
-  stem: Stem;
-  /** Stop the warm container. */
-  retire: Record<string, never>;
 }

@@ -1,11 +1,19 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as zmq from 'zeromq';
-import { decodeMessage, encodeRequest, isReply, MAX_FRAME_BYTES } from '../protocol/envelope';
+import { Channel, type Peer } from '../protocol/channel';
+import { MAX_FRAME_BYTES } from '../protocol/envelope';
 import type { Logger } from '../protocol/log';
-import { Outbox } from '../protocol/outbox';
-import { stemKey, warmKey, type Job, type MiniworkerToWorker, type Prewarm, type Stem, type WorkerToMiniworker } from '../protocol/worker-messages';
+import { isKeyOfFunction, isStemKey, stemKey, warmKey, type WarmCounts, type WarmKey } from '../protocol/warm-key';
+import {
+  miniworkerToWorkerSchemas,
+  workerToMiniworkerSchemas,
+  type Job,
+  type MiniworkerToWorker,
+  type Prewarm,
+  type Stem,
+  type WorkerToMiniworker,
+} from '../protocol/worker-messages';
 import type { Call } from '../protocol/types';
 
 /** Miniworkers started at once: each start costs a process and a container. */
@@ -13,7 +21,7 @@ const MAX_STARTING = 4;
 /** Pause before starting stem cells again for a runtime whose stem cell failed to start. */
 const STEM_RETRY_MS = 30_000;
 
-type Warming = { msgType: 'prewarm'; content: Prewarm; key: string } | { msgType: 'stem'; content: Stem; key: string };
+type Warming = { msgType: 'prewarm'; content: Prewarm; key: WarmKey } | { msgType: 'stem'; content: Stem; key: WarmKey };
 
 type SlotState = 'starting' | 'idle' | 'busy' | 'stopping' | 'stopped';
 
@@ -24,7 +32,7 @@ interface Slot {
   state: SlotState;
   job?: Job;
   /** The function version whose container this miniworker keeps, if any. */
-  warm: string | null;
+  warm: WarmKey | null;
   /** Where the warm container is going, while a prewarm runs or waits for the miniworker to start. */
   warming?: Warming;
   lastUsed: number;
@@ -59,24 +67,34 @@ export interface PoolOptions {
  */
 export class MiniworkerPool extends EventEmitter {
   private readonly socket = new zmq.Router({ linger: 0, mandatory: true, receiveHighWaterMark: 0, sendHighWaterMark: 0, maxMessageSize: MAX_FRAME_BYTES });
-  private readonly outbox: Outbox;
+  private readonly channel: Channel<typeof miniworkerToWorkerSchemas, typeof workerToMiniworkerSchemas>;
   private readonly slots = new Map<number, Slot>();
   private readonly abandoned: Job[] = [];
   /** Stem cells to keep, by runtime: under the runtime preload policy. */
   private readonly stemTargets = new Map<string, { stem: Stem; count: number; failedAt?: number }>();
   private nextId = 0;
   private closing = false;
-  private loop?: Promise<void>;
   private timer?: NodeJS.Timeout;
 
   constructor(private readonly options: PoolOptions) {
     super();
-    this.outbox = new Outbox(this.socket, (err, frames) => this.onSendFailed(err, frames));
+    this.channel = new Channel({
+      name: 'miniworker',
+      socket: this.socket,
+      inbound: miniworkerToWorkerSchemas,
+      log: options.log,
+      onSendFailed: (err, to) => this.onSendFailed(err, to),
+      handlers: {
+        ready: (_, from) => this.onReady(from),
+        done: (done, from) => this.onDone(from, done),
+        warmed: (warmed, from) => this.onWarmed(from, warmed),
+      },
+    });
   }
 
   async start(): Promise<void> {
     await this.socket.bind(this.options.endpoint);
-    this.loop = this.receiveLoop();
+    this.channel.start();
     for (let i = 0; i < this.options.minSize; i++) this.spawn();
     this.timer = setInterval(() => this.tick(), Math.min(1000, Math.max(50, this.options.keepAliveMs / 4)));
     this.timer.unref();
@@ -91,8 +109,8 @@ export class MiniworkerPool extends EventEmitter {
   }
 
   /** The function versions with a warm container here, and how many of each. */
-  warmCounts(): Record<string, number> {
-    const counts: Record<string, number> = {};
+  warmCounts(): WarmCounts {
+    const counts = {} as WarmCounts;
     for (const slot of this.slots.values()) if (slot.warm) counts[slot.warm] = (counts[slot.warm] ?? 0) + 1;
     return counts;
   }
@@ -202,8 +220,7 @@ export class MiniworkerPool extends EventEmitter {
     this.closing = true;
     if (this.timer) clearInterval(this.timer);
     await Promise.all([...this.slots.values()].map((slot) => this.stopSlot(slot)));
-    this.socket.close();
-    await this.loop?.catch(() => undefined);
+    await this.channel.close();
     return this.abandoned.splice(0);
   }
 
@@ -213,8 +230,8 @@ export class MiniworkerPool extends EventEmitter {
     return n;
   }
 
-  private send<K extends keyof WorkerToMiniworker>(slot: Slot, msgType: K, content: WorkerToMiniworker[K]): void {
-    this.outbox.send([slot.routingId, encodeRequest(randomUUID(), msgType, content)]);
+  private send<K extends keyof WorkerToMiniworker & string>(slot: Slot, msgType: K, content: WorkerToMiniworker[K]): void {
+    this.channel.send(msgType, content, slot.routingId);
   }
 
   private startPrewarm(slot: Slot): void {
@@ -271,7 +288,7 @@ export class MiniworkerPool extends EventEmitter {
   /** Stops the idle warm containers of a removed function; busy ones end their call and then idle out. */
   retireFunction(name: string): void {
     for (const slot of this.slots.values()) {
-      if (slot.state === 'idle' && slot.warm?.startsWith(`${name}@`)) {
+      if (slot.state === 'idle' && slot.warm && isKeyOfFunction(slot.warm, name)) {
         slot.state = 'busy';
         this.send(slot, 'retire', {});
       }
@@ -285,7 +302,7 @@ export class MiniworkerPool extends EventEmitter {
     let size = this.size;
     for (const slot of this.slots.values()) {
       if (slot.state !== 'idle') continue;
-      if (slot.warm && !slot.warm.startsWith('stem:') && now - slot.lastUsed > this.options.keepAliveMs) {
+      if (slot.warm && !isStemKey(slot.warm) && now - slot.lastUsed > this.options.keepAliveMs) {
         slot.state = 'busy';
         this.send(slot, 'retire', {});
       } else if (!slot.warm && size > this.options.minSize && now - slot.idleSince > this.options.idleExitMs) {
@@ -295,62 +312,63 @@ export class MiniworkerPool extends EventEmitter {
     }
   }
 
-  private async receiveLoop(): Promise<void> {
-    try {
-      for await (const [identity, frame] of this.socket) this.handle(identity!.toString(), frame);
-    } catch (err) {
-      if (!this.closing) this.options.log.error({ err: String(err) }, 'miniworker channel receive loop ended');
-    }
-  }
-
   private findSlot(routingId: string): Slot | undefined {
     const id = Number(routingId.split('-')[1]);
     const slot = this.slots.get(id);
     return slot && slot.routingId === routingId ? slot : undefined;
   }
 
-  private handle(routingId: string, frame: Buffer | undefined): void {
-    let message;
-    try {
-      message = decodeMessage(frame);
-    } catch (err) {
-      this.options.log.warn({ routingId, err: String(err) }, 'dropped a malformed frame from a miniworker');
+  /** The live miniworker behind this peer; a frame from any other peer is dropped. */
+  private known(from: Peer, msgType: string): Slot | undefined {
+    const slot = this.findSlot(from);
+    if (!slot || slot.state === 'stopped') {
+      this.channel.drop('unknown_peer', from, undefined, msgType);
+      return undefined;
+    }
+    return slot;
+  }
+
+  private onReady(from: Peer): void {
+    const slot = this.known(from, 'ready');
+    if (!slot) return;
+    if (slot.state !== 'starting') return this.channel.drop('unexpected', from, `ready while ${slot.state}`, 'ready');
+    if (slot.warming) return this.startPrewarm(slot);
+    this.becomeIdle(slot);
+  }
+
+  /** A miniworker reports only the job it was given; the call handed on carries the job's own number and function. */
+  private onDone(from: Peer, done: MiniworkerToWorker['done']): void {
+    const slot = this.known(from, 'done');
+    if (!slot) return;
+    const job = slot.job;
+    if (!job || job.call.callNum !== done.call.callNum) {
+      this.channel.drop('not_held', from, `call ${done.call.callNum}`, 'done');
       return;
     }
-    if (isReply(message)) return;
-    const slot = this.findSlot(routingId);
-    if (!slot || slot.state === 'stopped') return;
-    switch (message.msgType) {
-      case 'ready':
-        if (slot.state !== 'starting') return;
-        if (slot.warming) return this.startPrewarm(slot);
-        this.becomeIdle(slot);
-        return;
-      case 'done': {
-        const content = message.content as MiniworkerToWorker['done'];
-        const job = slot.job;
-        slot.job = undefined;
-        slot.warm = typeof content?.warm === 'string' ? content.warm : null;
-        slot.lastUsed = Date.now();
-        if (content?.call && job) this.emit('done', content.call as Call, job);
-        this.becomeIdle(slot);
-        return;
-      }
-      case 'warmed': {
-        const content = message.content as MiniworkerToWorker['warmed'];
-        if (content?.error && slot.warming?.msgType === 'stem') {
-          const target = this.stemTargets.get(slot.warming.content.runtime.name);
-          if (target) target.failedAt = Date.now();
-        }
-        slot.warm = typeof content?.warm === 'string' ? content.warm : null;
-        slot.warming = undefined;
-        slot.lastUsed = Date.now();
-        this.becomeIdle(slot);
-        return;
-      }
-      default:
-        this.options.log.warn({ routingId, msgType: message.msgType }, 'dropped an unknown message from a miniworker');
+    slot.job = undefined;
+    slot.warm = done.warm;
+    slot.lastUsed = Date.now();
+    const call: Call = { ...done.call, callNum: job.call.callNum, funcName: job.call.funcName };
+    this.emit('done', call, job);
+    this.becomeIdle(slot);
+  }
+
+  /** The answer to a prewarm, stem or retire: only while one of those is under way. */
+  private onWarmed(from: Peer, warmed: MiniworkerToWorker['warmed']): void {
+    const slot = this.known(from, 'warmed');
+    if (!slot) return;
+    if (slot.state !== 'busy' || slot.job) {
+      this.channel.drop('unexpected', from, `warmed while ${slot.job ? 'running a call' : slot.state}`, 'warmed');
+      return;
     }
+    if (warmed.error && slot.warming?.msgType === 'stem') {
+      const target = this.stemTargets.get(slot.warming.content.runtime.name);
+      if (target) target.failedAt = Date.now();
+    }
+    slot.warm = warmed.warm;
+    slot.warming = undefined;
+    slot.lastUsed = Date.now();
+    this.becomeIdle(slot);
   }
 
   private becomeIdle(slot: Slot): void {
@@ -361,9 +379,10 @@ export class MiniworkerPool extends EventEmitter {
     this.emit('idle');
   }
 
-  private onSendFailed(err: unknown, frames: zmq.MessageLike[]): void {
-    const slot = this.findSlot(String(frames[0]));
-    this.options.log.warn({ routingId: String(frames[0]), err: String(err) }, 'send to a miniworker failed');
+  private onSendFailed(err: unknown, routingId: Peer): void {
+    const slot = this.findSlot(routingId);
+    this.options.log.warn({ routingId, err: String(err) }, 'send to a miniworker failed');
     if (slot?.child && slot.state === 'busy') slot.child.kill('SIGKILL'); // its exit reports the job lost
   }
+
 }

@@ -4,12 +4,11 @@ import path from 'node:path';
 import * as zmq from 'zeromq';
 import { clientCurveOptions } from '../protocol/curve';
 import { DbClient } from '../protocol/db-client';
-import { decodeMessage, encodeRequest, isReply } from '../protocol/envelope';
+import { Channel } from '../protocol/channel';
 import { PlatformError } from '../protocol/errors';
 import { LABELS } from '../protocol/labels';
 import type { Logger } from '../protocol/log';
-import { Outbox } from '../protocol/outbox';
-import type { ApiToWorker, Invocation, Job, WorkerToApi } from '../protocol/worker-messages';
+import { apiToWorkerSchemas, workerToApiSchemas, type ApiToWorker, type Invocation, type Job, type WorkerToApi } from '../protocol/worker-messages';
 import type { FailCommand } from '../protocol/call-lifecycle';
 import type { Call, FunctionRecord, Runtime } from '../protocol/types';
 import { changesContainer, type Sandbox } from '../protocol/limits';
@@ -21,6 +20,10 @@ import { FunctionImages, PrepareError, type FunctionImage } from './function-ima
 import { MiniworkerPool } from './miniworker-pool';
 import { PackageCache } from './package-cache';
 
+/** Bounds of the heartbeat interval the api may ask for. */
+const MIN_HEARTBEAT_MS = 50;
+const MAX_HEARTBEAT_MS = 60_000;
+
 /**
  * One per node. Talks to the api over a DEALER (hello, heartbeats, invocations, results), prepares
  * function images, and brokers jobs to its miniworkers. Docker is only reached through async calls,
@@ -28,7 +31,7 @@ import { PackageCache } from './package-cache';
  */
 export class Worker {
   private readonly socket: zmq.Dealer;
-  private readonly outbox: Outbox;
+  private readonly channel: Channel<typeof apiToWorkerSchemas, typeof workerToApiSchemas>;
   private readonly driver = new ContainerDriver();
   private readonly runtimeImages: RuntimeImages;
   private readonly aliveFile: string;
@@ -47,8 +50,9 @@ export class Worker {
   /** When the api last sent anything (hello again or not). */
   private lastApiMessage = 0;
   private timer?: NodeJS.Timeout;
+  /** The heartbeat interval: the api's (from welcome), the node's own until then. */
+  private heartbeatMs: number;
   private reaper?: NodeJS.Timeout;
-  private loop?: Promise<void>;
   private closing = false;
   private closingSince = 0;
 
@@ -66,7 +70,22 @@ export class Worker {
       reconnectMaxInterval: config.reconnectMaxMs,
       ...clientCurveOptions(),
     });
-    this.outbox = new Outbox(this.socket, (err) => this.log.warn({ err: String(err) }, 'send to the api failed'));
+    this.heartbeatMs = config.heartbeatMs;
+    this.channel = new Channel({
+      name: 'api',
+      socket: this.socket,
+      inbound: apiToWorkerSchemas,
+      log,
+      handlers: {
+        invoke: (invocation) => this.heard(() => void this.accept(invocation)),
+        reregister: () => this.heard(() => this.hello()),
+        welcome: (welcome) => this.heard(() => this.onWelcome(welcome)),
+        runtimeRegistered: ({ runtime }) => this.heard(() => this.learnRuntime(runtime)),
+        functionRegistered: ({ fn }) => this.heard(() => void this.preload(fn, this.runtimes.get(fn.runtimeName))),
+        functionRemoved: ({ name }) => this.heard(() => this.pool.retireFunction(name)),
+        heartbeat: () => this.heard(() => undefined),
+      },
+    });
     this.packages = new PackageCache(path.join(config.dataDir, 'packages'), config.apiUrl, config.apiCredentials);
     this.aliveFile = aliveFile(config.dataDir);
     this.runtimeImages = new RuntimeImages(this.driver.docker, {
@@ -109,9 +128,9 @@ export class Worker {
     this.db.start();
     await this.pool.start();
     this.socket.connect(this.config.apiEndpoint);
-    this.loop = this.receiveLoop();
+    this.channel.start();
     this.hello();
-    this.timer = setInterval(() => this.beat(), this.config.heartbeatMs);
+    this.timer = setInterval(() => this.beat(), this.heartbeatMs);
     this.reaper = setInterval(() => void this.reap().catch((err) => this.log.warn({ err: String(err) }, 'reaping containers failed')), 15_000);
     this.reaper.unref();
   }
@@ -137,91 +156,57 @@ export class Worker {
     await this.driver
       .removeLabelled({ [LABELS.platform]: this.config.platformLabel, [LABELS.node]: this.config.nodeId })
       .catch((err) => this.log.warn({ err: String(err) }, 'removing containers failed'));
-    this.socket.close();
+    await this.channel.close();
     this.db.close();
-    await this.loop?.catch(() => undefined);
   }
 
-  private send<K extends keyof WorkerToApi>(msgType: K, content: WorkerToApi[K]): void {
-    this.outbox.send([encodeRequest(randomUUID(), msgType, content)]);
+  private send<K extends keyof WorkerToApi & string>(msgType: K, content: WorkerToApi[K]): void {
+    this.channel.send(msgType, content);
+  }
+
+  /** Any valid message from the api counts as hearing from it. */
+  private heard(then: () => void): void {
+    this.lastHeardFromApi = Date.now();
+    this.lastApiMessage = this.lastHeardFromApi;
+    then();
+  }
+
+  private onWelcome(welcome: ApiToWorker['welcome']): void {
+    this.log.info({ runtimes: welcome.runtimes.length, functions: welcome.functions.length, heartbeatMs: welcome.heartbeatMs }, 'registered with the api');
+    this.setHeartbeat(welcome.heartbeatMs);
+    for (const runtime of welcome.runtimes) this.learnRuntime(runtime);
+    for (const fn of welcome.functions) void this.preload(fn, this.runtimes.get(fn.runtimeName));
+  }
+
+  /** The api decides how often its workers beat; the value is kept within sane bounds. */
+  private setHeartbeat(requestedMs: number): void {
+    const ms = Math.min(MAX_HEARTBEAT_MS, Math.max(MIN_HEARTBEAT_MS, requestedMs));
+    if (ms === this.heartbeatMs || this.closing) return;
+    this.heartbeatMs = ms;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = setInterval(() => this.beat(), ms);
   }
 
   private hello(): void {
+    // The api has three beats to answer before the next hello.
+    this.lastHeardFromApi = Date.now();
     this.send('hello', { nodeId: this.config.nodeId, capacity: this.config.capacity, pid: process.pid, inflight: [...this.holding] });
   }
 
   private beat(): void {
     // The container healthcheck reads this file's age: fresh while the api is heard.
-    if (Date.now() - this.lastApiMessage < this.config.heartbeatMs * 3) {
+    if (Date.now() - this.lastApiMessage < this.heartbeatMs * 3) {
       const now = new Date();
       void utimes(this.aliveFile, now, now).catch(() => writeFile(this.aliveFile, '').catch(() => undefined));
     }
     this.send('heartbeat', { load: this.pool.busy, queued: this.ready.length + this.preparing, warm: this.pool.warmCounts(), inflight: [...this.holding] });
     // An api that went silent may have restarted: say hello again, it costs nothing.
-    if (Date.now() - this.lastHeardFromApi > this.config.heartbeatMs * 3) {
-      this.lastHeardFromApi = Date.now();
-      this.hello();
-    }
-  }
-
-  private async receiveLoop(): Promise<void> {
-    try {
-      for await (const [frame] of this.socket) this.handle(frame);
-    } catch (err) {
-      if (!this.closing) this.log.error({ err: String(err) }, 'api channel receive loop ended');
-    }
-  }
-
-  private handle(frame: Buffer | undefined): void {
-    let message;
-    try {
-      message = decodeMessage(frame);
-    } catch (err) {
-      this.log.warn({ err: String(err) }, 'dropped a malformed frame from the api');
-      return;
-    }
-    if (isReply(message)) return;
-    this.lastHeardFromApi = Date.now();
-    this.lastApiMessage = this.lastHeardFromApi;
-    switch (message.msgType) {
-      case 'invoke':
-        void this.accept(message.content as ApiToWorker['invoke']);
-        return;
-      case 'reregister':
-        this.hello();
-        return;
-      case 'welcome': {
-        const welcome = message.content as ApiToWorker['welcome'];
-        this.log.info({ runtimes: welcome?.runtimes?.length, functions: welcome?.functions?.length }, 'registered with the api');
-        for (const runtime of welcome?.runtimes ?? []) this.learnRuntime(runtime);
-        for (const fn of welcome?.functions ?? []) void this.preload(fn, this.runtimes.get(fn.runtimeName));
-        return;
-      }
-      case 'runtimeRegistered': {
-        const runtime = (message.content as ApiToWorker['runtimeRegistered'])?.runtime;
-        if (runtime?.name) this.learnRuntime(runtime);
-        return;
-      }
-      case 'functionRegistered': {
-        const fn = (message.content as ApiToWorker['functionRegistered'])?.fn;
-        if (fn?.functionName) void this.preload(fn, this.runtimes.get(fn.runtimeName));
-        return;
-      }
-      case 'functionRemoved': {
-        const name = (message.content as ApiToWorker['functionRemoved'])?.name;
-        if (typeof name === 'string' && name) this.pool.retireFunction(name);
-        return;
-      }
-      case 'heartbeat':
-        return;
-      default:
-        this.log.warn({ msgType: message.msgType }, 'dropped an unknown message from the api');
-    }
+    if (Date.now() - this.lastHeardFromApi > this.heartbeatMs * 3) this.hello();
   }
 
   private async accept(invocation: Invocation): Promise<void> {
-    if (!invocation?.call || !invocation.fn || !invocation.runtime) {
-      this.log.warn('dropped an incomplete invocation');
+    if (this.holding.has(invocation.call.callNum)) {
+      this.log.warn({ callNum: invocation.call.callNum }, 'dropped a second invoke of a call this worker holds');
       return;
     }
     if (this.closing) {
