@@ -66,6 +66,7 @@ export class MiniworkerPool extends EventEmitter {
   private readonly stemTargets = new Map<string, { stem: Stem; count: number; failedAt?: number }>();
   private nextId = 0;
   private closing = false;
+  private closed?: Promise<Job[]>;
   private loop?: Promise<void>;
   private timer?: NodeJS.Timeout;
 
@@ -190,10 +191,15 @@ export class MiniworkerPool extends EventEmitter {
 
   /**
    * Stops every miniworker: SIGTERM lets a call in flight finish within the grace period, then
-   * SIGKILL. Returns the jobs that were cut short, for the caller to record.
+   * SIGKILL. Returns the jobs that were cut short, for the caller to record. A second call gets
+   * the same answer when the first is done.
    */
-  async close(): Promise<Job[]> {
-    if (this.closing) return [];
+  close(): Promise<Job[]> {
+    this.closed ??= this.shutdown();
+    return this.closed;
+  }
+
+  private async shutdown(): Promise<Job[]> {
     this.closing = true;
     if (this.timer) clearInterval(this.timer);
     await Promise.all([...this.slots.values()].map((slot) => this.stopSlot(slot)));
