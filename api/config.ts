@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigError, envBool, envEndpoint, envInt, envOneOf, envString, isLoopback } from '../protocol/config';
+import { commonEnv, ConfigError, endpoint, flag, int, isLoopback, oneOf, optionalText, parseEnv, text } from '../protocol/config';
 import { checkExposure, loadCurveConfig } from '../protocol/curve';
 import { parseUsers } from './auth';
 import type { LimitMaxima } from '../protocol/limits';
@@ -49,50 +49,78 @@ export interface ApiConfig {
   rateLimitPerMinute: number;
 }
 
+/** The api's environment: every variable it reads, with its default. */
+export const apiEnv = commonEnv.extend({
+  FAAS_API_HOST: text('127.0.0.1'),
+  FAAS_API_PORT: int(3000, { min: 0, max: 65535 }),
+  FAAS_DB_ENDPOINT: endpoint('tcp://127.0.0.1:5555'),
+  FAAS_WORKER_ENDPOINT: endpoint('tcp://127.0.0.1:5556'),
+  FAAS_API_DATA_DIR: text('./data/api'),
+  FAAS_WAIT_TIMEOUT_MS: int(30_000, { min: 1, max: 15 * 60_000 }),
+  FAAS_HEARTBEAT_MS: int(1000, { min: 50, max: 60_000 }),
+  FAAS_RECOVERY_GRACE_MS: int(45_000, { min: 0, max: 3_600_000 }),
+  FAAS_SWEEP_INTERVAL_MS: int(30_000, { min: 100, max: 3_600_000 }),
+  FAAS_MAX_UPLOAD_BYTES: int(50 * 1024 * 1024, { min: 1024, max: 1024 * 1024 * 1024 }),
+  FAAS_MAX_BODY_BYTES: int(1024 * 1024, { min: 1024, max: 64 * 1024 * 1024 }),
+  FAAS_MAX_QUEUE: int(100_000, { min: 1, max: 10_000_000 }),
+  FAAS_MAX_QUEUE_PER_FUNCTION: int(20_000, { min: 1, max: 10_000_000 }),
+  FAAS_SCHEDULER: oneOf('warm', ['warm', 'home', 'least-loaded']),
+  FAAS_MAX_TIMEOUT_MS: int(300_000, { min: 100, max: 3_600_000 }),
+  FAAS_MAX_MEMORY_MB: int(2048, { min: 16, max: 1_048_576 }),
+  FAAS_MAX_CPUS: int(4, { min: 1, max: 1024 }),
+  FAAS_MAX_CONCURRENCY: int(1000, { min: 1, max: 1_000_000 }),
+  FAAS_ALLOW_FUNCTION_NETWORK: flag(false),
+  FAAS_AUTH_USERS: optionalText(),
+  FAAS_AUTH_USERS_FILE: optionalText(),
+  FAAS_ALLOW_UNAUTHENTICATED: flag(false),
+  FAAS_RATE_LIMIT_PER_MINUTE: int(0, { min: 0, max: 10_000_000 }),
+});
+
 export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
-  const host = envString(env, 'FAAS_API_HOST', '127.0.0.1');
-  const users = parseUsers(env.FAAS_AUTH_USERS ?? '', 'FAAS_AUTH_USERS');
-  if (env.FAAS_AUTH_USERS_FILE) {
-    let text: string;
+  const e = parseEnv(apiEnv, env);
+  const host = e.FAAS_API_HOST;
+  const users = parseUsers(e.FAAS_AUTH_USERS ?? '', 'FAAS_AUTH_USERS');
+  if (e.FAAS_AUTH_USERS_FILE) {
+    let contents: string;
     try {
-      text = readFileSync(env.FAAS_AUTH_USERS_FILE, 'utf8');
+      contents = readFileSync(e.FAAS_AUTH_USERS_FILE, 'utf8');
     } catch (err) {
       throw new ConfigError(`FAAS_AUTH_USERS_FILE cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
-    for (const [name, hash] of parseUsers(text, 'FAAS_AUTH_USERS_FILE')) users.set(name, hash);
+    for (const [name, hash] of parseUsers(contents, 'FAAS_AUTH_USERS_FILE')) users.set(name, hash);
   }
-  const allowUnauthenticated = envBool(env, 'FAAS_ALLOW_UNAUTHENTICATED', false);
+  const allowUnauthenticated = e.FAAS_ALLOW_UNAUTHENTICATED;
   if (users.size === 0 && !isLoopback(host) && !allowUnauthenticated) {
     throw new ConfigError(
       `FAAS_API_HOST=${host} would serve everyone who reaches it without a password: configure users (FAAS_AUTH_USERS or FAAS_AUTH_USERS_FILE), bind a loopback address, or set FAAS_ALLOW_UNAUTHENTICATED=true`,
     );
   }
-  const workerEndpoint = envEndpoint(env, 'FAAS_WORKER_ENDPOINT', 'tcp://127.0.0.1:5556');
+  const workerEndpoint = e.FAAS_WORKER_ENDPOINT;
   checkExposure('FAAS_WORKER_ENDPOINT', workerEndpoint, loadCurveConfig(env, 'server'), env);
   return {
     host,
-    port: envInt(env, 'FAAS_API_PORT', 3000, { min: 0, max: 65535 }),
-    dbEndpoint: envEndpoint(env, 'FAAS_DB_ENDPOINT', 'tcp://127.0.0.1:5555'),
+    port: e.FAAS_API_PORT,
+    dbEndpoint: e.FAAS_DB_ENDPOINT,
     workerEndpoint,
-    dataDir: path.resolve(envString(env, 'FAAS_API_DATA_DIR', './data/api')),
-    waitTimeoutMs: envInt(env, 'FAAS_WAIT_TIMEOUT_MS', 30_000, { min: 1, max: 15 * 60_000 }),
-    heartbeatMs: envInt(env, 'FAAS_HEARTBEAT_MS', 1000, { min: 50, max: 60_000 }),
-    recoveryGraceMs: envInt(env, 'FAAS_RECOVERY_GRACE_MS', 45_000, { min: 0, max: 3_600_000 }),
-    sweepIntervalMs: envInt(env, 'FAAS_SWEEP_INTERVAL_MS', 30_000, { min: 100, max: 3_600_000 }),
-    maxUploadBytes: envInt(env, 'FAAS_MAX_UPLOAD_BYTES', 50 * 1024 * 1024, { min: 1024, max: 1024 * 1024 * 1024 }),
-    maxBodyBytes: envInt(env, 'FAAS_MAX_BODY_BYTES', 1024 * 1024, { min: 1024, max: 64 * 1024 * 1024 }),
-    maxQueue: envInt(env, 'FAAS_MAX_QUEUE', 100_000, { min: 1, max: 10_000_000 }),
-    maxQueuePerFunction: envInt(env, 'FAAS_MAX_QUEUE_PER_FUNCTION', 20_000, { min: 1, max: 10_000_000 }),
-    scheduler: envOneOf(env, 'FAAS_SCHEDULER', 'warm', ['warm', 'home', 'least-loaded'] as const),
+    dataDir: path.resolve(e.FAAS_API_DATA_DIR),
+    waitTimeoutMs: e.FAAS_WAIT_TIMEOUT_MS,
+    heartbeatMs: e.FAAS_HEARTBEAT_MS,
+    recoveryGraceMs: e.FAAS_RECOVERY_GRACE_MS,
+    sweepIntervalMs: e.FAAS_SWEEP_INTERVAL_MS,
+    maxUploadBytes: e.FAAS_MAX_UPLOAD_BYTES,
+    maxBodyBytes: e.FAAS_MAX_BODY_BYTES,
+    maxQueue: e.FAAS_MAX_QUEUE,
+    maxQueuePerFunction: e.FAAS_MAX_QUEUE_PER_FUNCTION,
+    scheduler: e.FAAS_SCHEDULER,
     limits: {
-      maxTimeoutMs: envInt(env, 'FAAS_MAX_TIMEOUT_MS', 300_000, { min: 100, max: 3_600_000 }),
-      maxMemoryMb: envInt(env, 'FAAS_MAX_MEMORY_MB', 2048, { min: 16, max: 1_048_576 }),
-      maxCpus: envInt(env, 'FAAS_MAX_CPUS', 4, { min: 1, max: 1024 }),
-      maxConcurrency: envInt(env, 'FAAS_MAX_CONCURRENCY', 1000, { min: 1, max: 1_000_000 }),
-      allowNetwork: envBool(env, 'FAAS_ALLOW_FUNCTION_NETWORK', false),
+      maxTimeoutMs: e.FAAS_MAX_TIMEOUT_MS,
+      maxMemoryMb: e.FAAS_MAX_MEMORY_MB,
+      maxCpus: e.FAAS_MAX_CPUS,
+      maxConcurrency: e.FAAS_MAX_CONCURRENCY,
+      allowNetwork: e.FAAS_ALLOW_FUNCTION_NETWORK,
     },
     users,
     allowUnauthenticated,
-    rateLimitPerMinute: envInt(env, 'FAAS_RATE_LIMIT_PER_MINUTE', 0, { min: 0, max: 10_000_000 }),
+    rateLimitPerMinute: e.FAAS_RATE_LIMIT_PER_MINUTE,
   };
 }

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { envEndpoint, envInt, envNumber, envString } from '../protocol/config';
+import { commonEnv, decimal, endpoint, int, parseEnv, text } from '../protocol/config';
 import { checkExposure, loadCurveConfig } from '../protocol/curve';
 
 export interface DbConfig {
@@ -15,14 +15,23 @@ export interface DbConfig {
   retentionIntervalMs: number;
 }
 
+/** db-service's environment: every variable it reads, with its default. */
+export const dbEnv = commonEnv.extend({
+  FAAS_DB_DIR: text('./data/db'),
+  FAAS_DB_ENDPOINT: endpoint('tcp://127.0.0.1:5555'),
+  FAAS_RETENTION_DAYS: decimal(30, { min: 0, max: 36_500 }),
+  FAAS_RETENTION_MAX_CALLS: int(1_000_000, { min: 0 }),
+  FAAS_RETENTION_INTERVAL_MS: int(60_000, { min: 100, max: 86_400_000 }),
+});
+
 export function loadDbConfig(env: NodeJS.ProcessEnv = process.env): DbConfig {
-  const endpoint = envEndpoint(env, 'FAAS_DB_ENDPOINT', 'tcp://127.0.0.1:5555');
-  checkExposure('FAAS_DB_ENDPOINT', endpoint, loadCurveConfig(env, 'server'), env);
+  const e = parseEnv(dbEnv, env);
+  checkExposure('FAAS_DB_ENDPOINT', e.FAAS_DB_ENDPOINT, loadCurveConfig(env, 'server'), env);
   return {
-    dir: path.resolve(envString(env, 'FAAS_DB_DIR', './data/db')),
-    endpoint,
-    retentionDays: envNumber(env, 'FAAS_RETENTION_DAYS', 30, { min: 0, max: 36_500 }),
-    retentionMaxCalls: envInt(env, 'FAAS_RETENTION_MAX_CALLS', 1_000_000, { min: 0 }),
-    retentionIntervalMs: envInt(env, 'FAAS_RETENTION_INTERVAL_MS', 60_000, { min: 100, max: 86_400_000 }),
+    dir: path.resolve(e.FAAS_DB_DIR),
+    endpoint: e.FAAS_DB_ENDPOINT,
+    retentionDays: e.FAAS_RETENTION_DAYS,
+    retentionMaxCalls: e.FAAS_RETENTION_MAX_CALLS,
+    retentionIntervalMs: e.FAAS_RETENTION_INTERVAL_MS,
   };
 }

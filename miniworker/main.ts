@@ -3,6 +3,7 @@ import { Channel } from '../protocol/channel';
 import { DbClient } from '../protocol/db-client';
 import { createLogger } from '../protocol/log';
 import { miniworkerToWorkerSchemas, workerToMiniworkerSchemas, type Prewarm, type Stem } from '../protocol/worker-messages';
+import { loadMiniworkerConfig } from './config';
 import { ContainerDriver } from './container-driver';
 import { Miniworker } from './miniworker';
 
@@ -11,14 +12,10 @@ import { Miniworker } from './miniworker';
  * container at a time. It reports each call's end to its worker after writing it to db-service.
  */
 async function main(): Promise<void> {
-  const endpoint = process.env.FAAS_MINIWORKER_ENDPOINT;
-  const routingId = process.env.FAAS_MINIWORKER_ID;
-  const dbEndpoint = process.env.FAAS_DB_ENDPOINT ?? 'tcp://127.0.0.1:5555';
-  if (!endpoint || !routingId) throw new Error('FAAS_MINIWORKER_ENDPOINT and FAAS_MINIWORKER_ID are set by the worker');
-  const nodeId = process.env.FAAS_NODE_ID ?? 'node';
+  const { endpoint, routingId, dbEndpoint, nodeId, platformLabel } = loadMiniworkerConfig();
   const log = createLogger('miniworker', { node: nodeId, miniworker: routingId });
   const db = new DbClient(dbEndpoint, { log }).start();
-  const miniworker = new Miniworker(new ContainerDriver(), db, { nodeId, platformLabel: process.env.FAAS_PLATFORM_LABEL ?? 'faas', miniworkerId: routingId, log });
+  const miniworker = new Miniworker(new ContainerDriver(), db, { nodeId, platformLabel, miniworkerId: routingId, log });
   // A short linger: the last report leaves before the process exits.
   const socket = new zmq.Dealer({ routingId, linger: 1000 });
 

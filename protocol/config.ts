@@ -1,6 +1,10 @@
+import { z } from 'zod';
+
 /**
- * Helpers for the per-process config modules: every env var is read in one place, with its default,
- * and a bad value refuses to start with a message that names the variable and what it accepts.
+ * The pieces of the per-process config schemas. Each process describes its environment once, as a
+ * zod object of variables built here (each with its default), and parses it at start-up with
+ * `parseEnv`: a bad value refuses to start with a message that names the variable and what it
+ * accepts. The README's configuration table is checked against these schemas by a test.
  */
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -11,60 +15,156 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
-export function envString(env: Env, name: string, fallback: string): string {
-  const raw = env[name];
-  return raw === undefined || raw === '' ? fallback : raw;
+/** The default of each variable as the README writes it (undefined: unset). */
+const documented = new WeakMap<z.ZodTypeAny, string | undefined>();
+
+/** What the README's table should say for this variable's default; undefined means "unset". */
+export function documentedDefault(schema: z.ZodTypeAny): string | undefined {
+  return documented.get(schema);
 }
 
-export function envInt(env: Env, name: string, fallback: number, range: { min?: number; max?: number } = {}): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be an integer, got "${raw}"`);
-  const value = Number(raw);
-  if (range.min !== undefined && value < range.min) throw new ConfigError(`${name} must be at least ${range.min}, got ${value}`);
-  if (range.max !== undefined && value > range.max) throw new ConfigError(`${name} must be at most ${range.max}, got ${value}`);
-  return value;
+/**
+ * A variable: unset or empty takes the fallback (a function is asked only when needed), then
+ * `inner` checks the string. `doc` is the default as written in the README when it is computed.
+ */
+function variable<T>(inner: z.ZodType<T, z.ZodTypeDef, string>, fallback: string | (() => string), doc?: string): z.ZodType<T, z.ZodTypeDef, unknown> {
+  const schema = z.preprocess((raw) => (raw === undefined || raw === '' ? (typeof fallback === 'function' ? fallback() : fallback) : raw), inner);
+  documented.set(schema, doc ?? (typeof fallback === 'string' ? fallback : undefined));
+  return schema;
 }
 
-export function envNumber(env: Env, name: string, fallback: number, range: { min: number; max: number }): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  if (!/^\d{1,9}(\.\d{1,6})?$/.test(raw.trim())) throw new ConfigError(`${name} must be a number, got "${raw}"`);
-  const value = Number(raw);
-  if (value < range.min || value > range.max) throw new ConfigError(`${name} must be between ${range.min} and ${range.max}, got ${value}`);
-  return value;
+/** A variable without a default: unset (or empty) stays undefined, and `doc` says what that means. */
+function optionalVariable<T>(inner: z.ZodType<T, z.ZodTypeDef, string>, doc?: string): z.ZodType<T | undefined, z.ZodTypeDef, unknown> {
+  const schema = z.preprocess((raw) => (raw === '' ? undefined : raw), inner.optional());
+  documented.set(schema, doc);
+  return schema;
 }
 
-export function envEndpoint(env: Env, name: string, fallback: string): string {
-  const value = envString(env, name, fallback);
-  if (!/^(tcp|ipc|inproc):\/\/.+/.test(value)) {
-    throw new ConfigError(`${name} must be a ZeroMQ endpoint such as tcp://127.0.0.1:5555, got "${value}"`);
-  }
-  return value;
+const string = (params: { required_error?: string } = {}) => z.string({ invalid_type_error: 'must be a string', ...params });
+
+/** Free text (a name, a path), with an optional pattern it must match. */
+export function text(fallback: string | (() => string), options: { pattern?: RegExp; hint?: string; doc?: string } = {}) {
+  const { pattern, hint } = options;
+  return variable(pattern ? string().regex(pattern, hint ?? `must match ${pattern.source}`) : string(), fallback, options.doc);
 }
 
+/** Text with no default; `doc` is what the README says when it is unset and the process works one out. */
+export function optionalText(options: { pattern?: RegExp; hint?: string; doc?: string } = {}) {
+  const { pattern, hint } = options;
+  return optionalVariable(pattern ? string().regex(pattern, hint ?? `must match ${pattern.source}`) : string(), options.doc);
+}
+
+/** Text that must be set (by the parent process, say); `doc` is what the README says of it. */
+export function requiredText(doc: string, options: { pattern?: RegExp; hint?: string } = {}) {
+  const { pattern, hint } = options;
+  const inner = string({ required_error: `is not set (${doc})` });
+  const schema = z.preprocess((raw) => (raw === '' ? undefined : raw), pattern ? inner.regex(pattern, hint ?? `must match ${pattern.source}`) : inner);
+  documented.set(schema, doc);
+  return schema;
+}
+
+/** A whole number in a range. */
+export function int(fallback: number, range: { min?: number; max?: number } = {}) {
+  let number = z.number();
+  if (range.min !== undefined) number = number.min(range.min, `must be at least ${range.min}`);
+  if (range.max !== undefined) number = number.max(range.max, `must be at most ${range.max}`);
+  return variable(
+    string()
+      .trim()
+      .regex(/^-?\d{1,15}$/, 'must be an integer')
+      .transform(Number)
+      .pipe(number),
+    String(fallback),
+  );
+}
+
+/** A number with up to six decimals, in a range. */
+export function decimal(fallback: number, range: { min: number; max: number }) {
+  return variable(
+    string()
+      .trim()
+      .regex(/^\d{1,9}(\.\d{1,6})?$/, 'must be a number')
+      .transform(Number)
+      .pipe(z.number().min(range.min, `must be between ${range.min} and ${range.max}`).max(range.max, `must be between ${range.min} and ${range.max}`)),
+    String(fallback),
+  );
+}
+
+/** A ZeroMQ endpoint. */
+export function endpoint(fallback: string) {
+  return variable(string().regex(ENDPOINT, ENDPOINT_HINT), fallback);
+}
+
+export const ENDPOINT = /^(tcp|ipc|inproc):\/\/.+/;
+export const ENDPOINT_HINT = 'must be a ZeroMQ endpoint such as tcp://127.0.0.1:5555';
+
+/** true/1 or false/0. */
+export function flag(fallback: boolean) {
+  return variable(
+    z.enum(['true', '1', 'false', '0'], { errorMap: () => ({ message: 'must be true or false' }) }).transform((raw) => raw === 'true' || raw === '1'),
+    String(fallback),
+  );
+}
+
+/** One of a few words. */
+export function oneOf<const T extends readonly [string, ...string[]]>(fallback: T[number], allowed: T) {
+  return variable(z.enum(allowed, { errorMap: () => ({ message: `must be one of ${allowed.join(', ')}` }) }), fallback);
+}
+
+/** Variables every process reads. */
+export const commonEnv = z.object({
+  /** pino's level of the JSON logs on stdout. */
+  FAAS_LOG_LEVEL: oneOf('info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+});
+
+/**
+ * Variables read outside the process schemas, by the module named, with their default as the README
+ * writes it (undefined: unset). The README table test counts them as known.
+ */
+export const envReadElsewhere: Record<string, { readBy: string; default?: string }> = {
+  FAAS_CURVE_PUBLIC_KEY: { readBy: 'protocol/curve.ts' },
+  FAAS_CURVE_SECRET_KEY: { readBy: 'protocol/curve.ts' },
+  FAAS_ALLOW_INSECURE_ZMQ: { readBy: 'protocol/curve.ts', default: 'false' },
+  FAAS_CURVE_ALLOWED_KEYS: { readBy: 'protocol/curve.ts' },
+  FAAS_CURVE_ALLOWED_KEYS_FILE: { readBy: 'protocol/curve.ts' },
+  FAAS_CURVE_CLIENT_PUBLIC_KEY: { readBy: 'protocol/curve.ts' },
+  FAAS_CURVE_CLIENT_SECRET_KEY: { readBy: 'protocol/curve.ts' },
+  FAAS_BASE_IMAGE: { readBy: 'cli/actions/images.ts' },
+};
+
+/** Values that never appear in an error message. */
+const SECRET = /PASSWORD|SECRET|AUTH_USERS$/;
+
+/**
+ * Parses `env` with a process's schema; the first problems become one ConfigError naming each
+ * variable, what it accepts and what it was given.
+ */
+export function parseEnv<S extends z.ZodTypeAny>(schema: S, env: Env): z.output<S> {
+  const result = schema.safeParse(env);
+  if (result.success) return result.data;
+  const problems = result.error.issues.slice(0, 5).map((issue) => {
+    const name = issue.path.join('.');
+    if (!name) return issue.message;
+    const raw = env[name];
+    const shown = raw === undefined || raw === '' || SECRET.test(name) ? '' : `, got "${raw.length > 100 ? `${raw.slice(0, 100)}…` : raw}"`;
+    return `${name} ${issue.message}${shown}`;
+  });
+  throw new ConfigError(problems.join('; '));
+}
+
+/** One boolean variable, for modules that read a single setting outside a process schema. */
 export function envBool(env: Env, name: string, fallback: boolean): boolean {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  if (raw === 'true' || raw === '1') return true;
-  if (raw === 'false' || raw === '0') return false;
-  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+  return parseEnv(z.object({ [name]: flag(fallback) }), env)[name] as boolean;
 }
 
-/** 127.0.0.0/8, ::1 (bracketed or not) and localhost: addresses only this machine reaches. */
 /** Where a process on the same host connects to reach a socket bound at `endpoint` (0.0.0.0 and * become loopback). */
 export function localEndpoint(endpoint: string): string {
   return endpoint.replace(/^tcp:\/\/(0\.0\.0\.0|\*|\[::\])(?=:)/, 'tcp://127.0.0.1');
 }
 
+/** 127.0.0.0/8, ::1 (bracketed or not) and localhost: addresses only this machine reaches. */
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
-
-export function envOneOf<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
-  const value = envString(env, name, fallback);
-  if (!(allowed as readonly string[]).includes(value)) throw new ConfigError(`${name} must be one of ${allowed.join(', ')}, got "${value}"`);
-  return value as T;
 }
 
 /** Runs a process's main, turning a ConfigError into one clear line and exit code 2. */

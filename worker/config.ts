@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, envEndpoint, envInt, envNumber, envString } from '../protocol/config';
+import { commonEnv, ConfigError, decimal, endpoint, int, oneOf, optionalText, parseEnv, text } from '../protocol/config';
 import { loadCurveConfig } from '../protocol/curve';
 import type { PreloadPolicy } from '../protocol/types';
 
@@ -71,68 +71,86 @@ export interface WorkerConfig {
   maxLogBytes: number;
 }
 
+/** The worker's environment: every variable it reads, with its default. */
+export const workerEnv = commonEnv.extend({
+  FAAS_NODE_ID: text(() => defaultNodeId(), {
+    pattern: /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/,
+    hint: 'must be a simple name',
+    doc: 'host name; in a container, its short container id',
+  }),
+  FAAS_PLATFORM_LABEL: text('faas', { pattern: /^[a-z0-9][a-z0-9_-]{0,62}$/ }),
+  FAAS_WORKER_ENDPOINT: endpoint('tcp://127.0.0.1:5556'),
+  FAAS_API_URL: text('http://127.0.0.1:3000', { pattern: /^https?:\/\/[^/]+\/*$/, hint: 'must be an http(s) URL such as http://127.0.0.1:3000' }),
+  FAAS_API_USER: optionalText({ pattern: /^[^:]*$/, hint: 'must not contain ":"' }),
+  FAAS_API_PASSWORD: optionalText(),
+  FAAS_DB_ENDPOINT: endpoint('tcp://127.0.0.1:5555'),
+  FAAS_WORKER_CAPACITY: int(8, { min: 1, max: 256 }),
+  FAAS_MIN_MINIWORKERS: int(1, { min: 0, max: 256 }),
+  FAAS_PRELOAD: oneOf('function', ['none', 'runtime', 'function']),
+  FAAS_PREWARM: int(1, { min: 0, max: 256 }),
+  FAAS_KEEP_ALIVE_MS: int(300_000, { min: 100, max: 86_400_000 }),
+  FAAS_IDLE_EXIT_MS: int(60_000, { min: 100, max: 86_400_000 }),
+  FAAS_SCALE_UP_AFTER_MS: int(50, { min: 0, max: 60_000 }),
+  FAAS_WORKER_DATA_DIR: optionalText({ doc: './data/worker-<node>' }),
+  FAAS_CALL_TIMEOUT_MS: int(60_000, { min: 100, max: 3_600_000 }),
+  FAAS_MEMORY_MB: int(256, { min: 16, max: 65_536 }),
+  FAAS_DEPS_NETWORK: text('bridge'),
+  FAAS_DEPS_TIMEOUT_MS: int(300_000, { min: 1000, max: 3_600_000 }),
+  FAAS_REGISTRY_USER: optionalText(),
+  FAAS_REGISTRY_PASSWORD: optionalText(),
+  FAAS_MAX_OUTPUT_BYTES: int(8 * 1024 * 1024, { min: 1024, max: 10 * 1024 * 1024 }),
+  FAAS_DRAIN_GRACE_MS: int(5000, { min: 0, max: 3_600_000 }),
+  FAAS_PULL_TIMEOUT_MS: int(600_000, { min: 1000, max: 3_600_000 }),
+  FAAS_HEARTBEAT_MS: int(1000, { min: 50, max: 60_000 }),
+  FAAS_RECONNECT_MAX_MS: int(32_000, { min: 100, max: 600_000 }),
+  FAAS_CPUS: decimal(1, { min: 0.01, max: 1024 }),
+  FAAS_PIDS_LIMIT: int(128, { min: 8, max: 65_536 }),
+  FAAS_NOFILE: int(1024, { min: 16, max: 1_048_576 }),
+  FAAS_TMPFS_MB: int(64, { min: 1, max: 65_536 }),
+  FAAS_FUNCTION_USER: text('65534:65534', { pattern: /^\d{1,10}:\d{1,10}$/, hint: 'must be uid:gid in numbers, such as 65534:65534' }),
+  FAAS_MAX_RESULT_BYTES: int(1024 * 1024, { min: 1024, max: 6 * 1024 * 1024 }),
+  FAAS_MAX_LOG_BYTES: int(1024 * 1024, { min: 1024, max: 4 * 1024 * 1024 }),
+});
+
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-  const nodeId = envString(env, 'FAAS_NODE_ID', defaultNodeId());
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(nodeId)) throw new ConfigError(`FAAS_NODE_ID must be a simple name, got "${nodeId}"`);
-  const platformLabel = envString(env, 'FAAS_PLATFORM_LABEL', 'faas');
-  if (!/^[a-z0-9][a-z0-9_-]{0,62}$/.test(platformLabel)) {
-    throw new ConfigError(`FAAS_PLATFORM_LABEL must match ^[a-z0-9][a-z0-9_-]{0,62}$, got "${platformLabel}"`);
-  }
-  const apiUrl = envString(env, 'FAAS_API_URL', 'http://127.0.0.1:3000').replace(/\/+$/, '');
-  if (!/^https?:\/\/[^/]+$/.test(apiUrl)) throw new ConfigError(`FAAS_API_URL must be an http(s) URL such as http://127.0.0.1:3000, got "${apiUrl}"`);
+  const e = parseEnv(workerEnv, env);
   loadCurveConfig(env, 'client');
-  const apiUser = env.FAAS_API_USER ?? '';
-  if (apiUser.includes(':')) throw new ConfigError('FAAS_API_USER must not contain ":"');
-  if (Boolean(apiUser) !== Boolean(env.FAAS_API_PASSWORD)) throw new ConfigError('FAAS_API_USER and FAAS_API_PASSWORD go together');
+  const apiUser = e.FAAS_API_USER ?? '';
+  if (Boolean(apiUser) !== Boolean(e.FAAS_API_PASSWORD)) throw new ConfigError('FAAS_API_USER and FAAS_API_PASSWORD go together');
+  if (e.FAAS_FUNCTION_USER.split(':').some((id) => Number(id) === 0)) throw new ConfigError('FAAS_FUNCTION_USER must not be root (uid or gid 0)');
   return {
-    nodeId,
-    ...(apiUser ? { apiCredentials: `${apiUser}:${env.FAAS_API_PASSWORD}` } : {}),
-    apiEndpoint: envEndpoint(env, 'FAAS_WORKER_ENDPOINT', 'tcp://127.0.0.1:5556'),
-    apiUrl,
-    dbEndpoint: envEndpoint(env, 'FAAS_DB_ENDPOINT', 'tcp://127.0.0.1:5555'),
-    capacity: envInt(env, 'FAAS_WORKER_CAPACITY', 8, { min: 1, max: 256 }),
-    minMiniworkers: envInt(env, 'FAAS_MIN_MINIWORKERS', 1, { min: 0, max: 256 }),
-    preload: preloadPolicy(env.FAAS_PRELOAD),
-    prewarm: envInt(env, 'FAAS_PREWARM', 1, { min: 0, max: 256 }),
-    keepAliveMs: envInt(env, 'FAAS_KEEP_ALIVE_MS', 300_000, { min: 100, max: 86_400_000 }),
-    idleExitMs: envInt(env, 'FAAS_IDLE_EXIT_MS', 60_000, { min: 100, max: 86_400_000 }),
-    scaleUpAfterMs: envInt(env, 'FAAS_SCALE_UP_AFTER_MS', 50, { min: 0, max: 60_000 }),
-    dataDir: path.resolve(envString(env, 'FAAS_WORKER_DATA_DIR', `./data/worker-${nodeId}`)),
-    platformLabel,
-    callTimeoutMs: envInt(env, 'FAAS_CALL_TIMEOUT_MS', 60_000, { min: 100, max: 3_600_000 }),
-    memoryMb: envInt(env, 'FAAS_MEMORY_MB', 256, { min: 16, max: 65_536 }),
-    depsNetwork: envString(env, 'FAAS_DEPS_NETWORK', 'bridge'),
-    depsTimeoutMs: envInt(env, 'FAAS_DEPS_TIMEOUT_MS', 300_000, { min: 1000, max: 3_600_000 }),
-    ...(env.FAAS_REGISTRY_USER ? { registryUser: env.FAAS_REGISTRY_USER, registryPassword: env.FAAS_REGISTRY_PASSWORD ?? '' } : {}),
-    maxOutputBytes: envInt(env, 'FAAS_MAX_OUTPUT_BYTES', 8 * 1024 * 1024, { min: 1024, max: 10 * 1024 * 1024 }),
-    drainGraceMs: envInt(env, 'FAAS_DRAIN_GRACE_MS', 5000, { min: 0, max: 3_600_000 }),
-    pullTimeoutMs: envInt(env, 'FAAS_PULL_TIMEOUT_MS', 600_000, { min: 1000, max: 3_600_000 }),
-    heartbeatMs: envInt(env, 'FAAS_HEARTBEAT_MS', 1000, { min: 50, max: 60_000 }),
-    reconnectMaxMs: envInt(env, 'FAAS_RECONNECT_MAX_MS', 32_000, { min: 100, max: 600_000 }),
-    cpus: envNumber(env, 'FAAS_CPUS', 1, { min: 0.01, max: 1024 }),
-    pidsLimit: envInt(env, 'FAAS_PIDS_LIMIT', 128, { min: 8, max: 65_536 }),
-    nofile: envInt(env, 'FAAS_NOFILE', 1024, { min: 16, max: 1_048_576 }),
-    tmpfsMb: envInt(env, 'FAAS_TMPFS_MB', 64, { min: 1, max: 65_536 }),
-    functionUser: functionUser(env.FAAS_FUNCTION_USER),
-    maxResultBytes: envInt(env, 'FAAS_MAX_RESULT_BYTES', 1024 * 1024, { min: 1024, max: 6 * 1024 * 1024 }),
-    maxLogBytes: envInt(env, 'FAAS_MAX_LOG_BYTES', 1024 * 1024, { min: 1024, max: 4 * 1024 * 1024 }),
+    nodeId: e.FAAS_NODE_ID,
+    ...(apiUser ? { apiCredentials: `${apiUser}:${e.FAAS_API_PASSWORD}` } : {}),
+    apiEndpoint: e.FAAS_WORKER_ENDPOINT,
+    apiUrl: e.FAAS_API_URL.replace(/\/+$/, ''),
+    dbEndpoint: e.FAAS_DB_ENDPOINT,
+    capacity: e.FAAS_WORKER_CAPACITY,
+    minMiniworkers: e.FAAS_MIN_MINIWORKERS,
+    preload: e.FAAS_PRELOAD,
+    prewarm: e.FAAS_PREWARM,
+    keepAliveMs: e.FAAS_KEEP_ALIVE_MS,
+    idleExitMs: e.FAAS_IDLE_EXIT_MS,
+    scaleUpAfterMs: e.FAAS_SCALE_UP_AFTER_MS,
+    dataDir: path.resolve(e.FAAS_WORKER_DATA_DIR ?? `./data/worker-${e.FAAS_NODE_ID}`),
+    platformLabel: e.FAAS_PLATFORM_LABEL,
+    callTimeoutMs: e.FAAS_CALL_TIMEOUT_MS,
+    memoryMb: e.FAAS_MEMORY_MB,
+    depsNetwork: e.FAAS_DEPS_NETWORK,
+    depsTimeoutMs: e.FAAS_DEPS_TIMEOUT_MS,
+    ...(e.FAAS_REGISTRY_USER ? { registryUser: e.FAAS_REGISTRY_USER, registryPassword: e.FAAS_REGISTRY_PASSWORD ?? '' } : {}),
+    maxOutputBytes: e.FAAS_MAX_OUTPUT_BYTES,
+    drainGraceMs: e.FAAS_DRAIN_GRACE_MS,
+    pullTimeoutMs: e.FAAS_PULL_TIMEOUT_MS,
+    heartbeatMs: e.FAAS_HEARTBEAT_MS,
+    reconnectMaxMs: e.FAAS_RECONNECT_MAX_MS,
+    cpus: e.FAAS_CPUS,
+    pidsLimit: e.FAAS_PIDS_LIMIT,
+    nofile: e.FAAS_NOFILE,
+    tmpfsMb: e.FAAS_TMPFS_MB,
+    functionUser: e.FAAS_FUNCTION_USER,
+    maxResultBytes: e.FAAS_MAX_RESULT_BYTES,
+    maxLogBytes: e.FAAS_MAX_LOG_BYTES,
   };
-}
-
-function functionUser(raw: string | undefined): string {
-  const value = raw === undefined || raw === '' ? '65534:65534' : raw;
-  const match = /^(\d{1,10}):(\d{1,10})$/.exec(value);
-  if (!match) throw new ConfigError(`FAAS_FUNCTION_USER must be uid:gid in numbers, such as 65534:65534, got "${value}"`);
-  if (Number(match[1]) === 0 || Number(match[2]) === 0) throw new ConfigError('FAAS_FUNCTION_USER must not be root (uid or gid 0)');
-  return value;
-}
-
-function preloadPolicy(raw: string | undefined): PreloadPolicy {
-  const value = raw === undefined || raw === '' ? 'function' : raw;
-  if (value !== 'none' && value !== 'runtime' && value !== 'function') {
-    throw new ConfigError(`FAAS_PRELOAD must be one of none, runtime, function, got "${value}"`);
-  }
-  return value;
 }
 
 /**

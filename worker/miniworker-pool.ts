@@ -1,4 +1,3 @@
-import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import * as zmq from 'zeromq';
 import { Channel, type Peer } from '../protocol/channel';
@@ -14,6 +13,7 @@ import {
   type Stem,
   type WorkerToMiniworker,
 } from '../protocol/worker-messages';
+import { startChild, type ChildHandle } from '../protocol/supervisor';
 import type { Call } from '../protocol/types';
 
 /** Miniworkers started at once: each start costs a process and a container. */
@@ -28,7 +28,7 @@ type SlotState = 'starting' | 'idle' | 'busy' | 'stopping' | 'stopped';
 interface Slot {
   id: number;
   routingId: string;
-  child?: ChildProcess;
+  child?: ChildHandle;
   state: SlotState;
   job?: Job;
   /** The function version whose container this miniworker keeps, if any. */
@@ -74,6 +74,7 @@ export class MiniworkerPool extends EventEmitter {
   private readonly stemTargets = new Map<string, { stem: Stem; count: number; failedAt?: number }>();
   private nextId = 0;
   private closing = false;
+  private closed?: Promise<Job[]>;
   private timer?: NodeJS.Timeout;
 
   constructor(private readonly options: PoolOptions) {
@@ -213,10 +214,15 @@ export class MiniworkerPool extends EventEmitter {
 
   /**
    * Stops every miniworker: SIGTERM lets a call in flight finish within the grace period, then
-   * SIGKILL. Returns the jobs that were cut short, for the caller to record.
+   * SIGKILL. Returns the jobs that were cut short, for the caller to record. A second call gets
+   * the same answer when the first is done.
    */
-  async close(): Promise<Job[]> {
-    if (this.closing) return [];
+  close(): Promise<Job[]> {
+    this.closed ??= this.shutdown();
+    return this.closed;
+  }
+
+  private async shutdown(): Promise<Job[]> {
     this.closing = true;
     if (this.timer) clearInterval(this.timer);
     await Promise.all([...this.slots.values()].map((slot) => this.stopSlot(slot)));
@@ -245,14 +251,17 @@ export class MiniworkerPool extends EventEmitter {
     const id = this.nextId++;
     const slot: Slot = { id, routingId: `mw-${id}-${process.pid}`, state: 'starting', warm: null, lastUsed: 0, idleSince: Date.now() };
     this.slots.set(id, slot);
-    const child = fork(this.options.script, [], {
+    const child = startChild({
+      name: `miniworker ${slot.routingId}`,
+      script: this.options.script,
       env: { ...this.options.env, FAAS_MINIWORKER_ENDPOINT: this.options.endpoint, FAAS_MINIWORKER_ID: slot.routingId },
       stdio: 'inherit',
       // A node can hold a hundred miniworkers: keep each one's heap small.
       execArgv: [...process.execArgv, '--max-semi-space-size=1', '--max-old-space-size=192'],
+      graceMs: this.options.stopGraceMs ?? 5000,
     });
     slot.child = child;
-    child.once('exit', (code, signal) => {
+    void child.exited.then(({ code, signal, error }) => {
       const job = slot.job;
       const wasStopping = slot.state === 'stopping';
       slot.job = undefined;
@@ -263,7 +272,7 @@ export class MiniworkerPool extends EventEmitter {
         if (job) this.abandoned.push(job);
         return;
       }
-      if (!wasStopping || job) this.options.log.warn({ miniworker: slot.routingId, code, signal, callNum: job?.call.callNum }, 'miniworker exited');
+      if (!wasStopping || job) this.options.log.warn({ miniworker: slot.routingId, code, signal, err: error?.message, callNum: job?.call.callNum }, 'miniworker exited');
       if (job) this.emit('lost', job);
       if (this.size < this.options.minSize) setTimeout(() => !this.closing && this.size < this.options.minSize && this.spawn(), 200);
       this.emit('idle');
@@ -271,18 +280,11 @@ export class MiniworkerPool extends EventEmitter {
     return slot;
   }
 
-  private stopSlot(slot: Slot): Promise<void> {
+  private async stopSlot(slot: Slot): Promise<void> {
     const child = slot.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+    if (!child?.alive) return;
     if (slot.state !== 'busy') slot.state = 'stopping';
-    return new Promise<void>((resolve) => {
-      const kill = setTimeout(() => child.kill('SIGKILL'), this.options.stopGraceMs ?? 5000);
-      child.once('exit', () => {
-        clearTimeout(kill);
-        resolve();
-      });
-      child.kill('SIGTERM');
-    });
+    await child.stop();
   }
 
   /** Stops the idle warm containers of a removed function; busy ones end their call and then idle out. */

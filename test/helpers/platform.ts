@@ -1,10 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
 import { PROJECT_ROOT } from '../../cli/actions/images';
+import { startChild, type ChildExit, type ChildHandle } from '../../protocol/supervisor';
 import { freePort } from './ports';
 
 const DIST = path.join(PROJECT_ROOT, 'dist');
@@ -29,8 +29,8 @@ export interface PlatformOptions {
 export class TestPlatform {
   readonly label = `t${randomBytes(4).toString('hex')}`;
   readonly dataDir = mkdtempSync(path.join(os.tmpdir(), 'faas-test-'));
-  readonly procs = new Map<ServiceName, ChildProcess>();
-  readonly extraWorkers = new Map<string, ChildProcess>();
+  readonly procs = new Map<ServiceName, ChildHandle>();
+  readonly extraWorkers = new Map<string, ChildHandle>();
   env: NodeJS.ProcessEnv = {};
   url = '';
 
@@ -59,38 +59,38 @@ export class TestPlatform {
     return platform;
   }
 
-  spawn(name: ServiceName, extraEnv: NodeJS.ProcessEnv = {}): ChildProcess {
-    const log = createWriteStream(path.join(this.dataDir, `${name}.log`), { flags: 'a' });
-    // FAAS_PROFILE_DIR: each process (and each miniworker, which inherits it) writes a CPU profile there.
-    const profile = process.env.FAAS_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.FAAS_PROFILE_DIR}`] : [];
-    const child = spawn(process.execPath, [...profile, SCRIPTS[name]], { env: { ...this.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.pipe(log);
-    child.stderr!.pipe(log);
+  spawn(name: ServiceName, extraEnv: NodeJS.ProcessEnv = {}): ChildHandle {
+    const child = this.startProcess(name, SCRIPTS[name], { ...this.env, ...extraEnv });
     this.procs.set(name, child);
     return child;
   }
 
   /** Another worker, as if on another node: its own node id and data folder. */
-  spawnWorker(node: string): ChildProcess {
-    const nodeId = `node-${this.label}-${node}`;
-    const log = createWriteStream(path.join(this.dataDir, `worker-${node}.log`), { flags: 'a' });
-    const child = spawn(process.execPath, [SCRIPTS.worker], {
-      env: { ...this.env, FAAS_NODE_ID: nodeId, FAAS_WORKER_DATA_DIR: path.join(this.dataDir, `worker-${node}`) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stdout!.pipe(log);
-    child.stderr!.pipe(log);
+  spawnWorker(node: string): ChildHandle {
+    const env = { ...this.env, FAAS_NODE_ID: `node-${this.label}-${node}`, FAAS_WORKER_DATA_DIR: path.join(this.dataDir, `worker-${node}`) };
+    const child = this.startProcess(`worker-${node}`, SCRIPTS.worker, env);
     this.extraWorkers.set(node, child);
     return child;
   }
 
-  async stopService(name: ServiceName, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    const child = this.procs.get(name);
-    await stopChild(child, signal);
+  /** Stops a service and resolves when it is gone, with how it ended (undefined if it was never started). */
+  async stopService(name: ServiceName, signal: NodeJS.Signals = 'SIGTERM'): Promise<ChildExit | undefined> {
+    return this.procs.get(name)?.stop({ signal });
   }
 
-  async stopWorker(node: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    await stopChild(this.extraWorkers.get(node), signal);
+  async stopWorker(node: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<ChildExit | undefined> {
+    return this.extraWorkers.get(node)?.stop({ signal });
+  }
+
+  /** Its output goes to <data>/<log>.log; past 20 s after SIGTERM it is killed. */
+  private startProcess(log: string, script: string, env: NodeJS.ProcessEnv): ChildHandle {
+    const out = createWriteStream(path.join(this.dataDir, `${log}.log`), { flags: 'a' });
+    // FAAS_PROFILE_DIR: each process (and each miniworker, which inherits it) writes a CPU profile there.
+    const profile = process.env.FAAS_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.FAAS_PROFILE_DIR}`] : [];
+    const child = startChild({ name: log, command: process.execPath, args: [...profile, script], env, stdio: ['ignore', 'pipe', 'pipe'], graceMs: 20_000 });
+    child.child.stdout!.pipe(out);
+    child.child.stderr!.pipe(out);
+    return child;
   }
 
   /** Waits until the api answers at all (healthy or not). */
@@ -161,17 +161,4 @@ export class TestPlatform {
     }
     throw new Error(`call ${callNum} not final within ${timeoutMs} ms`);
   }
-}
-
-function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    const force = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.once('exit', () => {
-      clearTimeout(force);
-      resolve();
-    });
-    child.kill('SIGCONT');
-    child.kill(signal);
-  });
 }
