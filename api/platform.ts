@@ -76,6 +76,7 @@ export class Platform {
       ended: (call) => this.endedByApi(call),
     });
     this.hub.on('lost', (callNum: number) => void this.recovery.lost(callNum));
+    this.hub.on('unheld', (callNum: number) => void this.recovery.unheld(callNum));
     // The nodes registered now are the ones a restarted api waits for before it recovers their calls.
     this.hub.on('workerJoined', (worker: WorkerNode) => void this.db.putNode(worker.nodeId).catch((err) => log.warn({ node: worker.nodeId, err: String(err) }, 'could not record a node')));
     this.hub.on('workerLeft', (worker: WorkerNode) => void this.db.deleteNode(worker.nodeId).catch(() => undefined));

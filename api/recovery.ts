@@ -1,7 +1,7 @@
 import { MAX_ATTEMPTS } from '../protocol/call-lifecycle';
 import type { DbClient } from '../protocol/db-client';
 import type { Logger } from '../protocol/log';
-import type { Call, FunctionRecord, Runtime } from '../protocol/types';
+import { isFinal, type Call, type FunctionRecord, type Runtime } from '../protocol/types';
 import type { Invocation } from '../protocol/worker-messages';
 import type { WorkerHub } from './worker-hub';
 
@@ -63,6 +63,19 @@ export class CallRecovery {
       const call = await this.options.db.getCall(callNum);
       // Even a PENDING call may have started there (a warm call records no RUNNING): it is not run again unless idempotent.
       if (call) await this.settle(call, 'node_lost', true);
+    });
+  }
+
+  /**
+   * A call its worker does not hold (the invoke or its end was lost on the way): ended already, its
+   * end is passed on; else it cannot have started there and is settled as such.
+   */
+  async unheld(callNum: number): Promise<void> {
+    await this.untilDone(`recovery of call ${callNum}`, async () => {
+      const call = await this.options.db.getCall(callNum);
+      if (!call) return;
+      if (isFinal(call.status)) this.options.ended(call);
+      else await this.settle(call, 'node_lost', false);
     });
   }
 

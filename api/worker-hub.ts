@@ -31,6 +31,8 @@ export interface WorkerNode {
   draining: boolean;
   connectedAt: number;
   lastSeen: number;
+  /** Calls sent to the worker that its heartbeats have not listed, and in how many heartbeats in a row. */
+  unlisted?: Map<number, number>;
 }
 
 export interface WorkerHubOptions {
@@ -199,7 +201,38 @@ export class WorkerHub extends EventEmitter {
     }
     worker.queued = beat.queued;
     if (beat.warm) worker.warm = beat.warm;
-    if (beat.inflight) worker.reported = this.claimable(beat.inflight, worker);
+    if (beat.inflight) {
+      worker.reported = this.claimable(beat.inflight, worker);
+      this.reconcile(worker);
+    }
+  }
+
+  /**
+   * A call sent to a worker that two heartbeats in a row do not list (and sent long enough ago for
+   * the invoke to have arrived) is one the worker never got, or whose end was lost on the way: its
+   * slot is freed and the call is reported 'unheld' for recovery to settle. Otherwise a lost frame
+   * would keep the call unfinished and the slot taken forever.
+   */
+  private reconcile(worker: WorkerNode): void {
+    const settled = Date.now() - this.options.heartbeatMs * 3;
+    for (const [callNum, invocation] of worker.inflight) {
+      if (worker.reported.has(callNum) || Date.parse(invocation.dispatchedAt ?? '') > settled) {
+        worker.unlisted?.delete(callNum);
+        continue;
+      }
+      worker.unlisted ??= new Map();
+      const misses = (worker.unlisted.get(callNum) ?? 0) + 1;
+      if (misses < 2) {
+        worker.unlisted.set(callNum, misses);
+        continue;
+      }
+      worker.unlisted.delete(callNum);
+      worker.inflight.delete(callNum);
+      this.options.log.warn({ callNum, nodeId: worker.nodeId }, 'a call sent to a worker is not held by it');
+      this.emit('unheld', callNum, invocation);
+    }
+    if (worker.unlisted) for (const callNum of worker.unlisted.keys()) if (!worker.inflight.has(callNum)) worker.unlisted.delete(callNum);
+    this.pump();
   }
 
   /**
