@@ -1,5 +1,6 @@
 import type { CommandResult, FinishCommand } from '../protocol/call-lifecycle';
 import type { DbClient } from '../protocol/db-client';
+import { MAX_FRAME_BYTES } from '../protocol/envelope';
 import { PlatformError } from '../protocol/errors';
 import type { Logger } from '../protocol/log';
 import type { Call, CallPatch } from '../protocol/types';
@@ -52,6 +53,7 @@ export class CallRecorder {
       ...(job.dispatchedAt ? { dispatchedAt: job.dispatchedAt } : {}),
       ...pick(patch),
     };
+    fitFrame(command, job.call.params);
     try {
       return (await this.persist(() => this.db.finishCall(command))).call;
     } catch (err) {
@@ -88,6 +90,24 @@ export class CallRecorder {
         pause = Math.min(pause * 2, MAX_PAUSE_MS);
       }
     }
+  }
+}
+
+/** The stored call, and every message that carries it, must fit in one frame with room to spare. */
+const CALL_BUDGET_BYTES = MAX_FRAME_BYTES - 1024 * 1024;
+
+/**
+ * Logs that would make the stored call larger than a frame (1 MiB of control bytes is 6 MiB of
+ * JSON) are cut, the longer first, and the call is marked truncated: the call still ends.
+ */
+export function fitFrame(command: FinishCommand, params: unknown): void {
+  const size = () => Buffer.byteLength(JSON.stringify(command)) + Buffer.byteLength(JSON.stringify(params ?? null));
+  for (let over = size() - CALL_BUDGET_BYTES; over > 0; over = size() - CALL_BUDGET_BYTES) {
+    const field = (command.stdout?.length ?? 0) >= (command.stderr?.length ?? 0) ? 'stdout' : 'stderr';
+    const text = command[field] ?? '';
+    if (text.length < 1024) return;
+    command[field] = text.slice(0, Math.floor(text.length / 2)) + '\n[faas: output cut to fit the call record]\n';
+    command.truncated = true;
   }
 }
 
