@@ -38,7 +38,8 @@ describe('an api restart while calls run', () => {
   let platform: TestPlatform;
   const RUNTIME = { name: 'pyfixture', image: 'pythonruntime', path: '/ws', dependencies: 'pip3 install -r requirements.txt', run: 'python3 main.py' };
   beforeAll(async () => {
-    platform = await TestPlatform.start();
+    // A restarted api waits this long for the nodes registered before it (45 s by default).
+    platform = await TestPlatform.start({ env: { FAAS_RECOVERY_GRACE_MS: '8000' } });
     await platform.json('POST', '/registerRuntime', RUNTIME);
     await platform.upload('pyfixture', 'nap', await tarGzOf(require('node:path').join(FIXTURES, 'nap')));
     expect((await platform.json('POST', '/invokeFunction?wait=true', { funcName: 'nap', params: { s: 0 } })).body.status).toBe('DONE');
@@ -69,7 +70,8 @@ describe('an api restart while calls run', () => {
     await platform.stopService('worker', 'SIGKILL');
     platform.spawn('api');
     await platform.waitApi();
-    const call = await platform.waitFinal(callNum, 20_000);
+    // Its node does not come back within the grace: the call nobody holds ends.
+    const call = await platform.waitFinal(callNum, 40_000);
     expect(call).toMatchObject({ status: 'ERROR', reason: 'orchestrator_restart' });
     platform.spawn('worker');
     await platform.waitHealthy();
