@@ -23,6 +23,8 @@ export interface ApiConfig {
   maxUploadBytes: number;
   /** Largest JSON body. FAAS_MAX_BODY_BYTES, default 1 MiB. */
   maxBodyBytes: number;
+  /** Params nested deeper than this are refused with 400. FAAS_MAX_PARAMS_DEPTH, default 100. */
+  maxParamsDepth: number;
   /** Calls waiting for a worker, in all (FAAS_MAX_QUEUE, 100000) and per function (FAAS_MAX_QUEUE_PER_FUNCTION, 20000); past them, 429. */
   maxQueue: number;
   maxQueuePerFunction: number;
@@ -75,6 +77,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     heartbeatMs: envInt(env, 'FAAS_HEARTBEAT_MS', 1000, { min: 50, max: 60_000 }),
     maxUploadBytes: envInt(env, 'FAAS_MAX_UPLOAD_BYTES', 50 * 1024 * 1024, { min: 1024, max: 1024 * 1024 * 1024 }),
     maxBodyBytes: envInt(env, 'FAAS_MAX_BODY_BYTES', 1024 * 1024, { min: 1024, max: 64 * 1024 * 1024 }),
+    maxParamsDepth: envInt(env, 'FAAS_MAX_PARAMS_DEPTH', 100, { min: 1, max: 10_000 }),
     maxQueue: envInt(env, 'FAAS_MAX_QUEUE', 100_000, { min: 1, max: 10_000_000 }),
     maxQueuePerFunction: envInt(env, 'FAAS_MAX_QUEUE_PER_FUNCTION', 20_000, { min: 1, max: 10_000_000 }),
     scheduler: envOneOf(env, 'FAAS_SCHEDULER', 'warm', ['warm', 'home', 'least-loaded'] as const),
