@@ -65,7 +65,7 @@ export class HandlerStartError extends Error {
 }
 
 /** Frames dropped by every handler container of this process (bad, unknown, another version): a count to look at. */
-export const droppedFrames = { count: 0 };
+export const droppedFrameCount = { total: 0 };
 
 type FrameOf<T extends FrameType> = Extract<BootstrapFrame, { type: T }>;
 
@@ -375,7 +375,7 @@ export class HandlerContainer {
 
   private countDropped(reason: string): void {
     this.droppedFrames += 1;
-    droppedFrames.count += 1;
+    droppedFrameCount.total += 1;
     this.log.warn({ container: this.container.id.slice(0, 12), reason, dropped: this.droppedFrames }, 'bootstrap frame dropped');
   }
 
