@@ -353,6 +353,7 @@ export class HandlerContainer {
       if (this.waiting?.type === 'ready') this.fail(new HandlerStartError(versionMismatchMessage(decoded.version), this.logErr));
       return;
     }
+    if (decoded.skipped > 0) this.countDropped(`${decoded.skipped} characters before a frame`);
     const frame = decoded.frame;
     const waiting = this.waiting;
     if (frame.type === 'rejected') {

@@ -86,17 +86,23 @@ export type ResultFrame = z.infer<typeof resultFrameSchema>;
 export type FrameType = BootstrapFrame['type'];
 
 export type DecodedLine =
-  | { kind: 'frame'; frame: BootstrapFrame }
+  /** `skipped`: characters before the token (something other than the bootstrap wrote to the frame descriptor), dropped. */
+  | { kind: 'frame'; frame: BootstrapFrame; skipped: number }
   /** A frame of another protocol version (`version` undefined: one from before versioning). */
   | { kind: 'version'; version: unknown; type: unknown }
   | { kind: 'bad'; reason: string };
 
-/** Checks one line of the frame channel: the token, JSON, the version, the frame's schema. */
+/**
+ * Checks one line of the frame channel: the token, JSON, the version, the frame's schema. Text before
+ * the token (an unfinished line that the function itself wrote to the frame descriptor) is skipped,
+ * so it costs that text only, not the frame after it.
+ */
 export function decodeFrameLine(line: string, token: string): DecodedLine {
-  if (!line.startsWith(`${token} `)) return { kind: 'bad', reason: 'a line without the frame token' };
+  const skipped = line.indexOf(`${token} {`);
+  if (skipped < 0) return { kind: 'bad', reason: 'a line without the frame token' };
   let parsed: unknown;
   try {
-    parsed = JSON.parse(line.slice(token.length + 1));
+    parsed = JSON.parse(line.slice(skipped + token.length + 1));
   } catch {
     return { kind: 'bad', reason: 'a frame that is not JSON' };
   }
@@ -109,7 +115,7 @@ export function decodeFrameLine(line: string, token: string): DecodedLine {
     return { kind: 'bad', reason: `a ${String(raw.type).slice(0, 32)} frame that does not fit its schema (${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'})` };
   }
   if (checked.data.type === 'result' && checked.data.ok && checked.data.result === undefined) return { kind: 'bad', reason: 'an ok result frame without a result' };
-  return { kind: 'frame', frame: checked.data };
+  return { kind: 'frame', frame: checked.data, skipped };
 }
 
 /** The clear error for a bootstrap of another protocol version. */

@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import {
   BOOTSTRAP_ENV,
@@ -51,13 +53,13 @@ class LocalBootstrap {
   exitCode: number | null | undefined;
   private readonly child: ChildProcess;
 
-  constructor(run: string, extraEnv: Record<string, string> = {}, withFrameFd = true) {
+  constructor(run: string, extraEnv: Record<string, string> = {}, withFrameFd = true, workdir = FIXTURE) {
     const [cmd, ...args] = bootstrapCommand(run);
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       PYTHONDONTWRITEBYTECODE: '1',
       FAAS_FRAME_TOKEN: this.token,
-      FAAS_WORKDIR: FIXTURE,
+      FAAS_WORKDIR: workdir,
       FAAS_MAX_LOG_BYTES: String(CAPS.log),
       FAAS_MAX_RESULT_BYTES: String(CAPS.result),
       FAAS_MAX_PARAMS_BYTES: String(CAPS.params),
@@ -65,13 +67,15 @@ class LocalBootstrap {
       ...extraEnv,
     };
     if (withFrameFd) for (const pair of BOOTSTRAP_ENV) env[pair.slice(0, pair.indexOf('='))] = pair.slice(pair.indexOf('=') + 1);
-    this.child = spawn(cmd!, args, { cwd: FIXTURE, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = spawn(cmd!, args, { cwd: workdir, env, stdio: ['pipe', 'pipe', 'pipe'] });
     const reader = new FrameLineReader(
       1 << 26,
       (line) => {
         const decoded = decodeFrameLine(line, this.token);
-        if (decoded.kind === 'frame') this.frames.push(decoded.frame);
-        else this.dropped.push(decoded.kind === 'bad' ? decoded.reason : `version ${String(decoded.version)}`);
+        if (decoded.kind === 'frame') {
+          if (decoded.skipped > 0) this.dropped.push(`${decoded.skipped} characters before a frame`);
+          this.frames.push(decoded.frame);
+        } else this.dropped.push(decoded.kind === 'bad' ? decoded.reason : `version ${String(decoded.version)}`);
       },
       () => this.dropped.push('oversized'),
     );
@@ -139,6 +143,8 @@ interface Case {
   env?: Record<string, string>;
   /** What the call must show, per runtime where they differ by the language's own rules. */
   expect: (runtime: RuntimeName, seen: CallSeen) => void;
+  /** What the host drops from the frame channel meanwhile (nothing unless said). */
+  dropped?: string[];
 }
 
 const ok = (seen: CallSeen, result: unknown) => {
@@ -195,6 +201,12 @@ const CASES: Case[] = [
       expect(seen.stderr).not.toContain('forged');
       expect(seen.stderr).toMatch(/3/);
     },
+  },
+  {
+    name: 'the function writing to the frame descriptor itself costs that text only, not the result',
+    params: { do: 'frame-write' },
+    expect: (_r, seen) => ok(seen, 'frame-write'),
+    dropped: ['4 characters before a frame'],
   },
   {
     name: 'binary output arrives as text with U+FFFD for what is not UTF-8',
@@ -268,15 +280,15 @@ const CASES: Case[] = [
     },
   },
   {
-    name: "a call's env is set for it",
+    name: "a call's env is set for it; the frame token and descriptor are not in the function's env",
     params: { do: 'env' },
     env: { CALL_VAR: 'one', BASE_VAR: 'changed' },
-    expect: (_r, seen) => ok(seen, { call: 'one', base: 'changed' }),
+    expect: (_r, seen) => ok(seen, { call: 'one', base: 'changed', protocol: [] }),
   },
   {
     name: "and restored after it: the next call sees the container's own",
     params: { do: 'env' },
-    expect: (_r, seen) => ok(seen, { call: null, base: 'base' }),
+    expect: (_r, seen) => ok(seen, { call: null, base: 'base', protocol: [] }),
   },
 ];
 
@@ -291,12 +303,13 @@ describe.each(RUNTIMES)('the $name bootstrap', ({ name, run }) => {
   });
   afterAll(() => bootstrap?.stop());
   afterEach(() => {
-    // Nothing any case did reached the frame channel except frames.
+    // Nothing else reached the frame channel but frames.
     expect(bootstrap.dropped).toEqual([]);
   });
 
-  test.each(CASES)('$name; the next call is still served', async ({ params, env, expect: check }) => {
+  test.each(CASES)('$name; the next call is still served', async ({ params, env, expect: check, dropped }) => {
     check(name, await bootstrap.call(params, env));
+    expect(bootstrap.dropped.splice(0)).toEqual(dropped ?? []);
     const next = await bootstrap.call({ do: 'echo', say: 'next' });
     expect(next.frame.ok).toBe(true);
     expect(JSON.parse(next.frame.result!)).toMatchObject({ echo: 'next' });
@@ -361,6 +374,23 @@ describe.each(RUNTIMES)('the $name bootstrap, starting', ({ run }) => {
     expect(JSON.parse((await bootstrap.call({ do: 'echo', say: 'late' })).frame.result!)).toMatchObject({ echo: 'late' });
   });
 
+  test('a stem cell: the function arrives as files, is loaded and serves; a path out of the folder is refused', async () => {
+    const workdir = mkdtempSync(path.join(os.tmpdir(), 'faas-stem-'));
+    const bootstrap = new LocalBootstrap(run, {}, true, workdir);
+    started.push(bootstrap);
+    await bootstrap.take('ready');
+    bootstrap.send({ type: 'files', files: [{ path: '../escape.py', mode: 0o644, data: '' }] });
+    expect((await bootstrap.take('files')).error).toMatch(/refusing to write/);
+    const files = ['handler.py', 'handler.js'].map((name) => ({ path: `lib/${name}`, mode: 0o644, data: readFileSync(path.join(FIXTURE, name)).toString('base64') }));
+    bootstrap.send({ type: 'files', files: [{ path: 'lib/', mode: 0o755, data: '' }, ...files] });
+    expect(await bootstrap.take('files')).toEqual({ v: BOOTSTRAP_PROTOCOL_VERSION, type: 'files' });
+    expect(readFileSync(path.join(workdir, 'lib', 'handler.js'), 'utf8')).toBe(readFileSync(path.join(FIXTURE, 'handler.js'), 'utf8'));
+    // python names a module, node a file.
+    bootstrap.send({ type: 'load', handler: run.startsWith('python') ? 'lib.handler.handle' : 'lib/handler.handle' });
+    expect(await bootstrap.take('loaded')).toEqual({ v: BOOTSTRAP_PROTOCOL_VERSION, type: 'loaded' });
+    expect(JSON.parse((await bootstrap.call({ do: 'echo', say: 'stem' })).frame.result!)).toEqual({ echo: 'stem', calls: 1 });
+  });
+
   test('without FAAS_FRAME_FD the bootstrap refuses to start, saying why', async () => {
     const bootstrap = new LocalBootstrap(run, {}, false);
     started.push(bootstrap);
@@ -373,8 +403,10 @@ describe.each(RUNTIMES)('the $name bootstrap, starting', ({ run }) => {
 describe('the host side of the frame channel', () => {
   const token = 'tok';
   test('frames are checked: token, JSON, version, schema', () => {
-    expect(decodeFrameLine(`tok {"v":${BOOTSTRAP_PROTOCOL_VERSION},"type":"ready","runtime":"python"}`, token)).toEqual({ kind: 'frame', frame: { v: BOOTSTRAP_PROTOCOL_VERSION, type: 'ready', runtime: 'python' } });
-    expect(decodeFrameLine('progress 50%tok {"v":2,"type":"ready","runtime":"x"}', token)).toMatchObject({ kind: 'bad', reason: /token/ });
+    expect(decodeFrameLine(`tok {"v":${BOOTSTRAP_PROTOCOL_VERSION},"type":"ready","runtime":"python"}`, token)).toEqual({ kind: 'frame', frame: { v: BOOTSTRAP_PROTOCOL_VERSION, type: 'ready', runtime: 'python' }, skipped: 0 });
+    expect(decodeFrameLine('progress 50%', token)).toMatchObject({ kind: 'bad', reason: /without the frame token/ });
+    // What a function wrote to the frame descriptor without a newline costs itself only.
+    expect(decodeFrameLine('progress 50%tok {"v":2,"type":"ready","runtime":"x"}', token)).toEqual({ kind: 'frame', frame: { v: 2, type: 'ready', runtime: 'x' }, skipped: 12 });
     expect(decodeFrameLine('tok {"v":2,', token)).toMatchObject({ kind: 'bad', reason: /not JSON/ });
     expect(decodeFrameLine('tok [1]', token)).toMatchObject({ kind: 'bad', reason: /not an object/ });
     expect(decodeFrameLine('tok {"v":2,"type":"result","id":-1,"ok":true,"result":"1","stdout":""}', token)).toMatchObject({ kind: 'bad', reason: /result frame/ });

@@ -27,6 +27,7 @@ if (!/^\d+$/.test(process.env.FAAS_FRAME_FD || '')) {
   process.exit(2);
 }
 const FRAME_FD = Number(process.env.FAAS_FRAME_FD);
+delete process.env.FAAS_FRAME_FD;
 const MAX_LOG = Number(process.env.FAAS_MAX_LOG_BYTES || 1024 * 1024);
 const MAX_RESULT = Number(process.env.FAAS_MAX_RESULT_BYTES || 1024 * 1024);
 const MAX_PARAMS = Number(process.env.FAAS_MAX_PARAMS_BYTES || 16 * 1024 * 1024);

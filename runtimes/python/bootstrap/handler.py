@@ -23,7 +23,7 @@ import traceback
 VERSION = 2
 # The token is not left in the function's os.environ (a function that forges frames only garbles its own calls).
 TOKEN = os.environ.pop("FAAS_FRAME_TOKEN", "")
-FRAME_FD = os.environ.get("FAAS_FRAME_FD", "")
+FRAME_FD = os.environ.pop("FAAS_FRAME_FD", "")
 if not FRAME_FD.isdigit():
     sys.stderr.write("bootstrap: FAAS_FRAME_FD is not set; frames need a descriptor of their own (protocol version 2)\n")
     sys.exit(2)
