@@ -107,8 +107,9 @@ export class HandlerContainer {
   ) {
     this.log = spec.log ?? defaultLog();
     const sandbox = spec.sandbox;
-    // The largest frame a bootstrap may send: a result, the captured stdout (up to 4 bytes a character), outputs in base64.
-    const maxFrame = 4 * (sandbox.maxResultBytes + sandbox.maxLogBytes + (sandbox.outputs ? sandbox.maxOutputBytes : 0)) + 65_536;
+    // The largest frame a bootstrap may send: a result, the captured stdout and outputs in base64, each
+    // character escaped in JSON at worst (a control character in the result's own JSON text is 7).
+    const maxFrame = 8 * (sandbox.maxResultBytes + sandbox.maxLogBytes + (sandbox.outputs ? sandbox.maxOutputBytes : 0)) + 65_536;
     this.frames = new FrameLineReader(
       maxFrame,
       (line) => this.onFrameLine(line),
