@@ -27,6 +27,8 @@ export interface ApiConfig {
   maxUploadBytes: number;
   /** Largest JSON body. FAAS_MAX_BODY_BYTES, default 1 MiB. */
   maxBodyBytes: number;
+  /** Params nested deeper than this are refused with 400. FAAS_MAX_PARAMS_DEPTH, default 100. */
+  maxParamsDepth: number;
   /** Calls waiting for a worker, in all (FAAS_MAX_QUEUE, 100000) and per function (FAAS_MAX_QUEUE_PER_FUNCTION, 20000); past them, 429. */
   maxQueue: number;
   maxQueuePerFunction: number;
@@ -58,6 +60,7 @@ export const apiEnv = commonEnv.extend({
   FAAS_API_DATA_DIR: text('./data/api'),
   FAAS_WAIT_TIMEOUT_MS: int(30_000, { min: 1, max: 15 * 60_000 }),
   FAAS_HEARTBEAT_MS: int(1000, { min: 50, max: 60_000 }),
+  FAAS_MAX_PARAMS_DEPTH: int(100, { min: 1, max: 10_000 }),
   FAAS_RECOVERY_GRACE_MS: int(45_000, { min: 0, max: 3_600_000 }),
   FAAS_SWEEP_INTERVAL_MS: int(30_000, { min: 100, max: 3_600_000 }),
   FAAS_MAX_UPLOAD_BYTES: int(50 * 1024 * 1024, { min: 1024, max: 1024 * 1024 * 1024 }),
@@ -109,6 +112,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     sweepIntervalMs: e.FAAS_SWEEP_INTERVAL_MS,
     maxUploadBytes: e.FAAS_MAX_UPLOAD_BYTES,
     maxBodyBytes: e.FAAS_MAX_BODY_BYTES,
+    maxParamsDepth: e.FAAS_MAX_PARAMS_DEPTH,
     maxQueue: e.FAAS_MAX_QUEUE,
     maxQueuePerFunction: e.FAAS_MAX_QUEUE_PER_FUNCTION,
     scheduler: e.FAAS_SCHEDULER,

@@ -9,6 +9,25 @@ export function zodMessage(error: { issues: { path: (string | number)[]; message
   return error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ');
 }
 
+/** How deeply a JSON value nests (a scalar 0, `[]` and `{}` 1), counted without recursion and only up to `limit + 1`. */
+export function jsonDepth(value: unknown, limit = Number.MAX_SAFE_INTEGER): number {
+  let deepest = 0;
+  const pending: Array<[unknown, number]> = [[value, 0]];
+  while (pending.length > 0) {
+    const [item, depth] = pending.pop()!;
+    if (typeof item !== 'object' || item === null) continue;
+    if (depth + 1 > deepest) deepest = depth + 1;
+    if (deepest > limit) return deepest;
+    for (const member of Array.isArray(item) ? item : Object.values(item)) if (typeof member === 'object' && member !== null) pending.push([member, depth + 1]);
+  }
+  return deepest;
+}
+
+/** Params nested past the bound are refused before any call is made (a runtime's parser may not take them). */
+export function checkParamsDepth(params: unknown, maxDepth: number): void {
+  if (jsonDepth(params, maxDepth) > maxDepth) throw new PlatformError('BAD_REQUEST', `params nest deeper than ${maxDepth} levels (FAAS_MAX_PARAMS_DEPTH)`);
+}
+
 export function parseCallNum(raw: string): number {
   if (!/^\d{1,15}$/.test(raw) || Number(raw) < 1) throw new PlatformError('BAD_REQUEST', `"${raw.slice(0, 32)}" is not a call number`);
   return Number(raw);

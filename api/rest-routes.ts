@@ -4,7 +4,7 @@ import { isValidName } from '../protocol/names';
 import { isFinal } from '../protocol/types';
 import type { ApiConfig } from './config';
 import type { Platform } from './platform';
-import { answer, idempotencyKey, parseCallNum, wantsWait, zodMessage } from './requests';
+import { answer, checkParamsDepth, idempotencyKey, parseCallNum, wantsWait, zodMessage } from './requests';
 import { callQuerySchema, v1InvokeBodySchema } from './schemas';
 
 const DEFAULT_PAGE = 50;
@@ -94,6 +94,7 @@ export function addRestRoutes(app: express.Express, platform: Platform, config: 
     const name = nameParam(req, 'function');
     const body = v1InvokeBodySchema.safeParse(req.body ?? {});
     if (!body.success) throw new PlatformError('BAD_REQUEST', zodMessage(body.error));
+    checkParamsDepth(body.data.params, config.maxParamsDepth);
     const started = await platform.invoke(name, body.data.params ?? {}, wantsWait(req, body.data.wait), idempotencyKey(req), { args: body.data.args, env: body.data.env });
     await answer(platform, res, started);
   });

@@ -13,7 +13,7 @@ import { BasicAuth } from './auth';
 import type { ApiConfig } from './config';
 import type { Platform } from './platform';
 import { openApiDocument } from './openapi';
-import { answer, idempotencyKey, parseCallNum, wantsWait, zodMessage } from './requests';
+import { answer, checkParamsDepth, idempotencyKey, parseCallNum, wantsWait, zodMessage } from './requests';
 import { addRestRoutes } from './rest-routes';
 
 const swaggerUiAssets = path.dirname(require.resolve('swagger-ui-dist/package.json'));
@@ -170,6 +170,7 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
   app.post('/invokeFunction', json, async (req, res) => {
     const parsed = invokeInputSchema.safeParse(req.body ?? {});
     if (!parsed.success) throw new PlatformError('BAD_REQUEST', zodMessage(parsed.error));
+    checkParamsDepth(parsed.data.params, config.maxParamsDepth);
     await answer(platform, res, await platform.invoke(parsed.data.funcName, parsed.data.params ?? {}, wantsWait(req, parsed.data.wait), idempotencyKey(req)));
   });
 

@@ -1,9 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import * as tar from 'tar';
 import { PassThrough } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
 import type Docker from 'dockerode';
+import {
+  BOOTSTRAP_ENV,
+  EndMarkScanner,
+  FrameLineReader,
+  MAX_REQUEST_LINE_BYTES,
+  bootstrapCommand,
+  decodeFrameLine,
+  encodeRequest,
+  versionMismatchMessage,
+  type BootstrapFrame,
+  type BootstrapRequest,
+  type FrameType,
+  type PackageFile,
+  type ResultFrame,
+} from '../protocol/bootstrap-frames';
 import { OUTPUT_DIR, type Sandbox } from '../protocol/limits';
+import { createLogger, type Logger } from '../protocol/log';
 import { SANDBOX_ENV, sandboxHostConfig, truncationMarker, type ContainerDriver } from './container-driver';
 import { keptOutputs, type CollectedOutputs } from './outputs';
 
@@ -20,6 +35,8 @@ export interface HandlerSpec {
   startTimeoutMs: number;
   /** false: start the bootstrap but load no function yet (a stem cell). */
   load?: boolean;
+  /** Where dropped frames are reported; a logger of its own when not given. */
+  log?: Logger;
 }
 
 export type HandlerOutcome =
@@ -29,29 +46,11 @@ export type HandlerOutcome =
   | { kind: 'too_large'; stdout: string; stderr: string; truncated: boolean }
   | { kind: 'crashed'; exitCode: number | null; oomKilled: boolean; stdout: string; stderr: string; truncated: boolean };
 
-interface Frame {
-  op: string;
-  id?: number;
-  ok?: boolean;
-  result?: string;
-  error?: string;
-  stdout?: string;
-  stderr?: string;
-  exit?: boolean;
-  /** The bootstrap refused a result past FAAS_MAX_RESULT_BYTES. */
-  tooLarge?: boolean;
-  stdoutTruncated?: boolean;
-  /** Files the call left in the output folder, read by the bootstrap (a tmpfs is out of the engine's reach). */
-  outputs?: Array<{ path: string; data: string }>;
-  /** Their size when past FAAS_MAX_OUTPUT_BYTES: then none are sent. */
-  outputsTooLarge?: number;
-}
-
 /** The outputs a bootstrap sent with its result, as kept: a zip, or only their size when too large. */
-async function frameOutputs(frame: Frame, maxBytes: number): Promise<CollectedOutputs | undefined> {
+async function frameOutputs(frame: ResultFrame, maxBytes: number): Promise<CollectedOutputs | undefined> {
   if (frame.outputsTooLarge) return { zip: null, bytes: frame.outputsTooLarge, truncated: true };
   if (!Array.isArray(frame.outputs) || frame.outputs.length === 0) return undefined;
-  const files = frame.outputs.map((f) => ({ path: String(f?.path ?? ''), data: Buffer.from(String(f?.data ?? ''), 'base64') }));
+  const files = frame.outputs.map((f) => ({ path: f.path, data: Buffer.from(f.data, 'base64') }));
   return keptOutputs(files, maxBytes);
 }
 
@@ -65,42 +64,63 @@ export class HandlerStartError extends Error {
   }
 }
 
+/** Frames dropped by every handler container of this process (bad, unknown, another version): a count to look at. */
+export const droppedFrameCount = { total: 0 };
+
+type FrameOf<T extends FrameType> = Extract<BootstrapFrame, { type: T }>;
+
 /**
  * One running container in handler mode: its bootstrap loads the function once and then serves
- * calls over a framed channel (one JSON line in on stdin, one token-prefixed JSON line out on
- * stdout). Other output while a call runs is that call's log. A crash or a timeout ends the container.
+ * calls over the frame protocol of protocol/bootstrap-frames.ts (JSON lines in on stdin; frames out
+ * on the container's stdout, which carries nothing else; logs and per-call end marks on stderr).
+ * A crash or a timeout ends the container.
  */
 export class HandlerContainer {
   private stdin?: NodeJS.WritableStream;
-  private waiting?: { resolve: (frame: Frame) => void; reject: (err: Error) => void; op: string; id?: number };
-  private logOut = '';
+  private waiting?: { resolve: (frame: BootstrapFrame) => void; reject: (err: Error) => void; type: FrameType; id?: number };
   private logErr = '';
-  private cutOut = false;
   private cutErr = false;
   /** A frame line grew past any answer the bootstrap may send: the container is stopped. */
   private oversized = false;
-  private partial = '';
-  /** The end of stderr not yet attributed: it may be the start of a call's end mark. */
-  private errPending = '';
-  /** A UTF-8 character split across two chunks is decoded whole (results and logs are not ASCII-only). */
-  private readonly outDecoder = new StringDecoder('utf8');
-  private readonly errDecoder = new StringDecoder('utf8');
+  private readonly frames: FrameLineReader;
+  private readonly stderr: EndMarkScanner;
+  /** The bootstrap said `ready` in this protocol's version. */
+  private ready = false;
   /** Call ids whose stderr end mark has come, and the call waiting for its own. */
   private readonly marks = new Set<number>();
   private markWaiter?: { id: number; done: () => void };
   /** Frames that arrived before anyone waited for them. */
-  private readonly early: Frame[] = [];
+  private readonly early: BootstrapFrame[] = [];
   private exited?: Promise<{ StatusCode: number }>;
+  private readonly log: Logger;
   alive = false;
   lastUsed = Date.now();
   calls = 0;
+  /** Frames of this container dropped as bad, unknown or of another version. */
+  droppedFrames = 0;
 
   private constructor(
     private readonly driver: ContainerDriver,
     private readonly container: Docker.Container,
     private readonly spec: HandlerSpec,
     private readonly token: string,
-  ) {}
+  ) {
+    this.log = spec.log ?? defaultLog();
+    const sandbox = spec.sandbox;
+    // The largest frame a bootstrap may send: a result, the captured stdout and outputs in base64, each
+    // character escaped in JSON at worst (a control character in the result's own JSON text is 7).
+    const maxFrame = 8 * (sandbox.maxResultBytes + sandbox.maxLogBytes + (sandbox.outputs ? sandbox.maxOutputBytes : 0)) + 65_536;
+    this.frames = new FrameLineReader(
+      maxFrame,
+      (line) => this.onFrameLine(line),
+      () => {
+        this.oversized = true;
+        this.fail(new Error('an answer past the size limit'));
+        void this.container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
+      },
+    );
+    this.stderr = new EndMarkScanner(token);
+  }
 
   get id(): string {
     return this.container.id;
@@ -111,11 +131,12 @@ export class HandlerContainer {
     const token = randomBytes(12).toString('hex');
     const container = await driver.docker.createContainer({
       Image: spec.image,
-      Cmd: ['sh', '-c', `exec ${spec.cmd}`],
+      Cmd: bootstrapCommand(spec.cmd),
       WorkingDir: spec.workingDir,
       Env: [
         ...SANDBOX_ENV,
         ...spec.env,
+        ...BOOTSTRAP_ENV,
         `FAAS_FRAME_TOKEN=${token}`,
         `FAAS_WORKDIR=${spec.workingDir}`,
         `FAAS_MAX_LOG_BYTES=${spec.sandbox.maxLogBytes}`,
@@ -140,7 +161,7 @@ export class HandlerContainer {
     } catch (err) {
       await handler.dispose();
       if (err instanceof HandlerStartError) throw err;
-      throw new HandlerStartError(`the handler did not start: ${err instanceof Error ? err.message : String(err)}`, handler.logErr + handler.logOut);
+      throw new HandlerStartError(`the handler did not start: ${err instanceof Error ? err.message : String(err)}`, handler.logErr);
     }
   }
 
@@ -149,7 +170,7 @@ export class HandlerContainer {
     this.stdin = stream;
     const out = new PassThrough();
     const err = new PassThrough();
-    out.on('data', (chunk: Buffer) => this.onStdout(chunk));
+    out.on('data', (chunk: Buffer) => this.frames.push(chunk));
     err.on('data', (chunk: Buffer) => this.onStderr(chunk));
     this.driver.docker.modem.demuxStream(stream, out, err);
     stream.on('error', () => undefined);
@@ -161,11 +182,12 @@ export class HandlerContainer {
       () => this.onExit(),
     );
     await this.expect('ready', this.spec.startTimeoutMs);
+    this.ready = true;
     if (this.spec.load !== false) await this.load(this.spec.handler);
   }
 
   private async load(handler: string): Promise<void> {
-    const loaded = await this.request({ op: 'load', handler }, 'loaded', this.spec.startTimeoutMs);
+    const loaded = await this.request({ type: 'load', handler }, 'loaded', this.spec.startTimeoutMs);
     if (loaded.error) throw new HandlerStartError('the function could not be loaded', loaded.error);
     // What loading wrote is not the first call's log.
     this.logErr = '';
@@ -180,25 +202,28 @@ export class HandlerContainer {
    */
   async inject(packagePath: string, handler: string): Promise<void> {
     const files = await packageFiles(packagePath);
-    const written = await this.request({ op: 'files', files }, 'files', this.spec.startTimeoutMs);
+    const written = await this.request({ type: 'files', files }, 'files', this.spec.startTimeoutMs);
     if (written.error) throw new HandlerStartError('the function could not be put into the container', written.error);
     await this.load(handler);
   }
 
   /**
    * One call. Its stderr is what came on the container's stderr after the previous call's end mark, up
-   * to its own: stdout and stderr travel apart, so the result may arrive before the last of the stderr.
+   * to its own: frames and stderr travel apart, so the result may arrive before the last of the stderr.
    */
   async invoke(id: number, params: unknown, timeoutMs: number, env?: Record<string, string>): Promise<HandlerOutcome> {
-    this.logOut = '';
-    this.cutOut = false;
     this.calls += 1;
+    // Params travel as JSON text, so the request line stays shallow whatever their depth.
+    let request: BootstrapRequest;
     try {
-      // A call's own variables are set by the bootstrap for the call's duration only.
-      const frame = await this.request({ op: 'call', id, params, ...(env && Object.keys(env).length > 0 ? { env } : {}) }, 'result', timeoutMs, id);
+      request = { type: 'call', id, params: JSON.stringify(params ?? {}), ...(env && Object.keys(env).length > 0 ? { env } : {}) };
+    } catch (err) {
+      return { kind: 'error', error: `params could not be sent: ${err instanceof Error ? err.message : String(err)}`, exited: false, ...this.logs('') };
+    }
+    try {
+      const frame = await this.request(request, 'result', timeoutMs, id);
       await this.endOfStderr(id, 2000);
-      if (frame.stdoutTruncated) this.cutOut = true;
-      const logs = this.logs(frame.stdout ?? '');
+      const logs = this.logs(frame.stdout, Boolean(frame.stdoutTruncated));
       this.lastUsed = Date.now();
       if (frame.tooLarge) return { kind: 'too_large', ...logs };
       // Never fatal to the call: outputs that cannot be kept are reported as not kept.
@@ -206,6 +231,7 @@ export class HandlerContainer {
       if (frame.ok) return { kind: 'ok', result: frame.result ?? 'null', ...logs, ...(outputs ? { outputs } : {}) };
       return { kind: 'error', error: frame.error ?? 'the handler failed', ...logs, exited: Boolean(frame.exit), ...(outputs ? { outputs } : {}) };
     } catch (err) {
+      if (err instanceof RefusedError) return { kind: 'error', error: err.message, exited: false, ...this.logs('') };
       if (err instanceof TimeoutError) {
         await this.dispose();
         return { kind: 'timeout', ...this.logs('') };
@@ -241,40 +267,32 @@ export class HandlerContainer {
   }
 
   private onStderr(chunk: Buffer): void {
-    const prefix = `${this.token}:end:`;
-    let text = this.errPending + this.errDecoder.write(chunk);
-    this.errPending = '';
-    for (let at = text.indexOf(prefix); at >= 0; at = text.indexOf(prefix)) {
-      const end = text.indexOf('\n', at);
-      if (end < 0) break;
-      this.appendLog('err', text.slice(0, at));
-      const id = Number(text.slice(at + prefix.length, end));
-      text = text.slice(end + 1);
-      if (this.markWaiter?.id === id) this.markWaiter.done();
+    for (const event of this.stderr.push(chunk)) {
+      if ('log' in event) {
+        this.appendLog(event.log);
+        continue;
+      }
+      if (this.markWaiter?.id === event.mark) this.markWaiter.done();
       else {
         // Kept for a call that has not started waiting yet; the oldest go first (bounded).
         if (this.marks.size >= 16) this.marks.delete(this.marks.values().next().value as number);
-        this.marks.add(id);
+        this.marks.add(event.mark);
       }
     }
-    // Keep back what may be the beginning of a mark until the rest arrives.
-    let keep = text.lastIndexOf(prefix) >= 0 ? text.length - text.lastIndexOf(prefix) : 0;
-    if (keep > prefix.length + 24) keep = 0; // longer than any mark: plain output
-    if (keep === 0) for (let n = Math.min(prefix.length - 1, text.length); n > 0 && keep === 0; n--) if (prefix.startsWith(text.slice(-n))) keep = n;
-    this.appendLog('err', text.slice(0, text.length - keep));
-    this.errPending = text.slice(text.length - keep);
+    // A bootstrap from before versioning writes its frames where fd 1 goes, which is now stderr.
+    if (!this.ready && this.waiting?.type === 'ready' && this.logErr.includes(`${this.token} {`)) {
+      this.countDropped('a frame on stderr');
+      this.fail(new HandlerStartError(versionMismatchMessage(undefined), this.logErr));
+    }
   }
 
   /** The call's logs, each cut one ending with a marker; stderr starts afresh for the next call. */
-  private logs(captured: string): { stdout: string; stderr: string; truncated: boolean } {
-    if (this.errPending && !this.alive) {
-      this.appendLog('err', this.errPending);
-      this.errPending = '';
-    }
+  private logs(captured: string, cut = false): { stdout: string; stderr: string; truncated: boolean } {
+    if (!this.alive) this.appendLog(this.stderr.flush());
     const limit = this.spec.sandbox.maxLogBytes;
     const marker = truncationMarker(limit);
-    const stdout = (captured + this.logOut).slice(0, limit);
-    const cutOut = this.cutOut || captured.length + this.logOut.length > limit;
+    const cutOut = cut || captured.length > limit;
+    const stdout = captured.slice(0, limit);
     const logs = {
       stdout: cutOut ? stdout + marker : stdout,
       stderr: this.cutErr ? this.logErr + marker : this.logErr,
@@ -291,28 +309,30 @@ export class HandlerContainer {
     await this.driver.remove(this.container.id).catch(() => undefined);
   }
 
-  private request(body: Record<string, unknown>, op: string, timeoutMs: number, id?: number): Promise<Frame> {
+  private request<T extends FrameType>(body: BootstrapRequest, type: T, timeoutMs: number, id?: number): Promise<FrameOf<T>> {
     if (!this.alive || !this.stdin) return Promise.reject(new Error('the container is not running'));
-    const answer = this.expect(op, timeoutMs, id);
-    this.stdin.write(`${JSON.stringify(body)}\n`);
+    const line = encodeRequest(body);
+    if (Buffer.byteLength(line) > MAX_REQUEST_LINE_BYTES) return Promise.reject(new RefusedError(`the request is larger than ${MAX_REQUEST_LINE_BYTES} bytes`));
+    const answer = this.expect(type, timeoutMs, id);
+    this.stdin.write(line);
     return answer;
   }
 
-  private expect(op: string, timeoutMs: number, id?: number): Promise<Frame> {
+  private expect<T extends FrameType>(type: T, timeoutMs: number, id?: number): Promise<FrameOf<T>> {
     // The frame may have come already: the bootstrap can say "ready" before start() returns to us.
-    const early = this.early.findIndex((f) => f.op === op && (id === undefined || f.id === id));
-    if (early >= 0) return Promise.resolve(this.early.splice(early, 1)[0]!);
-    return new Promise<Frame>((resolve, reject) => {
+    const early = this.early.findIndex((f) => f.type === type && (id === undefined || (f.type === 'result' && f.id === id)));
+    if (early >= 0) return Promise.resolve(this.early.splice(early, 1)[0] as FrameOf<T>);
+    return new Promise<FrameOf<T>>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting = undefined;
-        reject(new TimeoutError(`no ${op} within ${timeoutMs} ms`));
+        reject(new TimeoutError(`no ${type} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.waiting = {
-        op,
+        type,
         id,
         resolve: (frame) => {
           clearTimeout(timer);
-          resolve(frame);
+          resolve(frame as FrameOf<T>);
         },
         reject: (err) => {
           clearTimeout(timer);
@@ -322,56 +342,50 @@ export class HandlerContainer {
     });
   }
 
-  private onStdout(chunk: Buffer): void {
-    const text = this.partial + this.outDecoder.write(chunk);
-    const lines = text.split('\n');
-    this.partial = lines.pop() ?? '';
-    if (this.partial.length > this.spec.sandbox.maxLogBytes) {
-      if (this.partial.startsWith(this.token)) {
-        // An answer still growing: past any size the bootstrap may send, the container is stopped.
-        if (this.partial.length > 4 * (this.spec.sandbox.maxResultBytes + this.spec.sandbox.maxLogBytes + (this.spec.sandbox.outputs ? this.spec.sandbox.maxOutputBytes : 0)) + 65_536) {
-          this.partial = '';
-          this.oversized = true;
-          this.fail(new Error('an answer past the size limit'));
-          void this.container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
-        }
-      } else {
-        this.appendLog('out', this.partial);
-        this.partial = '';
-      }
+  /** Every line of the frame channel is checked here; a bad one is counted, logged and dropped. */
+  private onFrameLine(line: string): void {
+    const decoded = decodeFrameLine(line, this.token);
+    if (decoded.kind === 'bad') {
+      this.countDropped(decoded.reason);
+      return;
     }
-    for (const line of lines) {
-      if (line.startsWith(this.token + ' ')) {
-        let frame: Frame;
-        try {
-          frame = JSON.parse(line.slice(this.token.length + 1));
-        } catch {
-          continue;
-        }
-        const waiting = this.waiting;
-        if (waiting && waiting.op === frame.op && (waiting.id === undefined || waiting.id === frame.id)) {
-          this.waiting = undefined;
-          waiting.resolve(frame);
-        } else if (this.early.length < 8) {
-          this.early.push(frame);
-        }
-      } else {
-        this.appendLog('out', `${line}\n`);
+    if (decoded.kind === 'version') {
+      this.countDropped(`a frame of protocol version ${String(decoded.version)}`);
+      if (this.waiting?.type === 'ready') this.fail(new HandlerStartError(versionMismatchMessage(decoded.version), this.logErr));
+      return;
+    }
+    if (decoded.skipped > 0) this.countDropped(`${decoded.skipped} characters before a frame`);
+    const frame = decoded.frame;
+    const waiting = this.waiting;
+    if (frame.type === 'rejected') {
+      this.countDropped(`the bootstrap refused a request: ${frame.error.slice(0, 200)}`);
+      if (waiting && frame.id !== undefined && waiting.id === frame.id) {
+        this.waiting = undefined;
+        waiting.reject(new RefusedError(`the bootstrap refused the call: ${frame.error}`));
       }
+      return;
+    }
+    if (waiting && waiting.type === frame.type && (waiting.id === undefined || (frame.type === 'result' && waiting.id === frame.id))) {
+      this.waiting = undefined;
+      waiting.resolve(frame);
+    } else if (this.early.length < 8) {
+      this.early.push(frame);
+    } else {
+      this.countDropped(`an unexpected ${frame.type} frame`);
     }
   }
 
-  private appendLog(stream: 'out' | 'err', text: string): void {
-    const current = stream === 'out' ? this.logOut : this.logErr;
-    const room = this.spec.sandbox.maxLogBytes - current.length;
-    if (text.length > room) {
-      if (stream === 'out') this.cutOut = true;
-      else this.cutErr = true;
-    }
-    if (room <= 0) return;
-    const next = current + text.slice(0, room);
-    if (stream === 'out') this.logOut = next;
-    else this.logErr = next;
+  private countDropped(reason: string): void {
+    this.droppedFrames += 1;
+    droppedFrameCount.total += 1;
+    this.log.warn({ container: this.container.id.slice(0, 12), reason, dropped: this.droppedFrames }, 'bootstrap frame dropped');
+  }
+
+  private appendLog(text: string): void {
+    const room = this.spec.sandbox.maxLogBytes - this.logErr.length;
+    if (text.length > room) this.cutErr = true;
+    if (room <= 0 || text.length === 0) return;
+    this.logErr += text.slice(0, room);
   }
 
   private onExit(): void {
@@ -386,14 +400,22 @@ export class HandlerContainer {
   }
 }
 
+let sharedLog: Logger | undefined;
+function defaultLog(): Logger {
+  sharedLog ??= createLogger('handler-container');
+  return sharedLog;
+}
+
 class TimeoutError extends Error {}
+/** The bootstrap answered `rejected` for a call, or the call could not be sent: that call ends ERROR. */
+class RefusedError extends Error {}
 
 /** Packages up to this size go into a stem cell over its channel; larger ones get an image of their own. */
 export const INLINE_PACKAGE_BYTES = 2 * 1024 * 1024;
 
 /** The files of a (checked, canonical) package, base64, for the bootstrap to write. */
-async function packageFiles(packagePath: string): Promise<Array<{ path: string; mode: number; data: string }>> {
-  const files: Array<{ path: string; mode: number; data: string }> = [];
+async function packageFiles(packagePath: string): Promise<PackageFile[]> {
+  const files: PackageFile[] = [];
   const pending: Promise<void>[] = [];
   await tar.t({
     file: packagePath,

@@ -6,6 +6,8 @@ import { TestPlatform } from '../helpers/platform';
 import { until } from '../helpers/until';
 
 const TRICKY = path.resolve(__dirname, '..', 'fixtures', 'handlers', 'tricky');
+const PROGRESS = path.resolve(__dirname, '..', 'fixtures', 'handlers', 'progress');
+const FAKE_BOOTSTRAP = path.resolve(__dirname, '..', 'fixtures', 'handlers', 'fake-bootstrap');
 const NODE_HELLO = path.resolve(__dirname, '..', '..', 'runtimes', 'node', 'hello');
 const PYTHON = { name: 'python', image: 'pythonruntime', path: '/ws', dependencies: 'pip3 install -r requirements.txt', run: 'python3 /opt/faas/handler.py', mode: 'handler' };
 const NODE = { name: 'node', image: 'noderuntime', path: '/ws', dependencies: '', run: 'node /opt/faas/handler.js', mode: 'handler' };
@@ -26,6 +28,13 @@ async function register(platform: TestPlatform, runtime: string, name: string, d
 }
 
 const sync = async (platform: TestPlatform, funcName: string, params: unknown = {}) => (await platform.json('POST', '/invokeFunction?wait=true', { funcName, params })).body;
+
+/** `{nested: [[[…]]]}`, `depth` levels in all. */
+const deepParams = (depth: number) => {
+  let value: unknown = [];
+  for (let i = 2; i < depth; i++) value = [value];
+  return { nested: value };
+};
 
 describe('handler mode and the warm pool', () => {
   let platform: TestPlatform;
@@ -109,6 +118,33 @@ describe('handler mode and the warm pool', () => {
     expect(two.stdout).toBe('hello called 2 times\n');
   });
 
+  test('a node handler that writes progress without a newline ends DONE, the text in its logs', async () => {
+    await register(platform, 'node', 'progress', await tarGzOf(PROGRESS));
+    for (const step of [1, 2]) {
+      const call = await sync(platform, 'progress', { step });
+      expect({ status: call.status, result: call.result && JSON.parse(call.result), stdout: call.stdout, stderr: call.stderr }).toEqual({
+        status: 'DONE',
+        result: { done: true, step },
+        stdout: 'progress 50%',
+        stderr: 'child 75%',
+      });
+    }
+  });
+
+  test('params nested past FAAS_MAX_PARAMS_DEPTH (100) are refused with 400 before any call is made', async () => {
+    const before = (await platform.json('GET', '/v1/calls?function=tricky&limit=1')).body.calls[0]?.callNum;
+    const seed = await platform.json('POST', '/invokeFunction?wait=true', { funcName: 'tricky', params: deepParams(1500) });
+    expect(seed.status).toBe(400);
+    expect(seed.body.error).toMatchObject({ code: 'BAD_REQUEST', message: expect.stringMatching(/deeper than 100 levels/) });
+    const v1 = await platform.json('POST', '/v1/functions/tricky/calls?wait=true', { params: deepParams(101) });
+    expect(v1.status).toBe(400);
+    expect((await platform.json('POST', '/v1/functions/tricky/calls?wait=true', { params: deepParams(100) })).body.status).toBe('DONE');
+    const calls = (await platform.json('GET', '/v1/calls?function=tricky&limit=2')).body.calls;
+    // Only the call within the bound was made.
+    expect(calls[0].params).toEqual(deepParams(100));
+    expect(calls[1]?.callNum).toBe(before);
+  });
+
   test("each call's stderr is its own, though stderr and the result travel apart (python and node)", async () => {
     const py = mkdtempSync(path.join(os.tmpdir(), 'faas-stderr-'));
     writeFileSync(path.join(py, 'requirements.txt'), '');
@@ -141,6 +177,41 @@ describe('handler mode and the warm pool', () => {
     expect(JSON.parse((await sync(platform, 'oneshot')).result).calls).toBe(1);
     expect(JSON.parse((await sync(platform, 'oneshot')).result).calls).toBe(1);
     await until(() => platform.containers(['io.faas.function=oneshot']), (c) => c.length === 0, 5000, 'no oneshot container');
+  });
+});
+
+describe('params deeper than a runtime parses, with the api bound raised', () => {
+  let platform: TestPlatform;
+  beforeAll(async () => {
+    // One miniworker, so one warm container: the call after the failed one must be served by it.
+    platform = await TestPlatform.start({ env: { FAAS_MAX_PARAMS_DEPTH: '5000', FAAS_WORKER_CAPACITY: '1' } });
+    expect((await platform.json('POST', '/registerRuntime', PYTHON)).status).toBe(201);
+  });
+  afterAll(async () => platform?.stop());
+
+  test('a python handler given params nested 1,500 deep ends ERROR with a clear message; the warm container serves the next call', async () => {
+    await register(platform, 'python', 'deep', await tarGzOf(TRICKY));
+    const first = await sync(platform, 'deep');
+    expect(first.status).toBe('DONE');
+    const deep = await sync(platform, 'deep', deepParams(1500));
+    expect(deep).toMatchObject({ status: 'ERROR', reason: 'handler_error' });
+    expect(deep.error).toMatch(/^params could not be read: nested deeper than the python runtime can parse/);
+    const next = await sync(platform, 'deep', { say: 'after' });
+    expect(next.status).toBe('DONE');
+    expect(JSON.parse(next.result)).toMatchObject({ calls: 2, host: JSON.parse(first.result).host });
+    expect(next.coldStart).toBe(false);
+  });
+
+  test.each([
+    ['1', /speaks a protocol from before versioning, this platform speaks version 2: rebuild the runtime image/],
+    ['3', /speaks protocol version 3, this platform speaks version 2: rebuild the runtime image/],
+  ])('a bootstrap that says ready in protocol version %s is refused at once with a load error saying so', async (version, message) => {
+    const runtime = `oldproto${version}`;
+    expect((await platform.json('POST', '/registerRuntime', { ...PYTHON, name: runtime, run: `python3 /ws/fake_bootstrap.py ${version}` })).status).toBe(201);
+    await register(platform, runtime, `fake${version}`, await tarGzOf(FAKE_BOOTSTRAP), { preload: 'none' });
+    const call = await sync(platform, `fake${version}`);
+    expect(call).toMatchObject({ status: 'ERROR', reason: 'load_failed' });
+    expect(call.error).toMatch(message);
   });
 });
 

@@ -1,16 +1,17 @@
-"""Handler-mode bootstrap of the python runtime.
+"""Handler-mode bootstrap of the python runtime (frame protocol version 2, protocol/bootstrap-protocol.md).
 
-Started once per container. It reads one JSON request per line on stdin and answers with one line on
-stdout that starts with the frame token the platform passed in FAAS_FRAME_TOKEN; anything else
-written to stdout or stderr is a log line of the call in flight. Requests:
-  {"op": "files", "files": [{"path", "mode", "data"}]}  write the function's files (base64) first,
-                                               when the container started without them (a stem cell)
-  {"op": "load", "handler": "handler.handle"}  import the function (once)
-  {"op": "call", "id": 7, "params": {...}, "env": {...}}  run it (env: the call's own variables, for it only)
-What the function prints to stdout is captured per call and returned with the answer (stdout is the
-protocol's channel); what it writes to stderr goes out as it is written, so that it survives a crash,
+Started once per container. It reads one JSON request per line on stdin and answers with frames,
+one line each that starts with the token the platform passed in FAAS_FRAME_TOKEN, on the file
+descriptor FAAS_FRAME_FD, which carries nothing else. Requests:
+  {"v": 2, "type": "files", "files": [{"path", "mode", "data"}]}  write the function's files (base64)
+                                               first, when the container started without them (a stem cell)
+  {"v": 2, "type": "load", "handler": "handler.handle"}  import the function (once)
+  {"v": 2, "type": "call", "id": 7, "params": "<JSON text>", "env": {...}}  run it (env: for this call only)
+What the function prints through sys.stdout is captured per call and returned with the result; what
+reaches fd 1 or fd 2 otherwise (os.write, child processes) is the container's stderr, the call's log,
 and each call's stderr ends with a mark (token:end:id) so that it is never mixed with the next call's.
 """
+import codecs
 import contextlib
 import importlib
 import io
@@ -19,15 +20,22 @@ import os
 import sys
 import traceback
 
+VERSION = 2
 # The token is not left in the function's os.environ (a function that forges frames only garbles its own calls).
 TOKEN = os.environ.pop("FAAS_FRAME_TOKEN", "")
-# The protocol keeps its own copy of stdout; stray writes to fd 1 go where stderr goes.
-_proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
-os.dup2(2, 1)
-sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True)
+FRAME_FD = os.environ.pop("FAAS_FRAME_FD", "")
+if not FRAME_FD.isdigit():
+    sys.stderr.write("bootstrap: FAAS_FRAME_FD is not set; frames need a descriptor of their own (protocol version 2)\n")
+    sys.exit(2)
+# Child processes of the function do not get the frame channel.
+os.set_inheritable(int(FRAME_FD), False)
+_frames = os.fdopen(int(FRAME_FD), "w", buffering=1, encoding="utf-8", errors="replace")
 
 MAX_LOG = int(os.environ.get("FAAS_MAX_LOG_BYTES", str(1024 * 1024)))
 MAX_RESULT = int(os.environ.get("FAAS_MAX_RESULT_BYTES", str(1024 * 1024)))
+MAX_PARAMS = int(os.environ.get("FAAS_MAX_PARAMS_BYTES", str(16 * 1024 * 1024)))
+MAX_LINE = 64 * 1024 * 1024
+MAX_ERROR = 4000
 
 
 class CappedText(io.TextIOBase):
@@ -39,11 +47,13 @@ class CappedText(io.TextIOBase):
         self.parts = []
         self.size = 0
         self.cut = False
+        self.buffer = _CapturedBytes(self)
 
     def writable(self):
         return True
 
     def write(self, text):
+        text = str(text)
         room = self.limit - self.size
         if len(text) > room:
             self.cut = True
@@ -54,7 +64,26 @@ class CappedText(io.TextIOBase):
         return len(text)
 
     def getvalue(self):
-        return "".join(self.parts)
+        return "".join(self.parts) + self.buffer.rest()
+
+
+class _CapturedBytes(io.RawIOBase):
+    """sys.stdout.buffer during a call: bytes are kept as text, bytes that are not UTF-8 as U+FFFD."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.text = text
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        self.text.write(self.decoder.decode(bytes(data)))
+        return len(data)
+
+    def rest(self):
+        return self.decoder.decode(b"", final=True)
 
 
 OUTPUT_DIR = os.environ.get("FAAS_OUTPUT_DIR", "")
@@ -81,7 +110,7 @@ MAX_OUTPUT = int(os.environ.get("FAAS_MAX_OUTPUT_BYTES", str(8 * 1024 * 1024)))
 
 
 def read_outputs(frame):
-    """The files the call left in the output folder go back with its answer (base64), up to MAX_OUTPUT."""
+    """The files the call left in the output folder go back with its result (base64), up to MAX_OUTPUT."""
     if not OUTPUT_DIR or not os.path.isdir(OUTPUT_DIR):
         return
     import base64
@@ -107,8 +136,13 @@ def read_outputs(frame):
 
 
 def send(frame):
-    _proto.write(TOKEN + " " + json.dumps(frame, separators=(",", ":"), ensure_ascii=False, default=str) + "\n")
-    _proto.flush()
+    frame["v"] = VERSION
+    _frames.write(TOKEN + " " + json.dumps(frame, separators=(",", ":"), ensure_ascii=False, default=str) + "\n")
+    _frames.flush()
+
+
+def error_text(limit=20):
+    return traceback.format_exc(limit=limit)[-MAX_ERROR:]
 
 
 def write_files(files, workdir):
@@ -144,6 +178,33 @@ def load(spec, workdir):
     return fn
 
 
+class CallError(Exception):
+    """An error of the call that is not the function's traceback: unreadable params, a result that is not JSON."""
+
+
+def read_params(text):
+    if not isinstance(text, str):
+        raise CallError("params could not be read: the request carries no params text")
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_PARAMS:
+        raise CallError(f"params could not be read: {size} bytes, past the limit of {MAX_PARAMS} bytes")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise CallError(f"params could not be read: nested deeper than the python runtime can parse (recursion limit {sys.getrecursionlimit()})") from None
+    except ValueError as exc:
+        raise CallError(f"params could not be read: not JSON ({exc})") from None
+
+
+def encode_result(result):
+    try:
+        return json.dumps(result, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except RecursionError:
+        raise CallError("the result is not JSON: nested too deeply") from None
+    except (TypeError, ValueError) as exc:
+        raise CallError(f"the result is not JSON: {exc}") from None
+
+
 def run(fn, params):
     result = fn(params)
     if hasattr(result, "__await__"):
@@ -157,78 +218,149 @@ async def _await(awaitable):
     return await awaitable
 
 
+def call(handler, request):
+    call_id = request["id"]
+    out = CappedText(MAX_LOG)
+    frame = {"type": "result", "id": call_id}
+    try:
+        clear_outputs()
+    except OSError:
+        pass  # what cannot be removed stays; the call goes on
+    call_env = request.get("env") or {}
+    saved = {k: os.environ.get(k) for k in call_env}
+    try:
+        if handler is None:
+            raise CallError("no function is loaded")
+        params = read_params(request.get("params"))
+        os.environ.update(call_env)
+        with contextlib.redirect_stdout(out):
+            result = run(handler, params)
+        encoded = encode_result(result)
+        if len(encoded.encode("utf-8", "surrogatepass")) > MAX_RESULT:
+            frame["ok"] = False
+            frame["tooLarge"] = True
+            frame["error"] = f"the result is larger than {MAX_RESULT} bytes"
+        else:
+            frame["ok"] = True
+            frame["result"] = encoded
+    except CallError as exc:
+        frame["ok"] = False
+        frame["error"] = str(exc)[-MAX_ERROR:]
+    except SystemExit as exc:  # the function asked to exit: that call ends, the container goes on
+        frame["ok"] = False
+        frame["exit"] = True
+        frame["error"] = f"the function called sys.exit({exc.code!r})"
+    except BaseException:  # the function's error ends this call, not the container
+        frame["ok"] = False
+        frame["error"] = error_text()
+    finally:
+        # The call's own variables last for the call only.
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    try:
+        read_outputs(frame)
+    except OSError as exc:  # a file that went away or cannot be read: no outputs, the call stands
+        frame["outputsError"] = str(exc)[:500]
+    frame["stdout"] = out.getvalue()
+    if out.cut:
+        frame["stdoutTruncated"] = True
+    # Everything this call wrote to fd 1 and fd 2 comes before this mark on the container's stderr.
+    try:
+        sys.__stdout__.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        os.write(2, f"{TOKEN}:end:{call_id}\n".encode())
+    except OSError:
+        pass  # stderr closed by the function: the platform stops waiting for the mark
+    send(frame)
+
+
+def check(request):
+    """The request's shape, or the reason it is refused."""
+    if not isinstance(request, dict):
+        return "a request that is not an object"
+    if request.get("v") != VERSION:
+        return f"protocol version {request.get('v')!r} is not {VERSION}"
+    kind = request.get("type")
+    if kind == "call":
+        if not isinstance(request.get("id"), int) or isinstance(request.get("id"), bool) or request["id"] < 0:
+            return "a call without a numeric id"
+        env = request.get("env")
+        if env is not None and (not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())):
+            return "a call whose env is not an object of strings"
+    elif kind == "load":
+        if not isinstance(request.get("handler", ""), str):
+            return "a load whose handler is not a string"
+    elif kind == "files":
+        files = request.get("files", [])
+        if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
+            return "a files request whose files are not a list of objects"
+    else:
+        return f"unknown request type {str(kind)[:32]!r}"
+    return None
+
+
+def requests(stream):
+    """Request lines, each no longer than MAX_LINE; a longer one is skipped whole and reported as None."""
+    while True:
+        line = stream.readline(MAX_LINE + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE and not line.endswith(b"\n"):
+            while line and not line.endswith(b"\n"):
+                line = stream.readline(MAX_LINE)
+            yield None
+            continue
+        yield line
+
+
+def reject(error, request=None):
+    frame = {"type": "rejected", "error": error}
+    if isinstance(request, dict) and isinstance(request.get("id"), int) and not isinstance(request.get("id"), bool) and request["id"] >= 0:
+        frame["id"] = request["id"]
+    send(frame)
+
+
 def main():
     workdir = os.environ.get("FAAS_WORKDIR", os.getcwd())
     handler = None
-    send({"op": "ready"})
-    for line in sys.stdin:
-        line = line.strip()
-        if not line:
+    send({"type": "ready", "runtime": "python", "pid": os.getpid()})
+    for line in requests(sys.stdin.buffer):
+        if line is None:
+            reject(f"a request line longer than {MAX_LINE} bytes")
+            continue
+        if not line.strip():
             continue
         try:
-            request = json.loads(line)
-        except ValueError:
+            request = json.loads(line.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:  # a bad line costs that line only
+            reject(f"a request line that is not JSON ({str(exc)[:200]})")
             continue
-        op = request.get("op")
-        if op == "files":
+        problem = check(request)
+        if problem:
+            reject(problem, request)
+            continue
+        kind = request["type"]
+        if kind == "files":
             try:
                 write_files(request.get("files") or [], workdir)
-                send({"op": "files"})
+                send({"type": "files"})
             except Exception:
-                send({"op": "files", "error": traceback.format_exc(limit=5)[-2000:]})
-        elif op == "load":
+                send({"type": "files", "error": error_text(5)})
+        elif kind == "load":
             try:
                 handler = load(request.get("handler") or "handler.handle", workdir)
-                send({"op": "loaded"})
-            except BaseException:  # an import error is the function's, reported, not fatal to the protocol
-                send({"op": "loaded", "error": traceback.format_exc(limit=20)[-4000:]})
+                send({"type": "loaded"})
+            except BaseException:  # an import error is the function's, reported, then the container ends
+                send({"type": "loaded", "error": error_text()})
                 sys.exit(3)
-        elif op == "call":
-            out = CappedText(MAX_LOG)
-            frame = {"op": "result", "id": request.get("id")}
-            clear_outputs()
-            call_env = request.get("env") or {}
-            saved = {k: os.environ.get(k) for k in call_env}
-            try:
-                os.environ.update({str(k): str(v) for k, v in call_env.items()})
-                with contextlib.redirect_stdout(out):
-                    result = run(handler, request.get("params"))
-                encoded = json.dumps(result, separators=(",", ":"), ensure_ascii=False)
-                if len(encoded.encode("utf-8")) > MAX_RESULT:
-                    frame["ok"] = False
-                    frame["tooLarge"] = True
-                    frame["error"] = f"the result is larger than {MAX_RESULT} bytes"
-                else:
-                    frame["ok"] = True
-                    frame["result"] = encoded
-            except BaseException as exc:  # the function's error ends this call, not the container
-                if isinstance(exc, (SystemExit, KeyboardInterrupt)):
-                    frame["exit"] = True
-                frame["ok"] = False
-                frame["error"] = traceback.format_exc(limit=20)[-4000:]
-            finally:
-                # The call's own variables last for the call only.
-                for k, v in saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
-            try:
-                read_outputs(frame)
-            except OSError as exc:  # a file that went away or cannot be read: no outputs, the call stands
-                frame["outputsError"] = str(exc)[:500]
-            frame["stdout"] = out.getvalue()
-            if out.cut:
-                frame["stdoutTruncated"] = True
-            # Everything this call wrote to stderr comes before this mark on the same stream.
-            try:
-                sys.stderr.flush()
-                os.write(2, f"{TOKEN}:end:{request.get('id')}\n".encode())
-            except OSError:
-                pass  # stderr closed by the function: the platform stops waiting for the mark
-            send(frame)
-            if frame.get("exit"):
-                sys.exit(1)
+        else:
+            call(handler, request)
 
 
 if __name__ == "__main__":
