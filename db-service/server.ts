@@ -1,104 +1,66 @@
 import * as zmq from 'zeromq';
-import { serverCurveOptions } from '../protocol/curve';
 import type { FailCommand, FinishCommand, RequeueCommand, StartCommand } from '../protocol/call-lifecycle';
-import { authorize, type PeerRole } from '../protocol/zap';
-import { isDbMsgType, dbRequestSchemas, type DbMsgType } from '../protocol/db-messages';
-import { decodeMessage, encodeReply, isReply, MAX_FRAME_BYTES } from '../protocol/envelope';
-import { PlatformError, asPlatformError } from '../protocol/errors';
+import { Channel, type Handlers, type Received } from '../protocol/channel';
+import { serverCurveOptions } from '../protocol/curve';
+import { dbRequestSchemas, type DbMsgType } from '../protocol/db-messages';
+import { MAX_FRAME_BYTES } from '../protocol/envelope';
+import { PlatformError } from '../protocol/errors';
 import type { Logger } from '../protocol/log';
-import { Outbox } from '../protocol/outbox';
+import { authorize } from '../protocol/zap';
 import type { PlatformStore } from './store';
 
+type Operations = typeof dbRequestSchemas;
+
 /**
- * db-service's request/reply front: a ROUTER socket, so many clients are served at once. Each
- * request is validated at this one entry point; a malformed one gets an error reply (or, when it
- * cannot be answered, is logged and dropped) and never stops the service.
+ * db-service's request/reply front: a ROUTER on the platform's one channel class, so many clients
+ * are served at once, every request is checked against the schema of its operation, and each is
+ * answered — with its data, or an error — so that no client waits out its timeout. Before an
+ * operation runs, the peer's role must allow it, and a request whose sender has stopped waiting
+ * is not applied.
  */
 export class DbServer {
-  private readonly socket = new zmq.Router({ linger: 0, mandatory: false, receiveHighWaterMark: 0, sendHighWaterMark: 0, maxMessageSize: MAX_FRAME_BYTES, ...serverCurveOptions(process.env, 'db') });
-  private readonly outbox: Outbox;
-  private closed = false;
-  private loop?: Promise<void>;
+  private readonly socket = new zmq.Router({ linger: 0, receiveHighWaterMark: 0, sendHighWaterMark: 0, maxMessageSize: MAX_FRAME_BYTES, ...serverCurveOptions(process.env, 'db') });
+  private readonly channel: Channel<Operations, Record<string, never>>;
+  /** Requests that arrived after their sender stopped waiting, since this start. */
+  expired = 0;
 
   constructor(
     private readonly store: PlatformStore,
-    private readonly log: Logger,
+    log: Logger,
   ) {
-    this.outbox = new Outbox(this.socket, (err) => this.log.warn({ err: String(err) }, 'reply not sent'));
+    const handlers = Object.fromEntries(
+      (Object.keys(dbRequestSchemas) as DbMsgType[]).map((op) => [op, (content: unknown, from: string, received: Received) => this.serve(op, content, from, received)]),
+    ) as unknown as Handlers<Operations>;
+    this.channel = new Channel({ name: 'db client', socket: this.socket, inbound: dbRequestSchemas, replies: true, handlers, log });
   }
 
   async bind(endpoint: string): Promise<string> {
     await this.socket.bind(endpoint);
-    this.loop = this.receiveLoop();
+    this.channel.start();
     return this.socket.lastEndpoint ?? endpoint;
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.socket.close();
-    await this.loop?.catch(() => undefined);
+    await this.channel.close();
   }
 
-  private async receiveLoop(): Promise<void> {
-    try {
-      for await (const [identity, frame] of this.socket) {
-        void this.handle(identity!, frame);
-      }
-    } catch (err) {
-      if (!this.closed) this.log.error({ err: String(err) }, 'db receive loop ended');
-    }
-  }
-
-  private async handle(identity: Buffer, frame: Buffer | undefined): Promise<void> {
-    let message;
-    try {
-      message = decodeMessage(frame);
-    } catch (err) {
-      this.log.warn({ err: String(err) }, 'dropped a malformed request');
-      return;
-    }
-    if (isReply(message)) return;
-    const { id, msgType, content, deadline } = message;
-    if (deadline !== undefined && Date.now() > deadline) {
+  private serve(op: DbMsgType, content: unknown, from: string, received: Received): Promise<unknown> {
+    if (received.deadline !== undefined && Date.now() > received.deadline) {
       this.expired += 1;
-      this.outbox.send([identity, encodeReply(id, { ok: false, error: new PlatformError('REQUEST_EXPIRED', `${msgType} arrived after its deadline and was not applied`).toJSON() })]);
-      return;
+      throw new PlatformError('REQUEST_EXPIRED', `${op} arrived after its deadline and was not applied`);
     }
-    try {
-      const peerRole = authorize(identity, msgType);
-      const data = await this.dispatch(msgType, content, deadline, peerRole);
-      const reply = encodeReply(id, { ok: true, data: data ?? null });
-      // A frame past the cap would be dropped by the peer, which would then wait out its timeout.
-      if (reply.length > MAX_FRAME_BYTES) {
-        this.log.warn({ msgType, bytes: reply.length }, 'reply too large');
-        throw new PlatformError('REPLY_TOO_LARGE', `the answer to ${msgType} is ${reply.length} bytes, past the ${MAX_FRAME_BYTES}-byte frame cap`);
-      }
-      this.outbox.send([identity, reply]);
-    } catch (err) {
-      const error = asPlatformError(err);
-      if (error.code === 'INTERNAL') this.log.error({ err: String(err), msgType }, 'request failed');
-      this.outbox.send([identity, encodeReply(id, { ok: false, error: error.toJSON() })]);
+    const peerRole = authorize(Buffer.from(from, 'latin1'), op);
+    // A lifecycle command names its sender's role; a node's key may speak only for a node.
+    const claimed = (content as { by?: unknown }).by;
+    if (typeof claimed === 'string' && peerRole !== 'api' && claimed !== 'worker' && claimed !== 'miniworker') {
+      throw new PlatformError('FORBIDDEN', `a ${peerRole} may not send ${op} as the ${claimed}`);
     }
+    return this.run(op, content as never, received.deadline);
   }
 
-  /** Requests that arrived after their sender stopped waiting, since this start. */
-  expired = 0;
-
-  private async dispatch(msgType: string, content: unknown, deadline?: number, peerRole: PeerRole = 'api'): Promise<unknown> {
-    if (!isDbMsgType(msgType)) throw new PlatformError('PROTOCOL_ERROR', `unknown operation ${msgType}`);
-    const parsed = dbRequestSchemas[msgType].safeParse(content ?? {});
-    if (!parsed.success) {
-      throw new PlatformError('BAD_REQUEST', `${msgType}: ${parsed.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
-    }
-    const input = parsed.data as never;
-    // A lifecycle command names its sender's role; a node's key may speak only for a node.
-    const claimed = (parsed.data as { by?: unknown }).by;
-    if (typeof claimed === 'string' && peerRole !== 'api' && claimed !== 'worker' && claimed !== 'miniworker') {
-      throw new PlatformError('FORBIDDEN', `a ${peerRole} may not send ${msgType} as the ${claimed}`);
-    }
+  private run(op: DbMsgType, input: never, deadline: number | undefined): Promise<unknown> {
     const s = this.store;
-    const handlers: Record<DbMsgType, (c: never) => Promise<unknown>> = {
+    const operations: Record<DbMsgType, (c: never) => Promise<unknown>> = {
       ping: async () => ({ ok: true, calls: s.callCount, lateResults: s.lateResults, expired: this.expired, writable: s.writable, ...(s.writeError ? { writeError: s.writeError } : {}) }),
       putRuntime: (c: { runtime: Parameters<PlatformStore['putRuntime']>[0] }) => s.putRuntime(c.runtime),
       getRuntime: (c: { name: string }) => s.getRuntime(c.name),
@@ -125,6 +87,6 @@ export class DbServer {
       getOutputs: (c: { callNum: number }) => s.getOutputs(c.callNum),
       listCalls: (c: Parameters<PlatformStore['listCalls']>[0]) => s.listCalls(c),
     };
-    return handlers[msgType](input);
+    return operations[op](input);
   }
 }

@@ -41,6 +41,8 @@ export interface Received {
   id: string;
   msgType: string;
   from: Peer;
+  /** When the sender stops waiting (ms since the epoch), if it said. */
+  deadline?: number;
 }
 
 /** A handler's value is the reply's data on a channel that `replies`; elsewhere it is ignored. */
@@ -150,9 +152,18 @@ export class Channel<In extends Schemas, Out extends Schemas> {
     return this.sendFrame(encodeRequest(randomUUID(), msgType, content), to);
   }
 
-  /** Answers a request (request/reply channels). */
+  /**
+   * Answers a request (request/reply channels). An answer past the frame cap would be dropped by
+   * the peer, which would then wait out its timeout: it is answered REPLY_TOO_LARGE instead.
+   */
   reply(to: Peer, id: string, result: { ok: true; data: unknown } | { ok: false; error: ErrorShape }): boolean {
-    return this.sendFrame(encodeReply(id, result), to);
+    const frame = encodeReply(id, result);
+    const cap = this.options.maxFrameBytes ?? MAX_FRAME_BYTES;
+    if (frame.length > cap) {
+      this.note('warn', { peer: printable(to), bytes: frame.length }, `an answer to the ${this.options.name} is past the frame cap`);
+      return this.sendFrame(encodeReply(id, { ok: false, error: new PlatformError('REPLY_TOO_LARGE', `the answer is ${frame.length} bytes, past the ${cap}-byte frame cap`).toJSON() }), to);
+    }
+    return this.sendFrame(frame, to);
   }
 
   sendFrame(frame: Buffer, to: Peer = ''): boolean {
@@ -242,7 +253,7 @@ export class Channel<In extends Schemas, Out extends Schemas> {
     }
     this.counters.handled += 1;
     const handler = this.options.handlers[msgType as keyof In]!;
-    const received: Received = { id, msgType, from };
+    const received: Received = { id, msgType, from, ...(message.deadline !== undefined ? { deadline: message.deadline } : {}) };
     return this.run(() => handler(parsed.data, from, received), msgType, from, id);
   }
 

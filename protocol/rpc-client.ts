@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import * as zmq from 'zeromq';
 import { clientCurveOptions } from './curve';
-import { decodeMessage, encodeRequest, isReply } from './envelope';
+import pino from 'pino';
+import { Channel } from './channel';
+import { decodeMessage, encodeRequest, type Reply } from './envelope';
 import { PlatformError, type ErrorCode } from './errors';
 import type { Logger } from './log';
 
@@ -12,6 +14,7 @@ interface Pending {
   resolve: (data: unknown) => void;
   reject: (err: PlatformError) => void;
   timer: NodeJS.Timeout;
+  msgType: string;
 }
 
 export interface RpcClientOptions {
@@ -25,7 +28,8 @@ export interface RpcClientOptions {
 }
 
 /**
- * Request/reply over a DEALER socket: many requests in flight, replies matched by id.
+ * Request/reply over a DEALER socket, on the platform's one channel class: many requests in flight,
+ * replies matched by id.
  * Each pending request has a timeout; the map is bounded; close() rejects everything waiting.
  */
 export class RpcClient {
@@ -34,7 +38,7 @@ export class RpcClient {
   private readonly timeoutMs: number;
   private readonly maxPending: number;
   private readonly timeoutCode: ErrorCode;
-  private sendChain: Promise<void> = Promise.resolve();
+  private readonly channel: Channel<Record<string, never>, Record<string, never>>;
   private closed = false;
 
   constructor(
@@ -44,11 +48,20 @@ export class RpcClient {
     this.timeoutMs = options.timeoutMs ?? 5000;
     this.maxPending = options.maxPending ?? 50_000;
     this.timeoutCode = options.timeoutCode ?? 'REQUEST_TIMEOUT';
+    this.channel = new Channel({
+      name: endpoint,
+      socket: this.socket,
+      inbound: {},
+      handlers: {},
+      log: options.log ?? pino({ level: 'silent' }),
+      onReply: (reply) => this.onReply(reply),
+      onSendFailed: (err, _to, frame) => this.onSendFailed(err, frame),
+    });
   }
 
   start(): this {
     this.socket.connect(this.endpoint);
-    void this.receiveLoop();
+    this.channel.start();
     return this;
   }
 
@@ -63,53 +76,44 @@ export class RpcClient {
         this.pending.delete(id);
         reject(new PlatformError(this.timeoutCode, `${msgType} to ${this.endpoint} got no answer within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.set(id, { resolve: resolve as (data: unknown) => void, reject, timer });
+      this.pending.set(id, { resolve: resolve as (data: unknown) => void, reject, timer, msgType });
       // The server applies nothing that reaches it after we stop waiting (a margin covers the way back).
       const frame = encodeRequest(id, msgType, content, Date.now() + Math.max(timeoutMs - DEADLINE_MARGIN_MS, timeoutMs / 2));
-      // One pending send per socket: chain them.
-      this.sendChain = this.sendChain.then(
-        () => this.socket.send(frame),
-      ).catch((err: unknown) => {
-        const waiting = this.pending.get(id);
-        if (!waiting) return;
-        this.pending.delete(id);
-        clearTimeout(waiting.timer);
-        waiting.reject(new PlatformError(this.timeoutCode, `sending ${msgType} failed: ${String(err)}`));
-      });
+      if (!this.channel.sendFrame(frame)) this.fail(id, 'the send queue is full or closed');
     });
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const [id, waiting] of this.pending) {
-      clearTimeout(waiting.timer);
-      waiting.reject(new PlatformError(this.timeoutCode, `client for ${this.endpoint} closed`));
-      this.pending.delete(id);
-    }
-    this.socket.close();
+    for (const id of [...this.pending.keys()]) this.fail(id, 'the client closed');
+    void this.channel.close();
   }
 
-  private async receiveLoop(): Promise<void> {
+  private fail(id: string, why: string): void {
+    const waiting = this.pending.get(id);
+    if (!waiting) return;
+    this.pending.delete(id);
+    clearTimeout(waiting.timer);
+    waiting.reject(new PlatformError(this.timeoutCode, `${waiting.msgType} to ${this.endpoint}: ${why}`));
+  }
+
+  /** A reply: the request waiting for it settles; a late one (its request timed out) is ignored. */
+  private onReply(reply: Reply): void {
+    const waiting = this.pending.get(reply.id);
+    if (!waiting) return;
+    this.pending.delete(reply.id);
+    clearTimeout(waiting.timer);
+    if (reply.ok) waiting.resolve(reply.data);
+    else waiting.reject(PlatformError.fromJSON(reply.error));
+  }
+
+  private onSendFailed(err: unknown, frame: Buffer): void {
     try {
-      for await (const [frame] of this.socket) {
-        let message;
-        try {
-          message = decodeMessage(frame);
-        } catch (err) {
-          this.options.log?.warn({ err: String(err) }, 'dropped a malformed reply');
-          continue;
-        }
-        if (!isReply(message)) continue;
-        const waiting = this.pending.get(message.id);
-        if (!waiting) continue; // a late reply to a request that already timed out
-        this.pending.delete(message.id);
-        clearTimeout(waiting.timer);
-        if (message.ok) waiting.resolve(message.data);
-        else waiting.reject(PlatformError.fromJSON(message.error));
-      }
-    } catch (err) {
-      if (!this.closed) this.options.log?.error({ err: String(err) }, 'rpc receive loop ended');
+      const message = decodeMessage(frame);
+      this.fail(message.id, `sending failed: ${String(err)}`);
+    } catch {
+      /* not a frame of ours */
     }
   }
 }
