@@ -9,6 +9,8 @@ export interface MetricsSource {
   registered(funcName: string): boolean;
   /** The api's clock, in ms since the epoch (tests set it). */
   now?: () => number;
+  /** Frames dropped on the api's ZeroMQ channels, by channel and reason (counters since start). */
+  droppedFrames?: () => Record<string, Record<string, number>>;
 }
 
 /**
@@ -82,6 +84,24 @@ export class PlatformMetrics {
       labelNames: ['function', 'status'],
       buckets: SECONDS_BUCKETS,
       registers,
+    });
+    // Counters kept by the channels themselves: each scrape adds what they counted since the last one.
+    const reported = new Map<string, number>();
+    new Counter({
+      name: 'faas_frames_dropped_total',
+      help: 'Frames dropped on the api’s ZeroMQ channels (malformed, another protocol version, failing their schema, from a peer that may not send them), by channel and reason.',
+      labelNames: ['channel', 'reason'],
+      registers,
+      collect() {
+        for (const [channel, reasons] of Object.entries(source.droppedFrames?.() ?? {})) {
+          for (const [reason, count] of Object.entries(reasons)) {
+            const key = `${channel}\0${reason}`;
+            const delta = count - (reported.get(key) ?? 0);
+            if (delta > 0) this.inc({ channel, reason }, delta);
+            reported.set(key, count);
+          }
+        }
+      },
     });
     new Gauge({
       name: 'faas_queue_depth',

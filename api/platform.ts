@@ -55,7 +55,12 @@ export class Platform {
       log,
       snapshot: async () => ({ runtimes: await this.db.listRuntimes(), functions: await this.db.listFunctions() }),
     });
-    this.metrics = new PlatformMetrics({ queueDepth: () => this.hub.queueDepth, workers: () => this.hub.list(), registered: (name) => this.functionNames.has(name) });
+    this.metrics = new PlatformMetrics({
+      queueDepth: () => this.hub.queueDepth,
+      workers: () => this.hub.list(),
+      registered: (name) => this.functionNames.has(name),
+      droppedFrames: () => ({ workers: this.hub.channelStats().dropped, db: this.db.channelStats().dropped }),
+    });
     this.hub.on('dispatched', (invocation: Invocation) => this.metrics.dispatched(invocation.call, invocation.dispatchedAt));
     this.hub.on('callDone', (call: Call) => {
       // A call this api already ended (its node was lost) and then reported late is not counted twice.

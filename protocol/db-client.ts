@@ -1,3 +1,4 @@
+import type { ChannelStats } from './channel';
 import type { CallPage, DbMsgType, DbRequest, ListedCall } from './db-messages';
 import type { Logger } from './log';
 import { RpcClient } from './rpc-client';
@@ -19,6 +20,11 @@ export class DbClient {
 
   close(): void {
     this.rpc.close();
+  }
+
+  /** Frames received, handled and dropped on the channel to db-service. */
+  channelStats(): ChannelStats {
+    return this.rpc.channelStats();
   }
 
   private call<K extends DbMsgType, T>(msgType: K, content: DbRequest<K>, timeoutMs?: number): Promise<T> {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import * as zmq from 'zeromq';
 import { clientCurveOptions } from './curve';
 import pino from 'pino';
-import { Channel } from './channel';
+import { Channel, type ChannelStats } from './channel';
 import { decodeMessage, encodeRequest, type Reply } from './envelope';
 import { PlatformError, type ErrorCode } from './errors';
 import type { Logger } from './log';
@@ -81,6 +81,10 @@ export class RpcClient {
       const frame = encodeRequest(id, msgType, content, Date.now() + Math.max(timeoutMs - DEADLINE_MARGIN_MS, timeoutMs / 2));
       if (!this.channel.sendFrame(frame)) this.fail(id, 'the send queue is full or closed');
     });
+  }
+
+  channelStats(): ChannelStats {
+    return this.channel.stats();
   }
 
   close(): void {

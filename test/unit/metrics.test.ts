@@ -205,6 +205,7 @@ describe('PlatformMetrics', () => {
     }
     expect(Object.fromEntries([...types].filter(([name]) => name.startsWith('faas_')))).toEqual({
       faas_invocations_total: 'counter',
+      faas_frames_dropped_total: 'counter',
       faas_calls_total: 'counter',
       faas_cold_starts_total: 'counter',
       faas_call_duration_seconds: 'histogram',
@@ -224,5 +225,15 @@ describe('PlatformMetrics', () => {
     expect(types.get('nodejs_active_handles')).toBe('gauge');
     expect(types.has('nodejs_active_handles_total')).toBe(false);
     expect(text).not.toMatch(/faas_api_/);
+  });
+
+  test('frames the channels dropped are counted by channel and reason, from the counters of the channels', async () => {
+    let dropped: Record<string, Record<string, number>> = { workers: { bad_content: 2 } };
+    const metrics = new PlatformMetrics({ queueDepth: () => 0, workers: () => [], registered: () => true, droppedFrames: () => dropped });
+    expect(await metrics.registry.getSingleMetricAsString('faas_frames_dropped_total')).toContain('faas_frames_dropped_total{channel="workers",reason="bad_content"} 2');
+    dropped = { workers: { bad_content: 5, not_held: 1 } };
+    const text = await metrics.registry.getSingleMetricAsString('faas_frames_dropped_total');
+    expect(text).toContain('faas_frames_dropped_total{channel="workers",reason="bad_content"} 5');
+    expect(text).toContain('faas_frames_dropped_total{channel="workers",reason="not_held"} 1');
   });
 });
