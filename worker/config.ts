@@ -46,6 +46,8 @@ export interface WorkerConfig {
   pullTimeoutMs: number;
   /** On SIGTERM, how long running calls may go on before they are cut short. FAAS_DRAIN_GRACE_MS, default 5000. */
   drainGraceMs: number;
+  /** How often call containers that no miniworker holds are looked for and removed. FAAS_REAP_INTERVAL_MS, default 15000. */
+  reapIntervalMs: number;
   /** Outputs kept per call, as a tar. FAAS_MAX_OUTPUT_BYTES, default 8 MiB. */
   maxOutputBytes: number;
   /** Credentials for a registry that asks for them. FAAS_REGISTRY_USER, FAAS_REGISTRY_PASSWORD. */
@@ -104,6 +106,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     ...(env.FAAS_REGISTRY_USER ? { registryUser: env.FAAS_REGISTRY_USER, registryPassword: env.FAAS_REGISTRY_PASSWORD ?? '' } : {}),
     maxOutputBytes: envInt(env, 'FAAS_MAX_OUTPUT_BYTES', 8 * 1024 * 1024, { min: 1024, max: 10 * 1024 * 1024 }),
     drainGraceMs: envInt(env, 'FAAS_DRAIN_GRACE_MS', 5000, { min: 0, max: 3_600_000 }),
+    reapIntervalMs: envInt(env, 'FAAS_REAP_INTERVAL_MS', 15_000, { min: 100, max: 3_600_000 }),
     pullTimeoutMs: envInt(env, 'FAAS_PULL_TIMEOUT_MS', 600_000, { min: 1000, max: 3_600_000 }),
     heartbeatMs: envInt(env, 'FAAS_HEARTBEAT_MS', 1000, { min: 50, max: 60_000 }),
     cpus: envNumber(env, 'FAAS_CPUS', 1, { min: 0.01, max: 1024 }),

@@ -111,7 +111,7 @@ export class Worker {
     this.loop = this.receiveLoop();
     this.hello();
     this.timer = setInterval(() => this.beat(), this.config.heartbeatMs);
-    this.reaper = setInterval(() => void this.reap().catch((err) => this.log.warn({ err: String(err) }, 'reaping containers failed')), 15_000);
+    this.reaper = setInterval(() => void this.reap().catch((err) => this.log.warn({ err: String(err) }, 'reaping containers failed')), this.config.reapIntervalMs);
     this.reaper.unref();
   }
 
