@@ -208,6 +208,7 @@ describe('adversarial: ZeroMQ channels with CURVE keys', () => {
       () => true,
       () => false,
     );
+    // The behaviour under test is silence, so the bound is the test: no answer within a second.
     const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1000));
     const result = await Promise.race([reply, timeout]);
     dealer.close();

@@ -113,4 +113,17 @@ describe('function_missing', () => {
     // The other call waiting beside it runs.
     expect(await platform.waitFinal(kept, 60_000)).toMatchObject({ status: 'DONE' });
   });
+
+  test('a call queued behind a concurrency limit when its function is removed still ends: it runs the version it was accepted for, or ends function_missing', async () => {
+    await register(platform, 'pyproc', 'limited', path.join(FIXTURES, 'nap'), { concurrency: '1' });
+    const first = (await platform.json('POST', '/invokeFunction', { funcName: 'limited', params: { s: 3 } })).body.callNum as number;
+    await until(() => platform.json('GET', `/v1/calls/${first}`), (c) => c.body.status === 'RUNNING', 60_000, 'the first call running');
+    const queued = (await platform.json('POST', '/invokeFunction', { funcName: 'limited', params: { s: 0 } })).body.callNum as number;
+    expect((await platform.json('GET', `/v1/calls/${queued}`)).body.status).toBe('PENDING');
+    expect((await platform.json('DELETE', '/v1/functions/limited')).status).toBe(204);
+    expect(await platform.waitFinal(first, 60_000)).toMatchObject({ status: 'DONE' });
+    const call = await platform.waitFinal(queued, 60_000);
+    expect(['DONE', 'ERROR function_missing']).toContain(call.status === 'DONE' ? 'DONE' : `${call.status} ${call.reason}`);
+    expect(await platform.containers(['io.faas.function=limited'])).toEqual([]);
+  });
 });
