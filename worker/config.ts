@@ -46,6 +46,8 @@ export interface WorkerConfig {
   pullTimeoutMs: number;
   /** On SIGTERM, how long running calls may go on before they are cut short. FAAS_DRAIN_GRACE_MS, default 5000. */
   drainGraceMs: number;
+  /** How often call containers that no miniworker holds are looked for and removed. FAAS_REAP_INTERVAL_MS, default 15000. */
+  reapIntervalMs: number;
   /** Outputs kept per call, as a tar. FAAS_MAX_OUTPUT_BYTES, default 8 MiB. */
   maxOutputBytes: number;
   /** Credentials for a registry that asks for them. FAAS_REGISTRY_USER, FAAS_REGISTRY_PASSWORD. */
@@ -100,6 +102,7 @@ export const workerEnv = commonEnv.extend({
   FAAS_REGISTRY_PASSWORD: optionalText(),
   FAAS_MAX_OUTPUT_BYTES: int(8 * 1024 * 1024, { min: 1024, max: 10 * 1024 * 1024 }),
   FAAS_DRAIN_GRACE_MS: int(5000, { min: 0, max: 3_600_000 }),
+  FAAS_REAP_INTERVAL_MS: int(15_000, { min: 100, max: 3_600_000 }),
   FAAS_PULL_TIMEOUT_MS: int(600_000, { min: 1000, max: 3_600_000 }),
   FAAS_HEARTBEAT_MS: int(1000, { min: 50, max: 60_000 }),
   FAAS_RECONNECT_MAX_MS: int(32_000, { min: 100, max: 600_000 }),
@@ -140,6 +143,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     ...(e.FAAS_REGISTRY_USER ? { registryUser: e.FAAS_REGISTRY_USER, registryPassword: e.FAAS_REGISTRY_PASSWORD ?? '' } : {}),
     maxOutputBytes: e.FAAS_MAX_OUTPUT_BYTES,
     drainGraceMs: e.FAAS_DRAIN_GRACE_MS,
+    reapIntervalMs: e.FAAS_REAP_INTERVAL_MS,
     pullTimeoutMs: e.FAAS_PULL_TIMEOUT_MS,
     heartbeatMs: e.FAAS_HEARTBEAT_MS,
     reconnectMaxMs: e.FAAS_RECONNECT_MAX_MS,

@@ -131,7 +131,7 @@ export class Worker {
     this.channel.start();
     this.hello();
     this.timer = setInterval(() => this.beat(), this.heartbeatMs);
-    this.reaper = setInterval(() => void this.reap().catch((err) => this.log.warn({ err: String(err) }, 'reaping containers failed')), 15_000);
+    this.reaper = setInterval(() => void this.reap().catch((err) => this.log.warn({ err: String(err) }, 'reaping containers failed')), this.config.reapIntervalMs);
     this.reaper.unref();
   }
 

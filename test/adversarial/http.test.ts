@@ -218,6 +218,7 @@ describe('adversarial: ZeroMQ channels with CURVE keys and an allow-list', () =>
       ([frame]) => JSON.parse(frame!.toString()) as { ok: boolean; error?: { code: string } },
       () => undefined,
     );
+    // The behaviour under test is silence, so the bound is the test: no answer within two seconds.
     const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 2000));
     const result = await Promise.race([reply, timeout]);
     dealer.close();

@@ -6,7 +6,7 @@ export default async function globalSetup(): Promise<void> {
   try {
     await new Docker().ping();
   } catch {
-    throw new Error('No Docker engine answers at /var/run/docker.sock: the integration tests need one (see README).');
+    throw new Error(`No Docker engine answers (${process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock'}): the integration tests need one; the unit tests do not (npx jest test/unit).`);
   }
   await ensureRuntimeImages({ say: (line) => process.stdout.write(`\n${line}\n`) });
 }

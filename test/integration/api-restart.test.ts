@@ -1,5 +1,6 @@
 import { DICE, FIXTURES, tarGzOf } from '../helpers/archives';
 import { TestPlatform } from '../helpers/platform';
+import { until } from '../helpers/until';
 
 describe('calls accepted while no worker is connected', () => {
   let platform: TestPlatform;
@@ -12,10 +13,7 @@ describe('calls accepted while no worker is connected', () => {
 
   test('wait PENDING, survive an api restart, and run once a worker connects', async () => {
     await platform.stopService('worker');
-    const deadline = Date.now() + 10_000;
-    while ((await platform.json('GET', '/health')).status !== 503 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    const health = await platform.json('GET', '/health');
-    expect(health.status).toBe(503);
+    const health = await until(() => platform.json('GET', '/health'), (h) => h.status === 503, 10_000, 'no worker connected');
     expect(health.body.workers.connected).toBe(0);
 
     const accepted = [];
@@ -48,11 +46,7 @@ describe('an api restart while calls run', () => {
 
   async function running(params: unknown): Promise<number> {
     const callNum = (await platform.json('POST', '/invokeFunction', { funcName: 'nap', params })).body.callNum;
-    const deadline = Date.now() + 30_000;
-    while ((await platform.json('GET', `/call/${callNum}`)).body.status !== 'RUNNING') {
-      if (Date.now() > deadline) throw new Error('never started');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await until(() => platform.json('GET', `/call/${callNum}`), (c) => c.body.status === 'RUNNING', 30_000, `call ${callNum} running`);
     return callNum;
   }
 
@@ -76,8 +70,6 @@ describe('an api restart while calls run', () => {
     platform.spawn('worker');
     await platform.waitHealthy();
     // The restarted worker removes what its previous life left.
-    const deadline = Date.now() + 10_000;
-    while ((await platform.containers([`io.faas.call=${callNum}`])).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    expect(await platform.containers([`io.faas.call=${callNum}`])).toEqual([]);
+    await until(() => platform.containers([`io.faas.call=${callNum}`]), (c) => c.length === 0, 10_000, `the container of call ${callNum} removed`);
   });
 });

@@ -291,9 +291,10 @@ describe('structured logs', () => {
       expect((await platform.json('POST', '/registerRuntime', PYTHON)).status).toBe(201);
       expect((await platform.upload('python', 'logged', await handlerPackage('def handle(p):\n    return p\n'))).status).toBe(201);
       callNums = await Promise.all([1, 2, 3].map(async (n) => (await platform.json('POST', '/v1/functions/logged/calls?wait=true', { params: { n } })).body.callNum as number));
-      await new Promise((r) => setTimeout(r, 500));
       const { readFileSync } = await import('node:fs');
-      lines = ['api', 'worker'].flatMap((name) => readFileSync(path.join(platform.dataDir, `${name}.log`), 'utf8').split('\n')).filter((line) => line.startsWith('{'));
+      const read = async () => ['api', 'worker'].flatMap((name) => readFileSync(path.join(platform.dataDir, `${name}.log`), 'utf8').split('\n')).filter((line) => line.startsWith('{'));
+      // Log lines reach the files a little after the answers: wait for the last kind of each call.
+      lines = await until(read, (ls) => callNums.every((n) => ls.some((l) => l.includes('"call ended"') && l.includes(`"callNum":${n}`))), 15_000, 'the call ended lines');
     } finally {
       await platform.stop();
     }

@@ -1,5 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +8,7 @@ import { hashPassword } from '../../api/auth';
 import { DICE } from '../helpers/archives';
 import { freePort } from '../helpers/ports';
 import { docker, TestPlatform } from '../helpers/platform';
+import { until } from '../helpers/until';
 
 const BIN = path.resolve(__dirname, '..', '..', 'dist', 'cli', 'main.js');
 
@@ -142,11 +144,7 @@ describe('the faas binary against a running platform', () => {
     expect(queued.code).toBe(0);
     expect(queued.stdout).toMatch(/^\d+\n$/);
     const callNum = Number(queued.stdout);
-    let status = '';
-    for (let i = 0; i < 120 && !['DONE', 'ERROR', 'TIMEOUT'].includes(status); i++) {
-      status = (await run(['call', 'get', String(callNum), '-q'])).stdout.trim();
-      if (!['DONE', 'ERROR', 'TIMEOUT'].includes(status)) await new Promise((r) => setTimeout(r, 250));
-    }
+    const status = await until(async () => (await run(['call', 'get', String(callNum), '-q'])).stdout.trim(), (s) => ['DONE', 'ERROR', 'TIMEOUT'].includes(s), 60_000, `call ${callNum} final`);
     expect(status).toBe('DONE');
     const result = await run(['invoke', 'greet', '-p', 'who=grace']);
     expect(JSON.parse(result.stdout)).toBe('hello, grace');
@@ -314,9 +312,24 @@ describe('the faas binary against a running platform', () => {
     expect((await faas(['fn', 'ls', '-q'], own, { env: { FAAS_URL: deadUrl } })).code).toBe(0);
     // The flag wins over both.
     expect((await faas(['--url', deadUrl, 'fn', 'ls'], own)).code).toBe(3);
-    // Nothing set: the default address.
-    const none = await faas(['fn', 'ls'], path.join(work, 'absent.json'));
-    if (none.code === 3) expect(none.stderr).toContain('http://127.0.0.1:3000');
+    // Nothing set: the default address, where the test listens and records what comes.
+    const asked: string[] = [];
+    const server = http.createServer((req, res) => {
+      asked.push(`${req.method} ${req.url}`);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('[]');
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => reject(new Error(`this test needs 127.0.0.1:3000 free: ${err.message}`)));
+      server.listen(3000, '127.0.0.1', resolve);
+    });
+    try {
+      const none = await faas(['fn', 'ls', '--json'], path.join(work, 'absent.json'));
+      expect(asked.length).toBeGreaterThan(0);
+      expect(asked.every((line) => /^GET \/(v1\/)?functions\b/.test(line))).toBe(true);
+      expect(none.stderr).not.toContain('cannot reach');
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 
@@ -394,8 +407,7 @@ describe('faas up', () => {
     child.stdout.on('data', (chunk: Buffer) => (said += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
-      const deadline = Date.now() + 90_000;
-      while (!said.includes('faas platform up') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      await until(async () => said, (text) => text.includes('faas platform up'), 90_000, '`faas up` saying it is up');
       expect(said).toContain(`faas platform up: api ${url}`);
       expect(await faas(['--url', url, 'health', '-q'], config)).toMatchObject({ code: 0, stdout: 'ok\n' });
       expect((await faas(['--url', url, ...RUNTIME_FLAGS], config)).code).toBe(0);

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { tarGzOf } from '../helpers/archives';
-import { TestPlatform } from '../helpers/platform';
+import { docker, TestPlatform } from '../helpers/platform';
 import { until } from '../helpers/until';
 
 const TRICKY = path.resolve(__dirname, '..', 'fixtures', 'handlers', 'tricky');
@@ -91,7 +91,8 @@ describe('handler mode and the warm pool', () => {
     const stems = await until(() => platform.containers(['io.faas.role=stem']), (c) => c.length > 0, 60_000, 'a stem cell');
     await register(platform, 'python', 'fromstem', await tarGzOf(TRICKY));
     // The function's image (its dependencies) is made at registration; the stem gets only the code.
-    await new Promise((r) => setTimeout(r, 3000));
+    const version = (await platform.json('GET', '/v1/functions/fromstem')).body.version as string;
+    await until(() => docker.listImages({ filters: { label: [`io.faas.platform=${platform.label}`, `io.faas.version=${version}`] } }), (images) => images.length > 0, 60_000, 'the function image');
     const idleStems = (await platform.containers(['io.faas.role=stem'])).map((c) => c.Id);
     const first = JSON.parse((await sync(platform, 'fromstem')).result);
     expect(first.calls).toBe(1);
@@ -248,6 +249,7 @@ describe('preload policy "function", keep-alive and the per-node cap', () => {
     const sampler = (async () => {
       while (sampling) {
         peak = Math.max(peak, (await platform.containers()).length);
+        // A sampling period, not a wait for anything.
         await new Promise((r) => setTimeout(r, 50));
       }
     })();

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { FIXTURES, tarGzOf } from '../helpers/archives';
 import { TestPlatform } from '../helpers/platform';
+import { until } from '../helpers/until';
 
 const RUNTIME = { name: 'pyfixture', image: 'pythonruntime', path: '/ws', dependencies: 'pip3 install -r requirements.txt', run: 'python3 main.py' };
 
@@ -26,20 +27,14 @@ describe('a miniworker killed mid-call', () => {
   test('its call ends ERROR worker_lost, its container is removed, and the next call runs', async () => {
     const invoked = await platform.json('POST', '/invokeFunction', { funcName: 'slow', params: {} });
     const callNum = invoked.body.callNum;
-    const deadline = Date.now() + 60_000;
-    while ((await platform.json('GET', `/call/${callNum}`)).body.status !== 'RUNNING') {
-      if (Date.now() > deadline) throw new Error('the call never started');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await until(() => platform.json('GET', `/call/${callNum}`), (c) => c.body.status === 'RUNNING', 60_000, 'the call running');
     const miniworkers = childrenOf(platform.procs.get('worker')!.pid!);
     expect(miniworkers).toHaveLength(1);
     process.kill(miniworkers[0]!, 'SIGKILL');
 
     const call = await platform.waitFinal(callNum, 15_000);
     expect(call).toMatchObject({ status: 'ERROR', reason: 'worker_lost' });
-    const gone = Date.now() + 10_000;
-    while ((await platform.containers([`io.faas.call=${callNum}`])).length > 0 && Date.now() < gone) await new Promise((r) => setTimeout(r, 100));
-    expect(await platform.containers([`io.faas.call=${callNum}`])).toEqual([]);
+    await until(() => platform.containers([`io.faas.call=${callNum}`]), (c) => c.length === 0, 10_000, 'its container removed');
 
     const next = await platform.json('POST', '/invokeFunction?wait=true', { funcName: 'echo', params: { after: 'crash' } });
     expect(next.status).toBe(200);

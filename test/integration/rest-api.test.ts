@@ -66,8 +66,11 @@ describe('the /v1 resources', () => {
     expect(all.next).toBeNull();
     expect(all.calls.map((c: { callNum: number }) => c.callNum)).toEqual([...all.calls.map((c: { callNum: number }) => c.callNum)].sort((a: number, b: number) => b - a));
 
-    const envy = (await platform.json('GET', '/v1/calls?function=envy&status=DONE')).body.calls as { funcName: string; status: string }[];
-    expect(envy.length).toBeGreaterThanOrEqual(3);
+    const envy = (await platform.json('GET', '/v1/calls?function=envy&status=DONE')).body.calls as { funcName: string; status: string; callNum: number }[];
+    // Exactly the DONE calls of envy in the whole listing, those made here among them.
+    const expected = all.calls.filter((c: { funcName: string; status: string }) => c.funcName === 'envy' && c.status === 'DONE').map((c: { callNum: number }) => c.callNum);
+    expect(envy.map((c) => c.callNum)).toEqual(expected);
+    expect(expected).toEqual(expect.arrayContaining([made[0], made[2], made[4]]));
     expect(envy.every((c) => c.funcName === 'envy' && c.status === 'DONE')).toBe(true);
 
     const pages: number[][] = [];

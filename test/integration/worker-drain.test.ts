@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { FIXTURES, tarGzOf } from '../helpers/archives';
 import { TestPlatform } from '../helpers/platform';
+import { until } from '../helpers/until';
 
 const RUNTIME = { name: 'pyfixture', image: 'pythonruntime', path: '/ws', dependencies: 'pip3 install -r requirements.txt', run: 'python3 main.py' };
 
@@ -16,11 +17,7 @@ describe('a worker stopped with SIGTERM', () => {
   afterAll(async () => platform?.stop());
 
   async function waitRunning(callNum: number): Promise<void> {
-    const deadline = Date.now() + 30_000;
-    while ((await platform.json('GET', `/call/${callNum}`)).body.status !== 'RUNNING') {
-      if (Date.now() > deadline) throw new Error(`call ${callNum} never started`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await until(() => platform.json('GET', `/call/${callNum}`), (c) => c.body.status === 'RUNNING', 30_000, `call ${callNum} running`);
   }
 
   test('finishes the call it runs, takes no new one, and what waits runs on the next worker', async () => {

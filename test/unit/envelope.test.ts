@@ -15,12 +15,14 @@ describe('the message envelope', () => {
     ['no id', Buffer.from(JSON.stringify({ v: PROTOCOL_VERSION, msgType: 'ping', content: {} })), 'PROTOCOL_ERROR'],
     ['empty frame', undefined, 'PROTOCOL_ERROR'],
   ])('%s is refused with a PlatformError', (_name, frame, code) => {
-    expect(() => decodeMessage(frame as Buffer | undefined)).toThrow(PlatformError);
+    let thrown: unknown;
     try {
       decodeMessage(frame as Buffer | undefined);
     } catch (err) {
-      expect((err as PlatformError).code).toBe(code);
+      thrown = err;
     }
+    expect(thrown).toBeInstanceOf(PlatformError);
+    expect((thrown as PlatformError).code).toBe(code);
   });
 
   test('an oversized frame is refused before it is parsed', () => {
