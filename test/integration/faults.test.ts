@@ -4,7 +4,7 @@ import path from 'node:path';
 import * as zmq from 'zeromq';
 import { encodeRequest } from '../../protocol/envelope';
 import { tarGzOf } from '../helpers/archives';
-import { TestPlatform } from '../helpers/platform';
+import { docker, TestPlatform } from '../helpers/platform';
 import { until } from '../helpers/until';
 
 /**
@@ -156,12 +156,13 @@ describe('faults on a platform of three workers', () => {
     form.append('idempotent', 'true');
     form.append('module', new Blob([await handlerPackage('import time\n\ndef handle(params):\n    time.sleep(float(params.get("s", 1)))\n    return "again"\n')]), 'p.tar.gz');
     expect((await fetch(`${platform.url}/registerFunction/python/napi`, { method: 'POST', body: form })).status).toBe(201);
-    // Its image and a warm container on every node first: the calls of both functions then start together.
+    // Its image on every node first (made at registration): the calls of both functions then start together.
+    const version = (await platform.json('GET', '/v1/functions/napi')).body.version as string;
     await until(
-      async () => (await platform.json('GET', '/workers')).body as Array<{ warm: Array<{ function: string }> }>,
-      (ws) => ws.length === 3 && ws.every((w) => w.warm.some((f) => f.function === 'napi')),
+      () => docker.listImages({ filters: { label: [`io.faas.platform=${platform.label}`, `io.faas.version=${version}`] } }),
+      (images) => new Set(images.map((i) => i.Labels?.['io.faas.node'])).size === 3,
       120_000,
-      'napi warm on every node',
+      'the napi image on every node',
     );
     const plain = await Promise.all(Array.from({ length: 6 }, () => invoke('nap', { s: 6 })));
     const safe = await Promise.all(Array.from({ length: 6 }, () => invoke('napi', { s: 3 })));
