@@ -234,17 +234,18 @@ describe('a handler-mode miniworker killed mid-call', () => {
   test('its call ends worker_lost and its warm container is removed at once', async () => {
     const nap = await invoke(platform, accepted, 'nap', { s: 60 });
     await until(async () => (await platform.json('GET', `/call/${nap.body.callNum}`)).body.status, (s) => s === 'RUNNING', 120_000, 'nap running');
-    const warm = await platform.containers(['io.faas.function=nap']);
-    expect(warm).toHaveLength(1);
-    const owner = warm[0]!.Labels['io.faas.miniworker'];
-    expect(owner).toMatch(/^mw-/);
+    // The call runs in a container of its own or in a stem cell it was put into: either way one its miniworker drives.
+    const driven = (await platform.containers()).filter((c) => c.Labels['io.faas.miniworker']);
+    expect(driven.length).toBeGreaterThan(0);
+    for (const c of driven) expect(c.Labels['io.faas.miniworker']).toMatch(/^mw-/);
     const worker = platform.procs.get('worker')!;
     const children = execFileSync('pgrep', ['-P', String(worker.pid)]).toString().trim().split('\n').map(Number);
     expect(children.length).toBeGreaterThan(0);
     for (const pid of children) process.kill(pid, 'SIGKILL');
     expect(await platform.waitFinal(nap.body.callNum, 30_000)).toMatchObject({ status: 'ERROR', reason: 'worker_lost' });
-    await until(() => platform.containers([`io.faas.miniworker=${owner}`]), (c) => c.length === 0, 15_000, 'the dead miniworker’s container removed');
-    await expect(docker.getContainer(warm[0]!.Id).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    const ids = new Set(driven.map((c) => c.Id));
+    await until(() => platform.containers(), (now) => !now.some((c) => ids.has(c.Id)), 15_000, 'the dead miniworkers’ containers removed');
+    for (const c of driven) await expect(docker.getContainer(c.Id).inspect()).rejects.toMatchObject({ statusCode: 404 });
     expect((await invoke(platform, accepted, 'noop', { after: true }, { wait: true })).body.status).toBe('DONE');
     await expectAllAcceptedFinal(platform, accepted);
   }, 300_000);
