@@ -117,7 +117,7 @@ describe('GET /metrics on the real processes', () => {
       }
       // The api handles one peer's frames in order: its answer to this heartbeat (from a peer it does
       // not know: reregister) comes after it has handled every callDone above.
-      await rogue.send(encodeRequest('beat', 'heartbeat', {}));
+      await rogue.send(encodeRequest('beat', 'heartbeat', { load: 0, queued: 0 }));
       const [answer] = await Promise.race([
         rogue.receive(),
         new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer to the heartbeat within 15 s')), 15_000)),
