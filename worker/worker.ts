@@ -350,10 +350,12 @@ export class Worker {
     const filters = { label: [`${LABELS.platform}=${this.config.platformLabel}`, `${LABELS.node}=${this.config.nodeId}`] };
     const found = await this.driver.docker.listContainers({ all: true, filters });
     const stale = found.filter((c) => {
-      if (Date.now() / 1000 - c.Created <= 5) return false;
       const owner = c.Labels[LABELS.miniworker];
-      if (c.Labels[LABELS.role] === 'call') return !active.has(Number(c.Labels[LABELS.call])) || (owner !== undefined && !live.has(owner));
-      return owner !== undefined && !live.has(owner);
+      // The containers of a miniworker that is gone are removed whatever their age.
+      if (owner !== undefined && !live.has(owner)) return true;
+      // A call container with a live owner (or none named) goes only when no miniworker runs its call,
+      // and not in its first seconds: its miniworker may be about to take it up.
+      return c.Labels[LABELS.role] === 'call' && !active.has(Number(c.Labels[LABELS.call])) && Date.now() / 1000 - c.Created > 5;
     });
     await Promise.all(stale.map((c) => this.driver.remove(c.Id)));
     if (stale.length > 0) this.log.info({ removed: stale.length }, 'removed containers no miniworker drives');
