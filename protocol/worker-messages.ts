@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { MAX_FRAME_BYTES } from './envelope';
-import { argsSchema, callStatusSchema, envSchema, functionSchema, nameSchema, runtimeSchema } from './schemas';
+import { argsSchema, callReasonSchema, callStatusSchema, envSchema, functionSchema, nameSchema, runtimeSchema } from './schemas';
 import type { Sandbox } from './limits';
 import type { Call, FunctionRecord } from './types';
 import { warmCountsSchema, warmKeySchema } from './warm-key';
@@ -24,22 +24,6 @@ const callNumList = z.array(callNumSchema).max(10_000);
 /** A node id becomes part of a routing id and of log lines. */
 export const nodeIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'letters, digits and . _ : -, at most 128');
 
-export const callReasonSchema = z.enum([
-  'exit_code',
-  'timeout',
-  'dependencies_failed',
-  'image_missing',
-  'docker_error',
-  'worker_lost',
-  'node_lost',
-  'orchestrator_restart',
-  'out_of_memory',
-  'handler_error',
-  'handler_crashed',
-  'load_failed',
-  'function_missing',
-  'result_too_large',
-]);
 
 /**
  * A CALL record as it travels between processes. Unknown keys are stripped; numbers are finite
