@@ -93,8 +93,15 @@ describe('handler mode and the warm pool', () => {
     // The function's image (its dependencies) is made at registration; the stem gets only the code.
     const version = (await platform.json('GET', '/v1/functions/fromstem')).body.version as string;
     await until(() => docker.listImages({ filters: { label: [`io.faas.platform=${platform.label}`, `io.faas.version=${version}`] } }), (images) => images.length > 0, 60_000, 'the function image');
-    // A stem container exists before it is ready to take code: wait until its worker says it is warm.
-    await until(async () => (await platform.json('GET', '/v1/workers')).body[0]?.stems ?? [], (stems: Array<{ runtime: string }>) => stems.some((s) => s.runtime === 'python'), 60_000, 'a ready stem cell');
+    // A stem container exists before it is ready to take code, and the previous test's last call may
+    // have just taken the stem: wait until a heartbeat sent after now says a python stem is ready.
+    const since = Date.now();
+    await until(
+      async () => (await platform.json('GET', '/v1/workers')).body[0] as { lastSeen: string; stems: Array<{ runtime: string }> } | undefined,
+      (w) => w !== undefined && Date.parse(w.lastSeen) > since && w.stems.some((s) => s.runtime === 'python'),
+      60_000,
+      'a ready stem cell',
+    );
     const idleStems = (await platform.containers(['io.faas.role=stem'])).map((c) => c.Id);
     const first = JSON.parse((await sync(platform, 'fromstem')).result);
     expect(first.calls).toBe(1);
