@@ -215,6 +215,7 @@ export class WorkerHub extends EventEmitter {
    */
   private reconcile(worker: WorkerNode): void {
     const settled = Date.now() - this.options.heartbeatMs * 3;
+    let freed = false;
     for (const [callNum, invocation] of worker.inflight) {
       if (worker.reported.has(callNum) || Date.parse(invocation.dispatchedAt ?? '') > settled) {
         worker.unlisted?.delete(callNum);
@@ -228,11 +229,12 @@ export class WorkerHub extends EventEmitter {
       }
       worker.unlisted.delete(callNum);
       worker.inflight.delete(callNum);
+      freed = true;
       this.options.log.warn({ callNum, nodeId: worker.nodeId }, 'a call sent to a worker is not held by it');
       this.emit('unheld', callNum, invocation);
     }
     if (worker.unlisted) for (const callNum of worker.unlisted.keys()) if (!worker.inflight.has(callNum)) worker.unlisted.delete(callNum);
-    this.pump();
+    if (freed) this.pump();
   }
 
   /**

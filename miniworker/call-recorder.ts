@@ -101,6 +101,8 @@ const CALL_BUDGET_BYTES = MAX_FRAME_BYTES - 1024 * 1024;
  * JSON) are cut, the longer first, and the call is marked truncated: the call still ends.
  */
 export function fitFrame(command: FinishCommand, params: unknown): void {
+  // Logs under 1 KiB each are never cut: nothing to measure (the path of every warm call).
+  if ((command.stdout?.length ?? 0) < 1024 && (command.stderr?.length ?? 0) < 1024) return;
   const size = () => Buffer.byteLength(JSON.stringify(command)) + Buffer.byteLength(JSON.stringify(params ?? null));
   for (let over = size() - CALL_BUDGET_BYTES; over > 0; over = size() - CALL_BUDGET_BYTES) {
     const field = (command.stdout?.length ?? 0) >= (command.stderr?.length ?? 0) ? 'stdout' : 'stderr';
