@@ -65,6 +65,8 @@ export class FaasClient {
   constructor(
     readonly baseUrl: string,
     private readonly credentials?: { user: string; password: string },
+    /** Applied to every string of every answer: the CLI strips terminal control sequences here unless --raw. */
+    private readonly text: (value: string) => string = (value) => value,
   ) {}
 
   private authorization(): Record<string, string> {
@@ -96,9 +98,9 @@ export class FaasClient {
     const text = await response.text();
     let data: unknown;
     try {
-      data = text ? JSON.parse(text) : undefined;
+      data = text ? JSON.parse(text, (_key, value: unknown) => (typeof value === 'string' ? this.text(value) : value)) : undefined;
     } catch {
-      data = text;
+      data = this.text(text);
     }
     if (!response.ok && !init.accept?.includes(response.status)) {
       const error = (data as { error?: { code?: string; message?: string } } | undefined)?.error;

@@ -1,5 +1,5 @@
 import { ClientError, FaasClient } from './client';
-import { Output, wantsColor } from './output';
+import { Output, terminalSafe, wantsColor } from './output';
 import { readConfig, resolveTarget, type ConfigFile, type Target } from './settings';
 
 /** Exit codes: 0 ok, 1 the call or request failed, 2 usage error, 3 platform unreachable or credentials refused. */
@@ -31,6 +31,7 @@ export interface GlobalFlags {
   json?: boolean;
   quiet?: boolean;
   color?: boolean;
+  raw?: boolean;
 }
 
 /** What every action gets: where the platform is, a client for it, and where to print. */
@@ -45,12 +46,15 @@ export async function makeContext(flags: GlobalFlags): Promise<Context> {
   const out = makeOutput(flags);
   const config = await readConfig();
   const target = resolveTarget(flags, config);
-  const client = new FaasClient(target.url, target.user !== undefined ? { user: target.user, password: target.password ?? '' } : undefined);
+  // Under --json the answer is passed on as it came (JSON escapes control characters); for people,
+  // every string the platform answers is made safe for a terminal unless --raw.
+  const text = out.mode.json || out.mode.raw ? undefined : terminalSafe;
+  const client = new FaasClient(target.url, target.user !== undefined ? { user: target.user, password: target.password ?? '' } : undefined, text);
   return { target, config, client, out };
 }
 
 export function makeOutput(flags: GlobalFlags): Output {
-  return new Output({ json: Boolean(flags.json), quiet: Boolean(flags.quiet), color: wantsColor(flags.color) });
+  return new Output({ json: Boolean(flags.json), quiet: Boolean(flags.quiet), color: wantsColor(flags.color), raw: Boolean(flags.raw) });
 }
 
 const LIST_HINT: Record<string, string> = {

@@ -51,6 +51,7 @@ export function buildProgram(): Command {
     .option('--password <password>', 'password of that user')
     .option('--json', 'print JSON for machines')
     .option('-q, --quiet', 'print only names, call numbers and results')
+    .option('--raw', "print what functions wrote as they wrote it, terminal control sequences included (stripped by default)")
     .addOption(new Option('--no-color', 'no colours (they are only used on a terminal anyway)'))
     .addHelpText('after', HELP_AFTER)
     .showSuggestionAfterError()

@@ -1,3 +1,4 @@
+import { stripVTControlCharacters } from 'node:util';
 import pc from 'picocolors';
 import type { CallStatus } from '../protocol/types';
 
@@ -7,6 +8,19 @@ export interface OutputMode {
   /** Only what a script needs: names, call numbers, results. */
   quiet: boolean;
   color: boolean;
+  /** Print what functions and the platform wrote byte for byte, control sequences included. */
+  raw?: boolean;
+}
+
+/**
+ * Text a function or another user wrote, made harmless for a terminal: escape sequences (CSI, OSC
+ * such as window titles and hyperlinks, DCS), other C0 and C1 control characters and the bidi
+ * overrides that make text read differently than it runs are removed; new lines and tabs stay,
+ * and a carriage return survives only before a new line (a lone one redraws the line it is on).
+ */
+export function terminalSafe(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return stripVTControlCharacters(text).replace(/\r(?!\n)|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g, '');
 }
 
 /** Colours only on a terminal, never with NO_COLOR or --no-color; FORCE_COLOR forces them. */
@@ -90,7 +104,13 @@ export class Output {
     if (!this.mode.json && !this.mode.quiet) this.err.write(`${text}\n`);
   }
 
+  /** `text` as it may reach a terminal: control sequences stripped unless --raw. */
+  safe(text: string): string {
+    return this.mode.raw ? text : terminalSafe(text);
+  }
+
   error(text: string): void {
+    text = this.safe(text);
     this.err.write(`${this.mode.color && this.err.isTTY ? pc.red('error:') : 'error:'} ${text}\n`);
   }
 

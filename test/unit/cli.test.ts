@@ -4,7 +4,7 @@ import path from 'node:path';
 import { deployFields, parseDuration, parseEnv, parseMemory } from '../../cli/actions/fn';
 import { ClientError } from '../../cli/client';
 import { EXIT, UsageError, explain } from '../../cli/context';
-import { formatTable, wantsColor } from '../../cli/output';
+import { formatTable, Output, terminalSafe, wantsColor } from '../../cli/output';
 import { configPath, readConfig, resolveTarget, writeConfig } from '../../cli/settings';
 import { functionOptionsSchema } from '../../protocol/schemas';
 import { warmKey } from '../../protocol/worker-messages';
@@ -150,5 +150,33 @@ describe('cli: output', () => {
     });
     expect(explain(new ClientError('no function named "x"', 404, 'FUNCTION_NOT_FOUND'), target)).toEqual({ message: 'no function named "x"; `faas fn ls` lists them', exit: EXIT.failed });
     expect(explain(new ClientError('too many calls wait', 429, 'QUEUE_FULL'), target).exit).toBe(EXIT.failed);
+  });
+});
+
+describe('text for a terminal', () => {
+  test('escape sequences and control characters are removed, the visible text kept', () => {
+    expect(terminalSafe('a\x1b[2Jb\x1b[1;31mc\x1b[0m')).toBe('abc');
+    expect(terminalSafe('\x1b]8;;http://x/\x1b\\link\x1b]8;;\x1b\\')).toBe('link');
+    expect(terminalSafe('x\u009b31my\x00\x07\x08\x7fz')).toBe('xyz');
+    expect(terminalSafe('\u202egnp.exe\u202c \u2066a\u2069')).toBe('gnp.exe a');
+  });
+
+  test('new lines, tabs and CR LF stay; a lone carriage return goes', () => {
+    expect(terminalSafe('one\r\ntwo\tthree\n')).toBe('one\r\ntwo\tthree\n');
+    expect(terminalSafe('secret\rshown')).toBe('secretshown');
+  });
+
+  test('no escape character survives a title sequence with spaces', () => {
+    const cleaned = terminalSafe('\x1b]0;owned title\x07after');
+    expect(cleaned).not.toMatch(/[\x00-\x1f\x7f-\x9f]/);
+    expect(cleaned.endsWith('after')).toBe(true);
+  });
+
+  test('Output.error strips them unless raw', () => {
+    const written: string[] = [];
+    const sink = { write: (text: string) => written.push(text) } as unknown as NodeJS.WritableStream;
+    new Output({ json: false, quiet: false, color: false }, sink, sink).error('bad \x1b[2J name');
+    new Output({ json: false, quiet: false, color: false, raw: true }, sink, sink).error('bad \x1b[2J name');
+    expect(written).toEqual(['error: bad  name\n', 'error: bad \x1b[2J name\n']);
   });
 });
