@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { commonEnv, ConfigError, endpoint, flag, int, isLoopback, oneOf, optionalText, parseEnv, text } from '../protocol/config';
+import { commonEnv, ConfigError, endpoint, flag, int, oneOf, onlyLocal, optionalText, parseEnv, text } from '../protocol/config';
 import { checkExposure, loadCurveConfig } from '../protocol/curve';
 import { parseUsers } from './auth';
 import type { LimitMaxima } from '../protocol/limits';
@@ -93,9 +93,9 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     for (const [name, hash] of parseUsers(contents, 'FAAS_AUTH_USERS_FILE')) users.set(name, hash);
   }
   const allowUnauthenticated = e.FAAS_ALLOW_UNAUTHENTICATED;
-  if (users.size === 0 && !isLoopback(host) && !allowUnauthenticated) {
+  if (users.size === 0 && !onlyLocal(host, env, 'FAAS_API_PUBLISHED') && !allowUnauthenticated) {
     throw new ConfigError(
-      `FAAS_API_HOST=${host} would serve everyone who reaches it without a password: configure users (FAAS_AUTH_USERS or FAAS_AUTH_USERS_FILE), bind a loopback address, or set FAAS_ALLOW_UNAUTHENTICATED=true`,
+      `FAAS_API_HOST=${host}${env.FAAS_API_PUBLISHED ? ` published on ${env.FAAS_API_PUBLISHED} (FAAS_API_PUBLISHED)` : ''} would serve everyone who reaches it without a password: configure users (FAAS_AUTH_USERS or FAAS_AUTH_USERS_FILE), bind a loopback address, or set FAAS_ALLOW_UNAUTHENTICATED=true`,
     );
   }
   const workerEndpoint = e.FAAS_WORKER_ENDPOINT;

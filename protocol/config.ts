@@ -130,6 +130,9 @@ export const envReadElsewhere: Record<string, { readBy: string; default?: string
   FAAS_CURVE_CLIENT_PUBLIC_KEY: { readBy: 'protocol/curve.ts' },
   FAAS_CURVE_CLIENT_SECRET_KEY: { readBy: 'protocol/curve.ts' },
   FAAS_BASE_IMAGE: { readBy: 'cli/actions/images.ts' },
+  FAAS_API_PUBLISHED: { readBy: 'protocol/config.ts' },
+  FAAS_WORKER_PUBLISHED: { readBy: 'protocol/config.ts' },
+  FAAS_DB_PUBLISHED: { readBy: 'protocol/config.ts' },
 };
 
 /** Values that never appear in an error message. */
@@ -165,6 +168,32 @@ export function localEndpoint(endpoint: string): string {
 /** 127.0.0.0/8, ::1 (bracketed or not) and localhost: addresses only this machine reaches. */
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/**
+ * The host addresses of Docker port publications (`-p`, compose `ports`): `127.0.0.1:3000`,
+ * `[::1]:3000`, `3000` (every interface), several separated by commas. Undefined when unset.
+ */
+export function publishedHosts(value: string | undefined): string[] | undefined {
+  const specs = (value ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  if (specs.length === 0) return undefined;
+  return specs.map((spec) => {
+    const bracketed = /^\[([^\]]+)\]:/.exec(spec);
+    if (bracketed) return bracketed[1]!;
+    const at = spec.lastIndexOf(':');
+    return at > 0 ? spec.slice(0, at) : '0.0.0.0';
+  });
+}
+
+/**
+ * Whether only this machine reaches a socket bound on `bindHost`. In a container the process binds
+ * every interface of its own network namespace; what decides is where the engine publishes the port,
+ * which the compose file passes in `publishedVar` (FAAS_API_PUBLISHED, FAAS_WORKER_PUBLISHED,
+ * FAAS_DB_PUBLISHED). Publishing on every interface is as exposed as binding one.
+ */
+export function onlyLocal(bindHost: string, env: Env, publishedVar: string): boolean {
+  const published = publishedHosts(env[publishedVar]);
+  return published ? published.every(isLoopback) : isLoopback(bindHost);
 }
 
 /** Runs a process's main, turning a ConfigError into one clear line and exit code 2. */

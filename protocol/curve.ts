@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { ConfigError, envBool, isLoopback } from './config';
+import { ConfigError, envBool, onlyLocal } from './config';
 import type { Logger } from './log';
 import { PeerRoles, ZapHandler, isKeyPair, isZ85Key, parseAllowList, provenRoutingId, useDbPeerRoles, type AllowList, type PeerRole, type ZapDomain } from './zap';
 
@@ -116,9 +116,11 @@ export function loadCurveConfig(env: NodeJS.ProcessEnv = process.env, role: 'ser
 export function checkExposure(name: string, endpoint: string, curve: CurveConfig | undefined, env: NodeJS.ProcessEnv = process.env): void {
   if (curve || envBool(env, 'FAAS_ALLOW_INSECURE_ZMQ', false)) return;
   const host = /^tcp:\/\/(\[[^\]]+\]|[^:]+):/.exec(endpoint)?.[1];
-  if (host !== undefined && !isLoopback(host)) {
+  const publishedVar = name.replace(/_ENDPOINT$/, '_PUBLISHED');
+  if (host !== undefined && !onlyLocal(host, env, publishedVar)) {
+    const where = env[publishedVar] ? `${name}=${endpoint} published on ${env[publishedVar]} (${publishedVar})` : `${name}=${endpoint}`;
     throw new ConfigError(
-      `${name}=${endpoint} is reachable from other machines without encryption: set FAAS_CURVE_PUBLIC_KEY and FAAS_CURVE_SECRET_KEY, bind a loopback address, or set FAAS_ALLOW_INSECURE_ZMQ=true`,
+      `${where} is reachable from other machines without encryption: set FAAS_CURVE_PUBLIC_KEY and FAAS_CURVE_SECRET_KEY, bind or publish on a loopback address, or set FAAS_ALLOW_INSECURE_ZMQ=true`,
     );
   }
 }
