@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { apiEnv, loadApiConfig } from '../../api/config';
 import { dbEnv, loadDbConfig } from '../../db-service/config';
 import { loadMiniworkerConfig, miniworkerEnv } from '../../miniworker/config';
-import { ConfigError, documentedDefault, envReadElsewhere } from '../../protocol/config';
+import { ConfigError, documentedDefault, envReadElsewhere, onlyLocal, publishedHosts } from '../../protocol/config';
 import { loadWorkerConfig, workerEnv } from '../../worker/config';
 
 const SCHEMAS: Record<string, z.AnyZodObject> = { api: apiEnv, worker: workerEnv, 'db-service': dbEnv, miniworker: miniworkerEnv };
@@ -177,5 +177,23 @@ describe('config', () => {
       }
       expect(problems).toEqual([]);
     });
+  });
+});
+
+describe('where a port is published', () => {
+  test('Docker publication specs give their host addresses; a bare port is every interface', () => {
+    expect(publishedHosts(undefined)).toBeUndefined();
+    expect(publishedHosts(' ')).toBeUndefined();
+    expect(publishedHosts('127.0.0.1:3000')).toEqual(['127.0.0.1']);
+    expect(publishedHosts('3000')).toEqual(['0.0.0.0']);
+    expect(publishedHosts('[::1]:3000, 10.0.0.5:3000')).toEqual(['::1', '10.0.0.5']);
+  });
+
+  test('the publication decides over the bind address; without one the bind address decides', () => {
+    expect(onlyLocal('0.0.0.0', { FAAS_API_PUBLISHED: '127.0.0.1:3000' }, 'FAAS_API_PUBLISHED')).toBe(true);
+    expect(onlyLocal('0.0.0.0', { FAAS_API_PUBLISHED: '127.0.0.1:3000,0.0.0.0:3001' }, 'FAAS_API_PUBLISHED')).toBe(false);
+    expect(onlyLocal('127.0.0.1', { FAAS_API_PUBLISHED: '3000' }, 'FAAS_API_PUBLISHED')).toBe(false);
+    expect(onlyLocal('0.0.0.0', {}, 'FAAS_API_PUBLISHED')).toBe(false);
+    expect(onlyLocal('127.0.0.1', {}, 'FAAS_API_PUBLISHED')).toBe(true);
   });
 });
