@@ -130,7 +130,8 @@ export class BasicAuth {
   async check(header: string | undefined, address: string): Promise<Outcome> {
     if (!header) return { error: new PlatformError('UNAUTHORIZED', 'this platform needs a user name and password (HTTP Basic)') };
     const credentials = parseBasic(header);
-    if (!credentials) return this.failure(address, undefined);
+    // Not a guess at any password: it costs nothing and counts for nothing.
+    if (!credentials) return { error: new PlatformError('UNAUTHORIZED', 'the Authorization header is not HTTP Basic user:password') };
     const { name, password } = credentials;
     const digest = createHash('sha256').update(`${name}\0${password}`).digest();
     const known = this.remembered.get(name);
@@ -179,9 +180,9 @@ export class BasicAuth {
     };
   }
 
-  private failure(address: string, name: string | undefined): Outcome {
+  private failure(address: string, name: string): Outcome {
     this.byAddress.failed(address);
-    if (name !== undefined) this.byName.failed(name);
+    this.byName.failed(name);
     return { error: new PlatformError('UNAUTHORIZED', 'wrong user name or password') };
   }
 }
