@@ -107,7 +107,7 @@ export const registerFunctionFormSchema = z.object({
   preload: z.enum(['none', 'runtime', 'function']).optional(),
   idempotent: z.enum(['true', 'false']).optional(),
   outputs: z.enum(['true', 'false']).optional().describe('keep what each call writes to /out'),
-  env: z.string().optional().describe('a JSON object of environment variables'),
+  env: z.string().optional().describe('a JSON object of environment variables; FAAS_ names and loader, shell and interpreter variables (LD_*, NODE_OPTIONS, PYTHONPATH...) are refused'),
   args: z.string().optional().describe('a JSON array of extra run-command arguments (process mode)'),
   timeout: z.string().optional().describe('ms'),
   memory: z.string().optional().describe('MB'),
