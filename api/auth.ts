@@ -1,13 +1,17 @@
 import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import { ConfigError } from '../protocol/config';
+import { ipKeyGenerator } from 'express-rate-limit';
 import { PlatformError } from '../protocol/errors';
+import { BoundedSet, FailureWindows, Gate } from './login-guard';
 
 /**
  * HTTP Basic authentication against scrypt password hashes, as users of a self-hosted platform
  * configure it (`faas hash-password` makes the hash). A hash is compared in constant time; a
  * verified user:password pair is remembered by its sha256, so that a warm call does not pay the
- * tens of milliseconds scrypt costs on purpose.
+ * tens of milliseconds scrypt costs on purpose, and so is a recent wrong one, so that a guess
+ * repeated costs nothing. Wrong credentials are counted per address and per user name, and past the
+ * bound are refused before any hash runs; hashes run one at a time.
  */
 
 const KEY_BYTES = 32;
@@ -15,6 +19,7 @@ const SCRYPT: ScryptOptions = { N: 16384, r: 8, p: 1, maxmem: 64 * 1024 * 1024 }
 const HASH_FORMAT = /^scrypt\$([A-Za-z0-9+/]{22,}={0,2})\$([A-Za-z0-9+/]{43}=)$/;
 const USER_NAME = /^[A-Za-z0-9._@-]{1,64}$/;
 const MAX_REMEMBERED = 1024;
+const MAX_REMEMBERED_WRONG = 4096;
 
 interface PasswordHash {
   salt: Buffer;
@@ -53,54 +58,140 @@ export function parseUsers(text: string, source: string): Map<string, PasswordHa
   return users;
 }
 
+export type AuthRefusal = 'locked' | 'busy' | 'known_wrong';
+
+export interface AuthOptions {
+  /** Wrong credentials per client address, and per user name, in `windowMs` before 429 AUTH_LOCKED. */
+  maxFailures: number;
+  windowMs: number;
+  /** Password checks waiting for the one that runs; past this, 503 AUTH_BUSY. */
+  maxWaiting?: number;
+  /** Counted work, for the metrics: each scrypt run, and each answer given without one. */
+  onScrypt?: () => void;
+  onRefused?: (reason: AuthRefusal) => void;
+  now?: () => number;
+}
+
+type Outcome = { user: string } | { error: PlatformError };
+
 export class BasicAuth {
-  /** sha256 of verified `user\0password` pairs, oldest first. */
+  /** sha256 of verified `user\0password` pairs by user name, oldest first. */
   private readonly remembered = new Map<string, string>();
+  /** sha256 of recent wrong pairs: a guess repeated costs no scrypt. */
+  private readonly wrong = new BoundedSet(MAX_REMEMBERED_WRONG);
+  private readonly byAddress: FailureWindows;
+  private readonly byName: FailureWindows;
+  /** One scrypt at a time: libuv's other threads stay free for file reads. */
+  private readonly gate: Gate;
   /** Checked when the user is unknown, so that a wrong name costs as long as a wrong password. */
   private readonly decoy: PasswordHash = { salt: randomBytes(16), key: randomBytes(KEY_BYTES) };
 
-  constructor(private readonly users: Map<string, PasswordHash>) {}
+  constructor(
+    private readonly users: Map<string, PasswordHash>,
+    private readonly options: AuthOptions = { maxFailures: 10, windowMs: 60_000 },
+  ) {
+    this.byAddress = new FailureWindows(options.maxFailures, options.windowMs, 100_000, options.now);
+    this.byName = new FailureWindows(options.maxFailures, options.windowMs, 100_000, options.now);
+    this.gate = new Gate(1, options.maxWaiting ?? 16);
+  }
 
   get enabled(): boolean {
     return this.users.size > 0;
   }
 
-  /** Express middleware: the user's name goes to res.locals.user; anything else is 401. */
+  /**
+   * Express middleware: the user's name goes to res.locals.user; anything else is 401, 429 while the
+   * address or the name is locked out, 503 while too many checks wait. Runs before any rate limit.
+   */
   middleware() {
     return (req: Request, res: Response, next: NextFunction): void => {
-      this.verify(req.get('authorization')).then(
-        (user) => {
-          if (user) {
-            res.locals.user = user;
-            return next();
-          }
-          res.setHeader('WWW-Authenticate', 'Basic realm="faas", charset="UTF-8"');
-          next(new PlatformError('UNAUTHORIZED', req.get('authorization') ? 'wrong user name or password' : 'this platform needs a user name and password (HTTP Basic)'));
-        },
-        (err: unknown) => next(err),
-      );
+      this.check(req.get('authorization'), ipKeyGenerator(req.ip ?? '')).then((outcome) => {
+        if ('user' in outcome) {
+          res.locals.user = outcome.user;
+          return next();
+        }
+        if (outcome.error.code === 'UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Basic realm="faas", charset="UTF-8"');
+        next(outcome.error);
+      }, next);
     };
   }
 
   /** The user name when the header carries valid credentials. */
-  async verify(header: string | undefined): Promise<string | undefined> {
-    const match = header ? /^Basic ([A-Za-z0-9+/=]{1,1024})$/i.exec(header.trim()) : null;
-    if (!match) return undefined;
-    const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    if (colon <= 0) return undefined;
-    const name = decoded.slice(0, colon);
-    const password = decoded.slice(colon + 1);
+  async verify(header: string | undefined, address = 'local'): Promise<string | undefined> {
+    const outcome = await this.check(header, address);
+    return 'user' in outcome ? outcome.user : undefined;
+  }
+
+  /**
+   * In order: credentials verified before answer from memory, whatever the lockouts (a guessing burst
+   * does not shut out the user it guesses at); a locked address or name is refused; a wrong pair seen
+   * before is refused without scrypt; else one scrypt, after the one running.
+   */
+  async check(header: string | undefined, address: string): Promise<Outcome> {
+    if (!header) return { error: new PlatformError('UNAUTHORIZED', 'this platform needs a user name and password (HTTP Basic)') };
+    const credentials = parseBasic(header);
+    // Not a guess at any password: it costs nothing and counts for nothing.
+    if (!credentials) return { error: new PlatformError('UNAUTHORIZED', 'the Authorization header is not HTTP Basic user:password') };
+    const { name, password } = credentials;
     const digest = createHash('sha256').update(`${name}\0${password}`).digest();
     const known = this.remembered.get(name);
-    if (known !== undefined && timingSafeEqual(Buffer.from(known, 'hex'), digest)) return name;
-    const stored = this.users.get(name);
-    const hash = stored ?? this.decoy;
-    const key = await scrypt(password, hash.salt);
-    if (!timingSafeEqual(key, hash.key) || !stored) return undefined;
+    if (known !== undefined && timingSafeEqual(Buffer.from(known, 'hex'), digest)) return { user: name };
+    const locked = this.lockedFor(address, name);
+    if (locked) return locked;
+    const hex = digest.toString('hex');
+    if (this.wrong.has(hex)) {
+      this.options.onRefused?.('known_wrong');
+      return this.failure(address, name);
+    }
+    const release = await this.gate.enter();
+    if (!release) {
+      this.options.onRefused?.('busy');
+      return { error: new PlatformError('AUTH_BUSY', 'too many credentials wait to be checked; retry in a second', { retryAfterSeconds: 1 }) };
+    }
+    let verified: boolean;
+    try {
+      // The failures of those who waited ahead of this one may have locked it out meanwhile.
+      const lockedNow = this.lockedFor(address, name);
+      if (lockedNow) return lockedNow;
+      const stored = this.users.get(name);
+      const hash = stored ?? this.decoy;
+      this.options.onScrypt?.();
+      const key = await scrypt(password, hash.salt);
+      verified = timingSafeEqual(key, hash.key) && stored !== undefined;
+    } finally {
+      release();
+    }
+    if (!verified) {
+      this.wrong.add(hex);
+      return this.failure(address, name);
+    }
     this.remembered.delete(name);
-    this.remembered.set(name, digest.toString('hex'));
+    this.remembered.set(name, hex);
     if (this.remembered.size > MAX_REMEMBERED) this.remembered.delete(this.remembered.keys().next().value!);
-    return name;
+    return { user: name };
   }
+
+  private lockedFor(address: string, name: string): Outcome | undefined {
+    const seconds = Math.max(this.byAddress.lockedFor(address), this.byName.lockedFor(name));
+    if (seconds === 0) return undefined;
+    this.options.onRefused?.('locked');
+    return {
+      error: new PlatformError('AUTH_LOCKED', `too many wrong credentials from this address or for this user name; retry in ${seconds} s`, { retryAfterSeconds: seconds }),
+    };
+  }
+
+  private failure(address: string, name: string): Outcome {
+    this.byAddress.failed(address);
+    this.byName.failed(name);
+    return { error: new PlatformError('UNAUTHORIZED', 'wrong user name or password') };
+  }
+}
+
+function parseBasic(header: string): { name: string; password: string } | undefined {
+  const match = /^Basic ([A-Za-z0-9+/=]{1,1024})$/i.exec(header.trim());
+  if (!match) return undefined;
+  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon <= 0) return undefined;
+  return { name: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }

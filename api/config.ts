@@ -49,6 +49,17 @@ export interface ApiConfig {
   allowUnauthenticated: boolean;
   /** Requests per minute per user (or per address without users); 0 turns it off. FAAS_RATE_LIMIT_PER_MINUTE, default 0. */
   rateLimitPerMinute: number;
+  /**
+   * Wrong credentials per client address and per user name in a window of FAAS_AUTH_LOCKOUT_MS
+   * (default 60000) before 429 AUTH_LOCKED until the window ends: FAAS_AUTH_MAX_FAILURES, default 10.
+   */
+  authMaxFailures: number;
+  authLockoutMs: number;
+  /**
+   * Host names the api answers beside loopback names and IP addresses (DNS rebinding): FAAS_ALLOWED_HOSTS,
+   * comma separated, `*.example.com` for subdomains, `*` for any; a name in FAAS_API_HOST is added.
+   */
+  allowedHosts: string;
 }
 
 /** The api's environment: every variable it reads, with its default. */
@@ -77,6 +88,9 @@ export const apiEnv = commonEnv.extend({
   FAAS_AUTH_USERS_FILE: optionalText(),
   FAAS_ALLOW_UNAUTHENTICATED: flag(false),
   FAAS_RATE_LIMIT_PER_MINUTE: int(0, { min: 0, max: 10_000_000 }),
+  FAAS_AUTH_MAX_FAILURES: int(10, { min: 1, max: 1_000_000 }),
+  FAAS_AUTH_LOCKOUT_MS: int(60_000, { min: 1000, max: 24 * 3_600_000 }),
+  FAAS_ALLOWED_HOSTS: optionalText({ pattern: /^[A-Za-z0-9.*:[\]_, -]*$/, hint: 'must be host names separated by commas (*.example.com for subdomains, * for any)' }),
 });
 
 export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
@@ -126,5 +140,8 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     users,
     allowUnauthenticated,
     rateLimitPerMinute: e.FAAS_RATE_LIMIT_PER_MINUTE,
+    authMaxFailures: e.FAAS_AUTH_MAX_FAILURES,
+    authLockoutMs: e.FAAS_AUTH_LOCKOUT_MS,
+    allowedHosts: e.FAAS_ALLOWED_HOSTS ?? '',
   };
 }

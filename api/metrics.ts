@@ -42,6 +42,8 @@ export class PlatformMetrics {
   private readonly duration: Histogram<'function'>;
   private readonly queue: Histogram<'function'>;
   private readonly endToEnd: Histogram<'function' | 'status'>;
+  private readonly authHashes: Counter;
+  private readonly authRefusals: Counter<'reason'>;
   private readonly queueObserved = new Set<number>();
   private readonly now: () => number;
 
@@ -83,6 +85,13 @@ export class PlatformMetrics {
       help: 'End-to-end time of a call: from its acceptance to the api learning its final state (queue wait, start and run).',
       labelNames: ['function', 'status'],
       buckets: SECONDS_BUCKETS,
+      registers,
+    });
+    this.authHashes = new Counter({ name: 'faas_auth_scrypt_total', help: 'Password hashes (scrypt) computed to check HTTP credentials; one runs at a time.', registers });
+    this.authRefusals = new Counter({
+      name: 'faas_auth_refused_total',
+      help: 'HTTP credentials answered without a password hash: locked out (429), too many checks waiting (503), a wrong pair seen before (401).',
+      labelNames: ['reason'],
       registers,
     });
     // Counters kept by the channels themselves: each scrape adds what they counted since the last one.
@@ -145,6 +154,12 @@ export class PlatformMetrics {
         this.set({ kind: 'stem' }, stems);
       },
     });
+  }
+
+  /** A password hash ran (`reason` absent), or credentials were answered without one. */
+  authChecked(refused?: 'locked' | 'busy' | 'known_wrong'): void {
+    if (refused) this.authRefusals.inc({ reason: refused });
+    else this.authHashes.inc();
   }
 
   invoked(funcName: string): void {

@@ -60,14 +60,32 @@ export function openApiDocument(version: string): object {
     409: error('the Idempotency-Key made another call'),
     429: error('too many calls wait (Retry-After)'),
   };
-  // Open routes need no credentials; every other one may answer 401 (a platform with users) and 429 (a rate limit).
+  // Open routes need no credentials; every other one may answer 401 (a platform with users), 429 (a rate limit,
+  // or a lockout after wrong credentials) and 503 (too many credentials waiting to be checked). Every route
+  // answers 421 to a Host it does not serve; one that changes state, 403 to a page of another site; one that
+  // takes JSON, 415 to another body type.
   const OPEN = new Set(['/health', '/openapi.json', '/docs']);
-  const route = (config: RouteConfig) =>
+  const route = (config: RouteConfig) => {
+    const guarded = {
+      421: error('the Host header names a host the api does not serve (FAAS_ALLOWED_HOSTS)'),
+      ...(config.method === 'get' ? {} : { 403: error('sent by a page of another site (Origin, Sec-Fetch-Site)') }),
+      ...(config.request?.body?.content['application/json'] ? { 415: error('the body is not application/json') } : {}),
+      ...config.responses,
+    };
     registry.registerPath(
       OPEN.has(config.path)
-        ? { ...config, security: [] }
-        : { ...config, responses: { ...config.responses, 401: error('credentials missing or wrong (a platform with users)'), 429: error('too many requests from this user (Retry-After)') } },
+        ? { ...config, responses: guarded, security: [] }
+        : {
+            ...config,
+            responses: {
+              401: error('credentials missing or wrong (a platform with users)'),
+              429: error('too many requests from this user, or too many wrong credentials from this address or for this name (Retry-After)'),
+              503: error('too many credentials wait to be checked (Retry-After)'),
+              ...guarded,
+            },
+          },
     );
+  };
 
   // The seed's calls, unchanged.
   route({ method: 'get', path: '/health', summary: 'Health: db-service answers and a worker is connected', responses: { 200: json(Health, 'ok'), 503: json(Health, 'degraded') } });

@@ -1,9 +1,11 @@
-import express, { type Request } from 'express';
+import type express from 'express';
+import type { Request } from 'express';
 import { PlatformError } from '../protocol/errors';
 import { isValidName } from '../protocol/names';
-import { isFinal } from '../protocol/types';
+import { isFinal, type FunctionRecord } from '../protocol/types';
 import type { ApiConfig } from './config';
 import type { Platform } from './platform';
+import { jsonBody } from './request-guards';
 import { answer, checkParamsDepth, idempotencyKey, parseCallNum, wantsWait, zodMessage } from './requests';
 import { callQuerySchema, v1InvokeBodySchema } from './schemas';
 
@@ -13,6 +15,12 @@ function nameParam(req: Request, what: 'runtime' | 'function'): string {
   const name = req.params.name as string;
   if (!isValidName(name)) throw new PlatformError(what === 'runtime' ? 'RUNTIME_NOT_FOUND' : 'FUNCTION_NOT_FOUND', `no ${what} named "${String(req.params.name).slice(0, 64)}"`);
   return name;
+}
+
+/** Records stored before they were cut to what a user set may still carry multer's `fieldname` and `originalname`. */
+function publicFunction<T extends FunctionRecord>(fn: T): T {
+  const { fieldname: _field, originalname: _original, ...rest } = fn as T & { fieldname?: unknown; originalname?: unknown };
+  return rest as T;
 }
 
 function callParam(req: Request): number {
@@ -25,7 +33,7 @@ function callParam(req: Request): number {
  * seed's code, in routes.ts.)
  */
 export function addRestRoutes(app: express.Express, platform: Platform, config: ApiConfig): void {
-  const json = express.json({ limit: config.maxBodyBytes, type: () => true });
+  const json = jsonBody(config.maxBodyBytes);
 
   app.get('/v1/runtimes', async (_req, res) => {
     res.json(await platform.db.listRuntimes());
@@ -44,14 +52,14 @@ export function addRestRoutes(app: express.Express, platform: Platform, config: 
   });
 
   app.get('/v1/functions', async (_req, res) => {
-    res.json(await platform.db.listFunctions());
+    res.json((await platform.db.listFunctions()).map(publicFunction));
   });
 
   app.get('/v1/functions/:name', async (req, res) => {
     const name = nameParam(req, 'function');
     const fn = await platform.db.getFunction(name);
     if (!fn) throw new PlatformError('FUNCTION_NOT_FOUND', `no function named "${name}"`);
-    res.json(fn);
+    res.json(publicFunction(fn));
   });
 
   app.delete('/v1/functions/:name', async (req, res) => {
@@ -66,7 +74,7 @@ export function addRestRoutes(app: express.Express, platform: Platform, config: 
     const versions = await platform.db.listFunctionVersions(name);
     // Functions registered before versions were recorded have only their current one.
     if (!versions.some((v) => v.version === current.version)) versions.unshift(current);
-    res.json(versions.map((v) => ({ ...v, current: v.version === current.version })));
+    res.json(versions.map((v) => ({ ...publicFunction(v), current: v.version === current.version })));
   });
 
   /**

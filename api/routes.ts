@@ -14,6 +14,7 @@ import type { ApiConfig } from './config';
 import type { Platform } from './platform';
 import { openApiDocument } from './openapi';
 import { answer, checkParamsDepth, idempotencyKey, parseCallNum, wantsWait, zodMessage } from './requests';
+import { crossSiteGuard, hostGuard, hostPolicy, jsonBody } from './request-guards';
 import { addRestRoutes } from './rest-routes';
 
 const swaggerUiAssets = path.dirname(require.resolve('swagger-ui-dist/package.json'));
@@ -39,13 +40,17 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.use(helmet());
+  // upgrade-insecure-requests would have a browser fetch /docs's assets over HTTPS from any host
+  // name but localhost: the page would stay blank on an api served over plain HTTP.
+  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
+  app.use(hostGuard(hostPolicy(config.allowedHosts, config.host)));
+  app.use(crossSiteGuard());
 
   const upload = multer({
     dest: platform.packages.uploadDir,
     limits: { fileSize: config.maxUploadBytes, files: 1, fields: 20, parts: 21, fieldNameSize: 100, fieldSize: 320 * 1024, headerPairs: 100 },
   });
-  const json = express.json({ limit: config.maxBodyBytes, type: () => true });
+  const json = jsonBody(config.maxBodyBytes);
 
   app.get('/health', async (_req, res) => {
     const health = await platform.health();
@@ -66,7 +71,12 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
   app.use('/docs/assets', express.static(swaggerUiAssets, { index: false, fallthrough: false }));
 
   // Every route below /health needs a user when users are configured.
-  const auth = new BasicAuth(config.users);
+  const auth = new BasicAuth(config.users, {
+    maxFailures: config.authMaxFailures,
+    windowMs: config.authLockoutMs,
+    onScrypt: () => platform.metrics.authChecked(),
+    onRefused: (reason) => platform.metrics.authChecked(reason),
+  });
   if (auth.enabled) app.use(auth.middleware());
   if (config.rateLimitPerMinute > 0) {
     app.use(
@@ -121,8 +131,14 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
         void platform.packages.discard(file.path);
         next(error);
       };
-      void (pathRuntime ? Promise.resolve(pathRuntime) : lookupRuntime((req.body as { runtime?: unknown } | undefined)?.runtime)).then((runtime) => {
-        const options = functionOptionsSchema.safeParse(req.body ?? {});
+      // multer makes arrays of repeated fields and objects of `name[key]` ones: every field is one string here.
+      const fields: Record<string, unknown> = { ...(req.body as Record<string, unknown> | undefined) };
+      const odd = Object.keys(fields).find((key) => typeof fields[key] !== 'string');
+      if (odd !== undefined) {
+        return refuse(new PlatformError('BAD_REQUEST', `the form field "${odd.slice(0, 64)}" is given more than once or with a nested name (name[key]): each field is one plain value`));
+      }
+      void (pathRuntime ? Promise.resolve(pathRuntime) : lookupRuntime(fields.runtime)).then((runtime) => {
+        const options = functionOptionsSchema.safeParse(fields);
         if (!options.success) return refuse(new PlatformError('BAD_REQUEST', zodMessage(options.error)));
         if (options.data.args?.length && runtime.mode === 'handler') {
           return refuse(new PlatformError('BAD_REQUEST', `args extend a run command: runtime "${runtime.name}" is in handler mode, which has none per call`));
@@ -139,8 +155,6 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
               version: pkg.sha256,
               size: pkg.size,
               format: pkg.format,
-              fieldname: file.fieldname,
-              originalname: file.originalname.slice(0, 256),
               registeredAt: new Date().toISOString(),
               ...(options.data.handler ? { handler: options.data.handler } : {}),
               ...(options.data.preload ? { preload: options.data.preload } : {}),
@@ -225,7 +239,7 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
     if (error.code === 'INTERNAL') platform.log.error({ err: err instanceof Error ? err.stack : String(err) }, 'request failed');
     if (res.headersSent) return res.end();
     const retryAfter = (error.data as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
-    if ((error.code === 'QUEUE_FULL' || error.code === 'RATE_LIMITED') && retryAfter && !res.getHeader('Retry-After')) res.setHeader('Retry-After', String(retryAfter));
+    if (error.retryable && retryAfter && !res.getHeader('Retry-After')) res.setHeader('Retry-After', String(retryAfter));
     res.status(error.status).json({ error: { code: error.code, message: error.message } });
   });
 
@@ -282,6 +296,7 @@ function toPlatformError(err: unknown): PlatformError {
   const e = err as { type?: string; code?: string; status?: number; message?: string };
   if (e?.type === 'entity.parse.failed') return new PlatformError('INVALID_JSON', 'the body is not valid JSON');
   if (e?.type === 'entity.too.large') return new PlatformError('PAYLOAD_TOO_LARGE', 'the body is too large');
+  if (e?.type === 'charset.unsupported' || e?.type === 'encoding.unsupported') return new PlatformError('UNSUPPORTED_MEDIA_TYPE', e.message ?? 'unsupported body encoding');
   if (e instanceof multer.MulterError) {
     if (e.code === 'LIMIT_FILE_SIZE') return new PlatformError('PAYLOAD_TOO_LARGE', 'the package is too large');
     return new PlatformError('BAD_REQUEST', `bad upload: ${e.message}`);

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../protocol/errors';
 import { isValidName } from '../protocol/names';
-import { argsSchema, callPatchSchema, callStatusSchema, envSchema, functionSchema, invokeInputSchema, runtimeInputSchema, runtimeSchema } from '../protocol/schemas';
+import { argsSchema, callPatchSchema, callStatusSchema, envSchema, functionSchema, invokeInputSchema, runtimeInputSchema, runtimeSchema, userEnvSchema } from '../protocol/schemas';
 
 /**
  * The HTTP api's payloads: what requests are validated with, and what /openapi.json describes.
@@ -41,7 +41,7 @@ export const v1InvokeBodySchema = z
     /** Extra run-command arguments of this call (process mode), after the function's own. */
     args: argsSchema.optional(),
     /** Environment variables of this call, over the function's own. */
-    env: envSchema.optional(),
+    env: userEnvSchema.optional(),
   })
   .strict();
 
@@ -107,7 +107,7 @@ export const registerFunctionFormSchema = z.object({
   preload: z.enum(['none', 'runtime', 'function']).optional(),
   idempotent: z.enum(['true', 'false']).optional(),
   outputs: z.enum(['true', 'false']).optional().describe('keep what each call writes to /out'),
-  env: z.string().optional().describe('a JSON object of environment variables'),
+  env: z.string().optional().describe('a JSON object of environment variables; FAAS_ names and loader, shell and interpreter variables (LD_*, NODE_OPTIONS, PYTHONPATH...) are refused'),
   args: z.string().optional().describe('a JSON array of extra run-command arguments (process mode)'),
   timeout: z.string().optional().describe('ms'),
   memory: z.string().optional().describe('MB'),

@@ -40,6 +40,7 @@ export const dbRequestSchemas = {
     functionVersion: z.string().optional(),
     runtimeName: z.string().optional(),
     durable: z.boolean().optional(),
+    rerunOf: z.number().int().positive().optional(),
   }),
   /** The call lifecycle's commands (protocol/call-lifecycle.ts): the only writes of a call after its creation. */
   startCall: startCommandSchema,

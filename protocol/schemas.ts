@@ -53,6 +53,41 @@ export const envSchema = z
   )
   .refine((env) => Object.keys(env).length <= 64, 'at most 64 variables');
 
+/**
+ * Variables that change how the dynamic loader, libc, a shell or an interpreter starts, before any
+ * code of the function runs: the platform's own bootstraps and the runtime's run command read them.
+ * HOME, PATH and TMPDIR are the sandbox's (HOME=/tmp on a read-only root; the run command and the
+ * bootstraps find their interpreter on PATH).
+ */
+const DENIED_ENV = new Set([
+  'NODE_OPTIONS', 'NODE_PATH', 'NODE_REPL_EXTERNAL_MODULE', 'NODE_EXTRA_CA_CERTS',
+  'PERL5LIB', 'PERL5OPT', 'PERLLIB', 'PERL5DB', 'RUBYOPT', 'RUBYLIB',
+  'BASH_ENV', 'ENV', 'SHELLOPTS', 'BASHOPTS', 'PS4', 'IFS', 'CDPATH',
+  'JAVA_TOOL_OPTIONS', '_JAVA_OPTIONS', 'JDK_JAVA_OPTIONS', 'CLASSPATH',
+  'GCONV_PATH', 'GLIBC_TUNABLES', 'LOCPATH', 'NLSPATH', 'HOSTALIASES', 'RES_OPTIONS', 'LOCALDOMAIN',
+  'HOME', 'PATH', 'TMPDIR',
+]);
+const DENIED_ENV_PREFIXES = ['LD_', 'DYLD_', 'MALLOC_', 'PYTHON', 'BASH_FUNC_'];
+/** PYTHON* variables that only set buffering, encoding or hashing. */
+const ALLOWED_PYTHON_ENV = new Set(['PYTHONUNBUFFERED', 'PYTHONDONTWRITEBYTECODE', 'PYTHONIOENCODING', 'PYTHONHASHSEED', 'PYTHONUTF8']);
+
+export function deniedEnvName(name: string): boolean {
+  const upper = name.toUpperCase();
+  if (ALLOWED_PYTHON_ENV.has(upper)) return false;
+  return DENIED_ENV.has(upper) || DENIED_ENV_PREFIXES.some((prefix) => upper.startsWith(prefix));
+}
+
+/** A function's or a call's env as a user sends it: envSchema, without the loader and interpreter variables. */
+export const userEnvSchema = envSchema.superRefine((env, ctx) => {
+  const denied = Object.keys(env).filter(deniedEnvName);
+  if (denied.length > 0) {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      message: `${denied.slice(0, 8).join(', ')} may not be set: loader, shell and interpreter variables (LD_*, DYLD_*, NODE_OPTIONS, PYTHON*, PERL5*, RUBY*, BASH_ENV, JAVA_TOOL_OPTIONS, GLIBC_TUNABLES, MALLOC_* and the like) and the sandbox's HOME, PATH and TMPDIR are the platform's`,
+    });
+  }
+});
+
 /** Extra arguments for a process-mode run command; each is passed as one shell word. */
 export const argsSchema = z
   .array(z.string().max(4096, 'an argument is at most 4096 characters').regex(/^[^\0]*$/, 'an argument may not hold NUL'))
@@ -64,8 +99,6 @@ export const functionSchema = z.object({
   version: z.string().regex(/^[a-f0-9]{64}$/),
   size: z.number().int().nonnegative(),
   format: z.enum(['tar.gz', 'zip']),
-  fieldname: z.string(),
-  originalname: z.string(),
   registeredAt: z.string(),
   handler: z.string().optional(),
   preload: z.enum(['none', 'runtime', 'function']).optional(),
@@ -99,7 +132,7 @@ export const functionOptionsSchema = z.object({
   /** Keep what each call writes to /out. */
   outputs: z.enum(['true', 'false']).optional(),
   /** A JSON object of environment variables, {"NAME": "value"}. */
-  env: jsonField(envSchema, 'must be a JSON object such as {"NAME":"value"}').optional(),
+  env: jsonField(userEnvSchema, 'must be a JSON object such as {"NAME":"value"}').optional(),
   /** A JSON array of extra arguments for the run command (process mode). */
   args: jsonField(argsSchema, 'must be a JSON array such as ["--verbose"]').optional(),
 }).merge(limitFieldsSchema);

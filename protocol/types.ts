@@ -36,8 +36,6 @@ export interface FunctionRecord {
   version: string;
   size: number;
   format: 'tar.gz' | 'zip';
-  fieldname: string;
-  originalname: string;
   registeredAt: string;
   /** Handler mode: module.attribute to call, default "handler.handle". */
   handler?: string;

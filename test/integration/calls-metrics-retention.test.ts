@@ -179,11 +179,11 @@ describe('args and environment per function and per call', () => {
   });
 
   test('handler mode: a call env lasts for that call only; args are refused', async () => {
-    expect((await platform.upload('python', 'envcall', await handlerPackage('import os\n\ndef handle(params):\n    return [os.environ.get("MODE"), os.environ.get("HOME")]\n'), 'p.tar.gz', { env: '{"MODE":"fn"}' })).status).toBe(201);
-    const withEnv = (await platform.json('POST', '/v1/functions/envcall/calls?wait=true', { env: { MODE: 'call', HOME: '/elsewhere' } })).body;
-    expect(JSON.parse(withEnv.result)).toEqual(['call', '/elsewhere']);
+    expect((await platform.upload('python', 'envcall', await handlerPackage('import os\n\ndef handle(params):\n    return [os.environ.get("MODE"), os.environ.get("COLOUR")]\n'), 'p.tar.gz', { env: '{"MODE":"fn"}' })).status).toBe(201);
+    const withEnv = (await platform.json('POST', '/v1/functions/envcall/calls?wait=true', { env: { MODE: 'call', COLOUR: 'blue' } })).body;
+    expect(JSON.parse(withEnv.result)).toEqual(['call', 'blue']);
     const without = (await platform.json('POST', '/v1/functions/envcall/calls?wait=true', {})).body;
-    expect(JSON.parse(without.result)).toEqual(['fn', '/tmp']);
+    expect(JSON.parse(without.result)).toEqual(['fn', null]);
     expect((await platform.json('POST', '/v1/functions/envcall/calls', { args: ['x'] })).body.error.message).toContain('handler mode');
     const refused = await platform.upload('python', 'withargs', await handlerPackage('def handle(p):\n    return 1\n'), 'p.tar.gz', { args: '["x"]' });
     expect(refused).toMatchObject({ status: 400, body: { error: { code: 'BAD_REQUEST' } } });

@@ -97,7 +97,7 @@ describe('db-service on a real LevelDB behind a real ZeroMQ socket', () => {
     expect(await db.getRuntime('rt1')).toEqual(runtime);
     expect(await db.getRuntime('nope')).toBeNull();
     expect((await db.listRuntimes()).map((r) => r.name)).toEqual(['rt1']);
-    const fn = { functionName: 'fn1', runtimeName: 'rt1', version: 'a'.repeat(64), size: 1, format: 'zip' as const, fieldname: 'module', originalname: 'x.zip', registeredAt: new Date().toISOString() };
+    const fn = { functionName: 'fn1', runtimeName: 'rt1', version: 'a'.repeat(64), size: 1, format: 'zip' as const, registeredAt: new Date().toISOString() };
     await db.putFunction(fn);
     expect(await db.getFunction('fn1')).toEqual(fn);
     expect(await db.listFunctions()).toEqual([fn]);

@@ -36,7 +36,9 @@ describe('the seed HTTP calls, end to end on the real processes', () => {
 
     const fn = await platform.upload('pythonruntime', 'dice', await tarGzOf(DICE), 'python.tar.gz');
     expect(fn.status).toBe(201);
-    expect(fn.body).toMatchObject({ functionName: 'dice', runtimeName: 'pythonruntime', format: 'tar.gz', originalname: 'python.tar.gz' });
+    expect(fn.body).toMatchObject({ functionName: 'dice', runtimeName: 'pythonruntime', format: 'tar.gz' });
+    expect(fn.body).not.toHaveProperty('fieldname');
+    expect(fn.body).not.toHaveProperty('originalname');
     expect(fn.body.version).toMatch(/^[a-f0-9]{64}$/);
 
     const invoked = await platform.json('POST', '/invokeFunction', { funcName: 'dice', params: { roll: '4d6' } });

@@ -206,6 +206,8 @@ describe('PlatformMetrics', () => {
     expect(Object.fromEntries([...types].filter(([name]) => name.startsWith('faas_')))).toEqual({
       faas_invocations_total: 'counter',
       faas_frames_dropped_total: 'counter',
+      faas_auth_scrypt_total: 'counter',
+      faas_auth_refused_total: 'counter',
       faas_calls_total: 'counter',
       faas_cold_starts_total: 'counter',
       faas_call_duration_seconds: 'histogram',

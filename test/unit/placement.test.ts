@@ -12,8 +12,6 @@ const fn = (functionName: string): FunctionRecord => ({
   version: 'cd'.repeat(32),
   size: 1,
   format: 'tar.gz',
-  fieldname: 'module',
-  originalname: 'f.tar.gz',
   registeredAt: '2026-12-01T10:00:00.000Z',
 });
 

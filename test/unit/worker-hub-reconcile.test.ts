@@ -16,8 +16,6 @@ const fn: FunctionRecord = {
   version: 'ab'.repeat(32),
   size: 1,
   format: 'tar.gz',
-  fieldname: 'module',
-  originalname: 'echo.tar.gz',
   registeredAt: '2026-12-01T10:00:00.000Z',
 };
 const runtime: Runtime = { name: 'py', image: 'pythonruntime', path: '/ws', dependencies: '', run: 'python3 main.py', mode: 'handler', registeredAt: '2026-12-01T10:00:00.000Z' };
