@@ -133,6 +133,8 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
   const apiUser = e.FAAS_API_USER ?? '';
   if (Boolean(apiUser) !== Boolean(e.FAAS_API_PASSWORD)) throw new ConfigError('FAAS_API_USER and FAAS_API_PASSWORD go together');
   if (e.FAAS_FUNCTION_USER.split(':').some((id) => Number(id) === 0)) throw new ConfigError('FAAS_FUNCTION_USER must not be root (uid or gid 0)');
+  // The host's network would give the step the host's loopback, where db-service and the api listen.
+  if (e.FAAS_DEPS_NETWORK === 'host') throw new ConfigError('FAAS_DEPS_NETWORK must not be host: use bridge or a named network');
   return {
     nodeId: e.FAAS_NODE_ID,
     ...(apiUser ? { apiCredentials: `${apiUser}:${e.FAAS_API_PASSWORD}` } : {}),

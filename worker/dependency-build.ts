@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import * as tar from 'tar';
@@ -99,7 +100,7 @@ function withAncestors(p: string): string[] {
  * code, a file elsewhere — needs the function image.
  */
 export function isInjectable(changes: string[], workingDir: string, packagePaths: Iterable<string>): boolean {
-  const root = workingDir.replace(/\/+$/, '') || '/';
+  const root = containerPath(workingDir);
   const allowed = new Set<string>([...withAncestors(root), ...withAncestors(DEPS_DIR), ...withAncestors(OUTPUT_DIR)]);
   for (const p of packagePaths) {
     const rel = normal(p);
@@ -108,13 +109,25 @@ export function isInjectable(changes: string[], workingDir: string, packagePaths
   return changes.every((c) => allowed.has(c) || SCRATCH.some((s) => under(c, s)));
 }
 
-/** A tar of empty folders owned by `uid:gid`, for putting at `/`. */
+/** `/ws/./a/../b//` → `/ws/b`: a folder as the engine will resolve it inside the container. */
+export function containerPath(p: string): string {
+  return path.posix.normalize(`/${p}`).replace(/\/+$/, '') || '/';
+}
+
+/**
+ * A tar of empty folders owned by `uid:gid`, for putting at `/`. The root itself is never given
+ * away: a runtime whose folder is `/` keeps a root-owned `/` (the package's own folders are still
+ * the user's).
+ */
 export function folderTar(folders: string[], uid: number, gid: number): Buffer {
-  const blocks = folders.map((folder) => {
-    const header = new tar.Header({ path: `${normal(folder.replace(/^\/+/, ''))}/`, type: 'Directory', mode: 0o755, uid, gid, size: 0, mtime: new Date(0) });
-    header.encode();
-    return header.block!;
-  });
+  const blocks = folders
+    .map((folder) => containerPath(folder).slice(1))
+    .filter((rel) => rel !== '')
+    .map((rel) => {
+      const header = new tar.Header({ path: `${rel}/`, type: 'Directory', mode: 0o755, uid, gid, size: 0, mtime: new Date(0) });
+      header.encode();
+      return header.block!;
+    });
   return Buffer.concat([...blocks, Buffer.alloc(1024)]);
 }
 

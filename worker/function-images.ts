@@ -35,11 +35,17 @@ export interface Catalog {
 
 /**
  * An image is named by what goes into it: the runtime image by id (a runtime rebuilt under the same
- * tag gives new images), its folder and dependencies command, and the package. Functions registered
- * with the same package on the same runtime share it.
+ * tag gives new images), its folder and dependencies command, the package, and the user who owns
+ * its files. Functions registered with the same package on the same runtime share it.
  */
-export function functionImageRef(platformLabel: string, runtimeImageId: string, fn: Pick<FunctionRecord, 'version'>, runtime: Pick<Runtime, 'name' | 'path' | 'dependencies'>): string {
-  const tag = createHash('sha256').update(JSON.stringify([IMAGE_LAYOUT, runtimeImageId, runtime.path, runtime.dependencies, fn.version])).digest('hex').slice(0, 24);
+export function functionImageRef(
+  platformLabel: string,
+  runtimeImageId: string,
+  fn: Pick<FunctionRecord, 'version'>,
+  runtime: Pick<Runtime, 'name' | 'path' | 'dependencies'>,
+  owner: string,
+): string {
+  const tag = createHash('sha256').update(JSON.stringify([IMAGE_LAYOUT, runtimeImageId, runtime.path, runtime.dependencies, fn.version, owner])).digest('hex').slice(0, 24);
   return `${platformLabel}-fn/${runtime.name}:${tag}`;
 }
 
@@ -90,6 +96,8 @@ export class FunctionImages {
     private readonly options: {
       platformLabel: string;
       nodeId: string;
+      /** uid:gid that owns the files of function images (the sandbox user). */
+      owner: string;
       gcIntervalMs: number;
       log: Logger;
       /** What the node runs now; undefined until the api said. */
@@ -116,7 +124,7 @@ export class FunctionImages {
   ensure(fn: FunctionRecord, runtime: Runtime): Promise<FunctionImage> {
     const id = this.runtimeIds.get(runtime.image);
     if (id) {
-      const known = this.ready.get(functionImageRef(this.options.platformLabel, id, fn, runtime));
+      const known = this.ready.get(functionImageRef(this.options.platformLabel, id, fn, runtime, this.options.owner));
       if (known) return Promise.resolve(known);
     }
     return this.prepare(fn, runtime);
@@ -176,7 +184,7 @@ export class FunctionImages {
       const id = ids.get(runtime.image);
       // A runtime learned during the pass: judge nothing now, the next pass will.
       if (id === undefined) return;
-      if (id) needed.add(functionImageRef(platformLabel, id, fn, runtime));
+      if (id) needed.add(functionImageRef(platformLabel, id, fn, runtime, this.options.owner));
     }
     for (const name of unneededImages(images, needed)) {
       this.ready.delete(name);
@@ -215,7 +223,7 @@ export class FunctionImages {
       if (err instanceof PrepareError) throw err;
       throw new PrepareError(`preparing the function failed: ${err instanceof Error ? err.message : String(err)}`, 'docker_error');
     }
-    const ref = functionImageRef(this.options.platformLabel, runtimeImageId, fn, runtime);
+    const ref = functionImageRef(this.options.platformLabel, runtimeImageId, fn, runtime, this.options.owner);
     const known = this.ready.get(ref);
     if (known) return known;
     let pending = this.building.get(ref);

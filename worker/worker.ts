@@ -116,6 +116,7 @@ export class Worker {
     this.images = new FunctionImages(this.driver, this.packages, this.runtimeImages, builder, {
       platformLabel: config.platformLabel,
       nodeId: config.nodeId,
+      owner: config.functionUser,
       gcIntervalMs: config.imageGcIntervalMs,
       log,
       catalog: () => (this.functions ? { runtimes: this.runtimes.values(), functions: this.functions.values() } : undefined),

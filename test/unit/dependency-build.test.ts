@@ -1,5 +1,6 @@
 import * as tar from 'tar';
-import { buildHostConfig, DEPS_DIR, folderTar, isInjectable, mb, Slots, TailBuffer, type BuildLimits } from '../../worker/dependency-build';
+import { loadWorkerConfig } from '../../worker/config';
+import { buildHostConfig, containerPath, DEPS_DIR, folderTar, isInjectable, mb, Slots, TailBuffer, type BuildLimits } from '../../worker/dependency-build';
 import { functionImageRef, unneededImages } from '../../worker/function-images';
 
 const LIMITS: BuildLimits = {
@@ -78,6 +79,41 @@ describe('folderTar', () => {
   });
 });
 
+describe('folders given to the step’s user', () => {
+  const names = async (buffer: Buffer) => {
+    const out: string[] = [];
+    const parser = new tar.Parser({ onReadEntry: (e) => (out.push(e.path), e.resume()) });
+    await new Promise<void>((resolve) => {
+      parser.on('end', resolve);
+      parser.end(buffer);
+    });
+    return out;
+  };
+
+  test('are resolved as the engine would: dots and doubled slashes cannot point elsewhere', async () => {
+    expect(containerPath('/ws/./a/../b//')).toBe('/ws/b');
+    expect(containerPath('/ws/../../etc')).toBe('/etc');
+    expect(await names(folderTar(['/app//code/', '/ws/x/..'], 1, 1))).toEqual(['app/code/', 'ws/']);
+  });
+
+  test('never include the root itself', async () => {
+    expect(await names(folderTar(['/', '/..', '//'], 1, 1))).toEqual([]);
+  });
+});
+
+describe('the worker’s build settings', () => {
+  test('default to no network, two builds at once, a 512 MB layer, 1 GiB of memory', () => {
+    expect(loadWorkerConfig({ FAAS_NODE_ID: 'n1' })).toMatchObject({ depsNetwork: 'none', maxConcurrentBuilds: 2, maxFunctionImageMb: 512, depsMemoryMb: 1024, imageGcIntervalMs: 60_000 });
+  });
+
+  test('take a named network, and refuse a name Docker could not have', () => {
+    expect(loadWorkerConfig({ FAAS_NODE_ID: 'n1', FAAS_DEPS_NETWORK: 'builds_net-1' }).depsNetwork).toBe('builds_net-1');
+    expect(() => loadWorkerConfig({ FAAS_NODE_ID: 'n1', FAAS_DEPS_NETWORK: 'container:abc' })).toThrow(/FAAS_DEPS_NETWORK must be none, bridge or the name of a Docker network/);
+    expect(() => loadWorkerConfig({ FAAS_NODE_ID: 'n1', FAAS_DEPS_NETWORK: 'host' })).toThrow(/FAAS_DEPS_NETWORK must not be host/);
+    expect(() => loadWorkerConfig({ FAAS_NODE_ID: 'n1', FAAS_MAX_CONCURRENT_BUILDS: '0' })).toThrow(/FAAS_MAX_CONCURRENT_BUILDS must be at least 1/);
+  });
+});
+
 describe('TailBuffer', () => {
   test('keeps everything under its limit', () => {
     const b = new TailBuffer(10);
@@ -137,12 +173,13 @@ describe('function image names and removal', () => {
   const fn = { version: 'a'.repeat(64) };
 
   test('the name changes with the runtime image id, so a rebuilt runtime gives a new image', () => {
-    const one = functionImageRef('faas', 'sha256:1', fn, runtime);
+    const one = functionImageRef('faas', 'sha256:1', fn, runtime, '65534:65534');
     expect(one).toMatch(/^faas-fn\/python:[0-9a-f]{24}$/);
-    expect(functionImageRef('faas', 'sha256:1', fn, runtime)).toBe(one);
-    expect(functionImageRef('faas', 'sha256:2', fn, runtime)).not.toBe(one);
-    expect(functionImageRef('faas', 'sha256:1', { version: 'b'.repeat(64) }, runtime)).not.toBe(one);
-    expect(functionImageRef('faas', 'sha256:1', fn, { ...runtime, dependencies: 'true' })).not.toBe(one);
+    expect(functionImageRef('faas', 'sha256:1', fn, runtime, '65534:65534')).toBe(one);
+    expect(functionImageRef('faas', 'sha256:2', fn, runtime, '65534:65534')).not.toBe(one);
+    expect(functionImageRef('faas', 'sha256:1', { version: 'b'.repeat(64) }, runtime, '65534:65534')).not.toBe(one);
+    expect(functionImageRef('faas', 'sha256:1', fn, { ...runtime, dependencies: 'true' }, '65534:65534')).not.toBe(one);
+    expect(functionImageRef('faas', 'sha256:1', fn, runtime, '1000:1000')).not.toBe(one);
   });
 
   test('images no one needs are named for removal: by tag when tagged, by id when dangling', () => {
