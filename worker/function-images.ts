@@ -7,6 +7,12 @@ import { BuildError, type DependencyBuilder } from './dependency-build';
 import type { PackageCache } from './package-cache';
 import { PullError, type RuntimeImages } from './runtime-images';
 
+/**
+ * A failed dependencies step is answered from memory this long: a function whose step fails (or
+ * is refused) cannot make the node run it again for every call, ahead of other functions' builds.
+ */
+const FAILED_BUILD_MEMORY_MS = 60_000;
+
 /** Bumped when what goes into every function image changes (3: built as the sandbox user, dependencies in DEPS_DIR). */
 const IMAGE_LAYOUT = 3;
 
@@ -73,6 +79,8 @@ export class FunctionImages {
   private readonly building = new Map<string, Promise<FunctionImage>>();
   /** Images known to be here, by name: the hot path does not ask Docker again. */
   private readonly ready = new Map<string, FunctionImage>();
+  /** Steps that failed lately, by image name. */
+  private readonly failed = new Map<string, { error: PrepareError; until: number }>();
   /**
    * Runtime image name → id, while the engine's image events are followed: any image event (a tag
    * moved by a rebuild, a removal, a load) empties it, so the next call asks once. The hot path
@@ -162,6 +170,8 @@ export class FunctionImages {
   }
 
   private async collectOnce(): Promise<void> {
+    const now = Date.now();
+    for (const [ref, failure] of this.failed) if (failure.until <= now) this.failed.delete(ref);
     const first = this.options.catalog();
     if (!first || this.closed) return;
     // null: the runtime's image is not on this node, so no image of its functions can be current.
@@ -226,6 +236,9 @@ export class FunctionImages {
     const ref = functionImageRef(this.options.platformLabel, runtimeImageId, fn, runtime, this.options.owner);
     const known = this.ready.get(ref);
     if (known) return known;
+    const failure = this.failed.get(ref);
+    if (failure && failure.until > Date.now()) throw failure.error;
+    this.failed.delete(ref);
     let pending = this.building.get(ref);
     if (!pending) {
       pending = this.build(ref, fn, runtime)
@@ -265,7 +278,11 @@ export class FunctionImages {
       return { ref, injectable };
     } catch (err) {
       if (err instanceof PrepareError) throw err;
-      if (err instanceof BuildError) throw new PrepareError(`${err.message}: ${tail(err.log, 2000)}`, 'dependencies_failed', err.log);
+      if (err instanceof BuildError) {
+        const error = new PrepareError(`${err.message}: ${tail(err.log, 2000)}`, 'dependencies_failed', err.log);
+        this.failed.set(ref, { error, until: Date.now() + FAILED_BUILD_MEMORY_MS });
+        throw error;
+      }
       throw new PrepareError(`preparing the function failed: ${err instanceof Error ? err.message : String(err)}`, 'docker_error');
     }
   }

@@ -301,6 +301,25 @@ sys.exit(4)`,
     await until(buildContainers, (c) => c.length === 0, 30_000, 'the build container removed');
   });
 
+  test('a failing step is not run again for every call: the next call fails at once with the same words', async () => {
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const { version } = await deploy('pydeps', 'failsfast', await packageOf({ 'requirements.txt': '--no-index\nfaas-no-such-package==0.0.1\n', 'main.py': 'print(1)\n' }));
+    const first = await call('failsfast');
+    const second = await call('failsfast');
+    for (const final of [first, second]) expect({ status: final.status, reason: final.reason }).toEqual({ status: 'ERROR', reason: 'dependencies_failed' });
+    expect(second.error).toBe(first.error);
+    expect(first.error).toContain('faas-no-such-package');
+    // The engine's own record: one build container was created for this version, not two.
+    const events = (await docker.getEvents({
+      since,
+      until: Math.ceil(Date.now() / 1000) + 1,
+      filters: { type: ['container'], event: ['create'], label: [`io.faas.platform=${platform.label}`, `io.faas.version=${version}`] },
+    })) as NodeJS.ReadableStream;
+    let text = '';
+    for await (const chunk of events as AsyncIterable<Buffer>) text += chunk.toString();
+    expect(text.trim().split('\n').filter(Boolean)).toHaveLength(1);
+  });
+
   test('builds beyond FAAS_MAX_CONCURRENT_BUILDS wait their turn: all end DONE, never more than two at once', async () => {
     const names = ['queued1', 'queued2', 'queued3', 'queued4', 'queued5'];
     for (const name of names) await deploy('pydeps', name, await hostile(`start = time.time()\ntime.sleep(3)\nrecord(window=[start, time.time()])`, name));
