@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs';
 import { Writable } from 'node:stream';
 import Docker from 'dockerode';
 import { PlatformError } from '../protocol/errors';
@@ -115,8 +114,6 @@ export interface RunOutcome {
 }
 
 export const INJECTABLE_LABEL = 'io.faas.injectable';
-/** Paths a dependencies step may touch without needing to be in the image: caches and scratch. */
-const IGNORED_CHANGES = ['/tmp', '/root', '/var/tmp', '/var/cache', '/var/log', OUTPUT_DIR];
 
 function statusOf(err: unknown): number | undefined {
   return (err as { statusCode?: number })?.statusCode;
@@ -226,59 +223,6 @@ export class ContainerDriver {
     }
   }
 
-  /**
-   * Makes an image holding a function's code with its dependencies installed: a container from the
-   * runtime image receives the package as a tar stream through the Docker API (no bind mount), runs
-   * the runtime's dependencies command, and is committed.
-   */
-  async buildFunctionImage(spec: {
-    runtimeImage: string;
-    workingDir: string;
-    dependencies: string;
-    packagePath: string;
-    labels: Record<string, string>;
-    repo: string;
-    tag: string;
-    networkMode: string;
-    timeoutMs: number;
-  }): Promise<{ log: string; injectable: boolean }> {
-    const container = await this.docker.createContainer({
-      Image: spec.runtimeImage,
-      // The output folder exists in every function image: the mount point of its tmpfs on a read-only root.
-      Cmd: ['sh', '-c', `mkdir -p ${OUTPUT_DIR} && exec sh -c "$0"`, spec.dependencies.trim() || 'true'],
-      WorkingDir: spec.workingDir,
-      Labels: spec.labels,
-      Tty: false,
-      // The dependencies step needs the network and a writable image (pip, npm), but gains no
-      // privileges and cannot fork without bound.
-      HostConfig: { NetworkMode: spec.networkMode, SecurityOpt: ['no-new-privileges'], PidsLimit: 1024, Memory: 2048 * 1024 * 1024 },
-    });
-    const log = new CappedBuffer(64 * 1024);
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await container.putArchive(createReadStream(spec.packagePath), { path: spec.workingDir });
-      const stream = (await container.attach({ stream: true, stdout: true, stderr: true })) as NodeJS.ReadableStream;
-      this.docker.modem.demuxStream(stream, log, log);
-      await container.start();
-      const timeout = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), spec.timeoutMs);
-      });
-      const first = await Promise.race([container.wait() as Promise<{ StatusCode: number }>, timeout]);
-      if (first === 'timeout') throw new BuildError(`the dependencies command ran past ${spec.timeoutMs} ms`, log.text());
-      if (first.StatusCode !== 0) throw new BuildError(`the dependencies command exited with code ${first.StatusCode}`, log.text());
-      // A function whose dependencies step changed nothing outside its folder can be put into a
-      // plain runtime container (a stem cell) and run there.
-      const changes = ((await container.changes()) ?? []) as Array<{ Path: string }>;
-      const inside = (p: string) => p === spec.workingDir || p.startsWith(`${spec.workingDir.replace(/\/$/, '')}/`) || IGNORED_CHANGES.some((i) => p === i || p.startsWith(`${i}/`));
-      const injectable = changes.every((c) => inside(c.Path));
-      await container.commit({ repo: spec.repo, tag: spec.tag, changes: [`LABEL ${INJECTABLE_LABEL}=${injectable}`] });
-      return { log: log.text(), injectable };
-    } finally {
-      if (timer) clearTimeout(timer);
-      await this.remove(container.id);
-    }
-  }
-
   async remove(id: string): Promise<void> {
     try {
       await this.docker.getContainer(id).remove({ force: true, v: true });
@@ -294,15 +238,5 @@ export class ContainerDriver {
     const found = await this.docker.listContainers({ all: true, filters });
     await Promise.all(found.map((c) => this.remove(c.Id).catch(() => undefined)));
     return found.length;
-  }
-}
-
-export class BuildError extends Error {
-  constructor(
-    message: string,
-    readonly log: string,
-  ) {
-    super(message);
-    this.name = 'BuildError';
   }
 }

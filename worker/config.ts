@@ -38,10 +38,18 @@ export interface WorkerConfig {
   callTimeoutMs: number;
   /** Memory limit of a function container. FAAS_MEMORY_MB, default 256. */
   memoryMb: number;
-  /** Network of the container that installs dependencies. FAAS_DEPS_NETWORK, default "bridge". */
+  /** Network of the container that installs dependencies: none, bridge or a named network. FAAS_DEPS_NETWORK, default "none". */
   depsNetwork: string;
   /** Time bound of the dependencies step. FAAS_DEPS_TIMEOUT_MS, default 300000. */
   depsTimeoutMs: number;
+  /** Memory (and memory+swap) of the dependencies step. FAAS_DEPS_MEMORY_MB, default 1024. */
+  depsMemoryMb: number;
+  /** Dependencies steps running at once on this node; more wait their turn. FAAS_MAX_CONCURRENT_BUILDS, default 2. */
+  maxConcurrentBuilds: number;
+  /** The most a dependencies step may add to a function image; past it the function is refused. FAAS_MAX_FUNCTION_IMAGE_MB, default 512. */
+  maxFunctionImageMb: number;
+  /** How often function images no version needs are looked for and removed. FAAS_IMAGE_GC_INTERVAL_MS, default 60000. */
+  imageGcIntervalMs: number;
   /** Time bound of pulling a missing runtime image. FAAS_PULL_TIMEOUT_MS, default 600000. */
   pullTimeoutMs: number;
   /** On SIGTERM, how long running calls may go on before they are cut short. FAAS_DRAIN_GRACE_MS, default 5000. */
@@ -96,8 +104,12 @@ export const workerEnv = commonEnv.extend({
   FAAS_WORKER_DATA_DIR: optionalText({ doc: './data/worker-<node>' }),
   FAAS_CALL_TIMEOUT_MS: int(60_000, { min: 100, max: 3_600_000 }),
   FAAS_MEMORY_MB: int(256, { min: 16, max: 65_536 }),
-  FAAS_DEPS_NETWORK: text('bridge'),
+  FAAS_DEPS_NETWORK: text('none', { pattern: /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, hint: 'must be none, bridge or the name of a Docker network' }),
   FAAS_DEPS_TIMEOUT_MS: int(300_000, { min: 1000, max: 3_600_000 }),
+  FAAS_DEPS_MEMORY_MB: int(1024, { min: 64, max: 65_536 }),
+  FAAS_MAX_CONCURRENT_BUILDS: int(2, { min: 1, max: 64 }),
+  FAAS_MAX_FUNCTION_IMAGE_MB: int(512, { min: 1, max: 65_536 }),
+  FAAS_IMAGE_GC_INTERVAL_MS: int(60_000, { min: 100, max: 86_400_000 }),
   FAAS_REGISTRY_USER: optionalText(),
   FAAS_REGISTRY_PASSWORD: optionalText(),
   FAAS_MAX_OUTPUT_BYTES: int(8 * 1024 * 1024, { min: 1024, max: 10 * 1024 * 1024 }),
@@ -121,6 +133,8 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
   const apiUser = e.FAAS_API_USER ?? '';
   if (Boolean(apiUser) !== Boolean(e.FAAS_API_PASSWORD)) throw new ConfigError('FAAS_API_USER and FAAS_API_PASSWORD go together');
   if (e.FAAS_FUNCTION_USER.split(':').some((id) => Number(id) === 0)) throw new ConfigError('FAAS_FUNCTION_USER must not be root (uid or gid 0)');
+  // The host's network would give the step the host's loopback, where db-service and the api listen.
+  if (e.FAAS_DEPS_NETWORK === 'host') throw new ConfigError('FAAS_DEPS_NETWORK must not be host: use bridge or a named network');
   return {
     nodeId: e.FAAS_NODE_ID,
     ...(apiUser ? { apiCredentials: `${apiUser}:${e.FAAS_API_PASSWORD}` } : {}),
@@ -140,6 +154,10 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     memoryMb: e.FAAS_MEMORY_MB,
     depsNetwork: e.FAAS_DEPS_NETWORK,
     depsTimeoutMs: e.FAAS_DEPS_TIMEOUT_MS,
+    depsMemoryMb: e.FAAS_DEPS_MEMORY_MB,
+    maxConcurrentBuilds: e.FAAS_MAX_CONCURRENT_BUILDS,
+    maxFunctionImageMb: e.FAAS_MAX_FUNCTION_IMAGE_MB,
+    imageGcIntervalMs: e.FAAS_IMAGE_GC_INTERVAL_MS,
     ...(e.FAAS_REGISTRY_USER ? { registryUser: e.FAAS_REGISTRY_USER, registryPassword: e.FAAS_REGISTRY_PASSWORD ?? '' } : {}),
     maxOutputBytes: e.FAAS_MAX_OUTPUT_BYTES,
     drainGraceMs: e.FAAS_DRAIN_GRACE_MS,

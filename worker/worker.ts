@@ -16,6 +16,7 @@ import { ContainerDriver } from '../miniworker/container-driver';
 import { INLINE_PACKAGE_BYTES } from '../miniworker/handler-container';
 import { aliveFile, type WorkerConfig } from './config';
 import { RuntimeImages } from './runtime-images';
+import { DependencyBuilder } from './dependency-build';
 import { FunctionImages, PrepareError, type FunctionImage } from './function-images';
 import { MiniworkerPool } from './miniworker-pool';
 import { PackageCache } from './package-cache';
@@ -43,6 +44,10 @@ export class Worker {
   private readonly ready: Array<{ job: Job; at: number }> = [];
   private scaleTimer?: NodeJS.Timeout;
   private readonly runtimes = new Map<string, Runtime>();
+  /** The current version of every function, by name, once the api's welcome said: what images are kept for. */
+  private functions?: Map<string, FunctionRecord>;
+  /** The image each call held by this worker was given: not removed while the call may still start. */
+  private readonly callImages = new Map<number, string>();
   /** Calls accepted from the api and not yet reported back (told to the api in hello and heartbeats). */
   private readonly holding = new Set<number>();
   private preparing = 0;
@@ -81,8 +86,8 @@ export class Worker {
         reregister: () => this.heard(() => this.hello()),
         welcome: (welcome) => this.heard(() => this.onWelcome(welcome)),
         runtimeRegistered: ({ runtime }) => this.heard(() => this.learnRuntime(runtime)),
-        functionRegistered: ({ fn }) => this.heard(() => void this.preload(fn, this.runtimes.get(fn.runtimeName))),
-        functionRemoved: ({ name }) => this.heard(() => this.pool.retireFunction(name)),
+        functionRegistered: ({ fn }) => this.heard(() => this.onFunctionRegistered(fn)),
+        functionRemoved: ({ name }) => this.heard(() => this.onFunctionRemoved(name)),
         heartbeat: () => this.heard(() => undefined),
       },
     });
@@ -95,12 +100,27 @@ export class Worker {
       registryPassword: config.registryPassword,
       log,
     });
-    this.images = new FunctionImages(this.driver, this.packages, this.runtimeImages, {
+    const builder = new DependencyBuilder(this.driver, {
+      user: config.functionUser,
+      network: config.depsNetwork,
+      memoryBytes: config.depsMemoryMb * 1024 * 1024,
+      nanoCpus: Math.round(config.cpus * 1e9),
+      pidsLimit: config.pidsLimit,
+      nofile: config.nofile,
+      maxLayerBytes: config.maxFunctionImageMb * 1024 * 1024,
+      timeoutMs: config.depsTimeoutMs,
+      maxConcurrent: config.maxConcurrentBuilds,
+      pollMs: 1000,
+      maxLogBytes: 64 * 1024,
+    });
+    this.images = new FunctionImages(this.driver, this.packages, this.runtimeImages, builder, {
       platformLabel: config.platformLabel,
       nodeId: config.nodeId,
-      depsNetwork: config.depsNetwork,
-      depsTimeoutMs: config.depsTimeoutMs,
+      owner: config.functionUser,
+      gcIntervalMs: config.imageGcIntervalMs,
       log,
+      catalog: () => (this.functions ? { runtimes: this.runtimes.values(), functions: this.functions.values() } : undefined),
+      inUse: () => this.callImages.values(),
     });
     this.db = new DbClient(config.dbEndpoint, { log });
     this.pool = new MiniworkerPool({
@@ -133,6 +153,7 @@ export class Worker {
     this.timer = setInterval(() => this.beat(), this.heartbeatMs);
     this.reaper = setInterval(() => void this.reap().catch((err) => this.log.warn({ err: String(err) }, 'reaping containers failed')), this.config.reapIntervalMs);
     this.reaper.unref();
+    this.images.start();
   }
 
   async close(): Promise<void> {
@@ -151,6 +172,7 @@ export class Worker {
     if (this.timer) clearInterval(this.timer);
     if (this.scaleTimer) clearTimeout(this.scaleTimer);
     if (this.reaper) clearInterval(this.reaper);
+    this.images.close();
     this.send('bye', {});
     await new Promise((r) => setTimeout(r, 50));
     await this.driver
@@ -176,6 +198,21 @@ export class Worker {
     this.setHeartbeat(welcome.heartbeatMs);
     for (const runtime of welcome.runtimes) this.learnRuntime(runtime);
     for (const fn of welcome.functions) void this.preload(fn, this.runtimes.get(fn.runtimeName));
+    this.functions = new Map(welcome.functions.map((fn) => [fn.functionName, fn]));
+    this.images.collectSoon();
+  }
+
+  /** A new function, or a new version: the previous version's image goes once nothing uses it. */
+  private onFunctionRegistered(fn: FunctionRecord): void {
+    this.functions?.set(fn.functionName, fn);
+    void this.preload(fn, this.runtimes.get(fn.runtimeName));
+    this.images.collectSoon();
+  }
+
+  private onFunctionRemoved(name: string): void {
+    this.functions?.delete(name);
+    this.pool.retireFunction(name);
+    this.images.collectSoon();
   }
 
   /** The api decides how often its workers beat; the value is kept within sane bounds. */
@@ -232,6 +269,7 @@ export class Worker {
       this.handBack(invocation.call.callNum);
       return;
     }
+    this.callImages.set(invocation.call.callNum, image.ref);
     const keepWarm = (invocation.fn.preload ?? this.config.preload) !== 'none';
     this.ready.push({
       job: {
@@ -320,11 +358,13 @@ export class Worker {
 
   private report(call: Call): void {
     this.holding.delete(call.callNum);
+    this.callImages.delete(call.callNum);
     this.send('callDone', { call });
   }
 
   private handBack(callNum: number): void {
     this.holding.delete(callNum);
+    this.callImages.delete(callNum);
     this.send('handBack', { callNum });
   }
 
@@ -397,6 +437,7 @@ export class Worker {
           this.log.error({ callNum, err: String(err) }, 'could not record a failed call');
           // Not held any more: the api's sweep settles it.
           this.holding.delete(callNum);
+          this.callImages.delete(callNum);
           return;
         }
         await new Promise((r) => setTimeout(r, pause));
