@@ -283,17 +283,14 @@ export class Worker {
    */
   private learnRuntime(runtime: Runtime): void {
     this.runtimes.set(runtime.name, runtime);
-    void this.runtimeImages
-      .ensure(runtime.image)
-      .then(
-        () => {
-          if (runtime.mode !== 'handler' || this.config.preload !== 'runtime' || this.closing) return;
-          if (this.runtimes.get(runtime.name)?.image !== runtime.image) return;
-          this.pool.setStems({ runtime, sandbox: this.sandboxFor() }, this.config.prewarm);
-        },
-        (err) => this.log.warn({ runtime: runtime.name, err: err instanceof Error ? err.message : String(err) }, 'runtime image unavailable'),
-      )
-      .catch((err) => this.log.warn({ runtime: runtime.name, err: String(err) }, 'starting stem cells failed'));
+    void this.runtimeImages.ensure(runtime.image).then(
+      () => {
+        if (runtime.mode !== 'handler' || this.config.preload !== 'runtime' || this.closing) return;
+        if (this.runtimes.get(runtime.name)?.image !== runtime.image) return;
+        this.pool.setStems({ runtime, sandbox: this.sandboxFor() }, this.config.prewarm);
+      },
+      (err) => this.log.warn({ runtime: runtime.name, err: err instanceof Error ? err.message : String(err) }, 'runtime image unavailable'),
+    ).catch((err) => this.log.warn({ runtime: runtime.name, err: String(err) }, 'starting stem cells failed'));
   }
 
   /**

@@ -144,7 +144,7 @@ describe('where image references are checked', () => {
       expect(bad.error.issues[0]!.message).toMatch(/not a valid Docker image reference .*contains "\?"/);
     }
     const empty = runtimeInputSchema.safeParse({ image: '', path: '/ws', run: 'x' });
-    expect(empty.success || empty.error.issues.map((i) => i.message)).toEqual(['image is required']);
+    expect(empty.error?.issues.map((i) => i.message)).toEqual(['image is required']);
     expect(runtimeInputSchema.parse({ image: '127.0.0.1:5000/pythonruntime:v1', path: '/ws', run: 'x' }).image).toBe('127.0.0.1:5000/pythonruntime:v1');
   });
 
