@@ -1,5 +1,7 @@
+import path from 'node:path';
 import { Writable } from 'node:stream';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
+import { dockerClient } from '../protocol/docker-client';
 import { PlatformError } from '../protocol/errors';
 import { OUTPUT_DIR, type Sandbox } from '../protocol/limits';
 import { OutputChannel } from './output-channel';
@@ -45,16 +47,41 @@ export class CappedBuffer extends Writable {
   }
 }
 
+/** More VOLUMEs than this in one image and its containers are refused. */
+export const MAX_IMAGE_VOLUMES = 32;
+
+/**
+ * The VOLUME paths of an image (its Config.Volumes), cleaned as the engine cleans them. Each would
+ * get an anonymous volume on the host's disk, outside the read-only root and its caps, unless a
+ * tmpfs is mounted there: sandboxHostConfig mounts one on each.
+ */
+export function imageVolumes(volumes: Record<string, unknown> | null | undefined): string[] {
+  const paths = new Set<string>();
+  for (const declared of Object.keys(volumes ?? {})) {
+    const clean = path.posix.normalize(declared);
+    // The engine refuses such a VOLUME at build time; one that came some other way is refused here.
+    if (!clean.startsWith('/') || clean === '/' || /[\0-\x1f\x7f,:]/.test(clean)) throw new Error(`the image declares a VOLUME the platform cannot cover: ${JSON.stringify(declared.slice(0, 200))}`);
+    paths.add(clean.replace(/\/+$/, ''));
+  }
+  if (paths.size > MAX_IMAGE_VOLUMES) throw new Error(`the image declares ${paths.size} VOLUMEs; at most ${MAX_IMAGE_VOLUMES} are allowed`);
+  return [...paths].sort();
+}
+
 /**
  * How every function container is fenced in: no network unless allowed, a read-only root with a
  * small writable /tmp, no capabilities, no privilege gain, a non-root user, and caps on memory
  * (swap included), CPU, processes and open files. Docker keeps no log of it: the platform reads
  * the output itself, up to its caps. `writable` adds a tmpfs where a stem cell receives its code.
+ * `volumes` are the image's VOLUME paths: each gets a tmpfs of the /tmp cap owned by the sandbox
+ * user instead of an anonymous volume on the host's disk (what the image put there is not copied).
  */
-export function sandboxHostConfig(sandbox: Sandbox, writable?: string): Docker.HostConfig {
+export function sandboxHostConfig(sandbox: Sandbox, writable?: string, volumes: readonly string[] = []): Docker.HostConfig {
   const [uid, gid] = sandbox.user.split(':');
-  const tmpfs: Record<string, string> = { '/tmp': `rw,nosuid,nodev,size=${sandbox.tmpfsBytes},mode=1777` };
-  if (writable) tmpfs[writable] = `rw,nosuid,nodev,size=${sandbox.tmpfsBytes},mode=0755,uid=${uid},gid=${gid}`;
+  const owned = `rw,nosuid,nodev,size=${sandbox.tmpfsBytes},mode=0755,uid=${uid},gid=${gid}`;
+  const tmpfs: Record<string, string> = {};
+  for (const volume of volumes) tmpfs[volume] = owned;
+  tmpfs['/tmp'] = `rw,nosuid,nodev,size=${sandbox.tmpfsBytes},mode=1777`;
+  if (writable) tmpfs[writable] = owned;
   // The output folder is a tmpfs like /tmp: bounded, and gone with the container. What is in it is
   // sent by the bootstrap (handler mode) or by the wrapped run command (process mode), not read by
   // the engine, which cannot read a tmpfs.
@@ -124,7 +151,7 @@ function statusOf(err: unknown): number | undefined {
  * "already gone" counts as success when removing.
  */
 export class ContainerDriver {
-  constructor(readonly docker: Docker = new Docker()) {}
+  constructor(readonly docker: Docker = dockerClient()) {}
 
   async ping(): Promise<void> {
     try {
@@ -134,15 +161,24 @@ export class ContainerDriver {
     }
   }
 
-  /** The image's id and labels, or undefined when it is not here. */
-  async imageInfo(name: string): Promise<{ id: string; labels: Record<string, string> } | undefined> {
+  /** The image's id, labels and VOLUME paths (see imageVolumes), or undefined when it is not here. */
+  async imageInfo(name: string): Promise<{ id: string; labels: Record<string, string>; volumes: string[] } | undefined> {
     try {
       const info = await this.docker.getImage(name).inspect();
-      return { id: info.Id, labels: info.Config?.Labels ?? {} };
+      return { id: info.Id, labels: info.Config?.Labels ?? {}, volumes: imageVolumes(info.Config?.Volumes) };
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw err;
     }
+  }
+
+  /**
+   * The VOLUME paths of the image a container is about to be made from: asked of the engine at each
+   * creation (a cold path, one inspect), since a tag may move to another image. A missing image has
+   * none; creating the container then fails with the engine's own answer.
+   */
+  async volumesOf(image: string): Promise<string[]> {
+    return (await this.imageInfo(image))?.volumes ?? [];
   }
 
   /**
@@ -160,6 +196,7 @@ export class ContainerDriver {
     // Extra arguments are the script's "$@": each one word, never parsed by the shell.
     const args = spec.args ?? [];
     const script = channel ? channel.wrap(spec.cmd, args.length > 0) : args.length > 0 ? `${spec.cmd.trimEnd()} "$@"` : spec.cmd;
+    const volumes = await this.volumesOf(spec.image);
     const container = await this.docker.createContainer({
       Image: spec.image,
       Cmd: ['sh', '-c', script, 'sh', ...args],
@@ -173,7 +210,7 @@ export class ContainerDriver {
       OpenStdin: true,
       StdinOnce: true,
       Tty: false,
-      HostConfig: sandboxHostConfig(spec.sandbox),
+      HostConfig: sandboxHostConfig(spec.sandbox, undefined, volumes),
     });
     let timedOut = false;
     let timer: NodeJS.Timeout | undefined;

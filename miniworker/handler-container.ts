@@ -129,6 +129,7 @@ export class HandlerContainer {
   /** Creates, starts and loads the function: after this the container answers calls. */
   static async start(driver: ContainerDriver, spec: HandlerSpec): Promise<HandlerContainer> {
     const token = randomBytes(12).toString('hex');
+    const volumes = await driver.volumesOf(spec.image);
     const container = await driver.docker.createContainer({
       Image: spec.image,
       Cmd: bootstrapCommand(spec.cmd),
@@ -152,7 +153,7 @@ export class HandlerContainer {
       StdinOnce: false,
       Tty: false,
       // A stem cell's code arrives later, over its channel, into a writable working folder.
-      HostConfig: sandboxHostConfig(spec.sandbox, spec.load === false ? spec.workingDir : undefined),
+      HostConfig: sandboxHostConfig(spec.sandbox, spec.load === false ? spec.workingDir : undefined, volumes),
     });
     const handler = new HandlerContainer(driver, container, spec, token);
     try {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { functionLimitsSchema, limitFieldsSchema } from './limits';
+import { checkImageRef } from './image-ref';
 import { NAME_PATTERN } from './names';
 
 /** Schemas shared by the HTTP api and the db-service protocol; each object is validated where it enters. */
@@ -38,7 +39,7 @@ export const runtimeSchema = z.object({
 /** What a user sends to registerRuntime: the seed's RUNTIME object, `name` optional. */
 export const runtimeInputSchema = z.object({
   name: z.string().optional(),
-  image: z.string({ required_error: 'image is required' }).min(1, 'image is required').max(256),
+  image: z.string({ required_error: 'image is required' }).min(1, 'image is required').superRefine(checkImageRef),
   path: z.string({ required_error: 'path is required' }).regex(/^\/[^\0]*$/, 'path must be an absolute path').max(256),
   dependencies: z.string().max(4096).default(''),
   run: z.string({ required_error: 'run is required' }).min(1, 'run is required').max(4096),

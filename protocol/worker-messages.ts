@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { MAX_FRAME_BYTES } from './envelope';
+import { imageRefSchema } from './image-ref';
 import { argsSchema, callReasonSchema, callStatusSchema, envSchema, functionSchema, nameSchema, runtimeSchema } from './schemas';
 import type { Sandbox } from './limits';
-import type { Call, FunctionRecord } from './types';
+import type { Call, FunctionRecord, Runtime } from './types';
 import { warmCountsSchema, warmKeySchema } from './warm-key';
 
 export { describeWarmKey, stemKey, warmKey, type WarmCounts, type WarmKey } from './warm-key';
@@ -141,13 +142,42 @@ export const workerToApiSchemas = {
   bye: empty,
 };
 
+/**
+ * A runtime as a worker takes it: its image must be an image reference, since the worker's requests
+ * to Docker carry it in their paths. Records stored by an older version may hold any string.
+ */
+export const workerRuntimeSchema = runtimeSchema.extend({ image: imageRefSchema });
+
+/** A runtime of a welcome that the worker will not use, and why. */
+export interface RefusedRuntime {
+  name: string;
+  error: string;
+}
+
+/** The runtimes of a welcome, each checked on its own: a bad record costs only itself. */
+function takeRuntimes(items: unknown[]): { runtimes: Runtime[]; refusedRuntimes?: RefusedRuntime[] } {
+  const runtimes: Runtime[] = [];
+  const refused: RefusedRuntime[] = [];
+  for (const item of items) {
+    const parsed = workerRuntimeSchema.safeParse(item);
+    if (parsed.success) runtimes.push(parsed.data);
+    else {
+      const name = (item as { name?: unknown } | null)?.name;
+      refused.push({ name: typeof name === 'string' ? name.slice(0, 64) : '?', error: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ').slice(0, 1000) });
+    }
+  }
+  return refused.length > 0 ? { runtimes, refusedRuntimes: refused } : { runtimes };
+}
+
 export const apiToWorkerSchemas = {
-  welcome: z.object({ runtimes: z.array(runtimeSchema).max(100_000), functions: z.array(functionSchema).max(1_000_000), heartbeatMs: z.number().int().positive().max(3_600_000) }),
+  welcome: z
+    .object({ runtimes: z.array(z.unknown()).max(100_000), functions: z.array(functionSchema).max(1_000_000), heartbeatMs: z.number().int().positive().max(3_600_000) })
+    .transform(({ runtimes, ...rest }) => ({ ...rest, ...takeRuntimes(runtimes) })),
   heartbeat: empty,
   /** Sent to a worker the api does not know (after an api restart or an expiry): say hello again. */
   reregister: empty,
   invoke: invocationSchema,
-  runtimeRegistered: z.object({ runtime: runtimeSchema }),
+  runtimeRegistered: z.object({ runtime: workerRuntimeSchema }),
   functionRegistered: z.object({ fn: functionSchema }),
   /** The function was removed: its idle warm containers are stopped. */
   functionRemoved: z.object({ name: nameSchema }),

@@ -57,9 +57,15 @@ export class BuildError extends Error {
   }
 }
 
-/** The host side of the step's container: the function sandbox with a writable root, and a cap on file size. */
-export function buildHostConfig(limits: BuildLimits): Docker.HostConfig {
+/**
+ * The host side of the step's container: the function sandbox with a writable root, and a cap on file
+ * size. The runtime image's VOLUME paths get a capped tmpfs, as in function containers: an anonymous
+ * volume would be host disk that the layer's cap does not see.
+ */
+export function buildHostConfig(limits: BuildLimits, volumes: readonly string[] = []): Docker.HostConfig {
   const scratch = `rw,nosuid,nodev,size=${Math.min(limits.maxLayerBytes, limits.memoryBytes)},mode=1777`;
+  const tmpfs: Record<string, string> = Object.fromEntries(volumes.map((p) => [p, scratch]));
+  for (const p of SCRATCH) tmpfs[p] = scratch;
   return {
     NetworkMode: limits.network,
     CapDrop: ['ALL'],
@@ -73,7 +79,7 @@ export function buildHostConfig(limits: BuildLimits): Docker.HostConfig {
       { Name: 'nofile', Soft: limits.nofile, Hard: limits.nofile },
       { Name: 'fsize', Soft: limits.maxLayerBytes, Hard: limits.maxLayerBytes },
     ],
-    Tmpfs: Object.fromEntries(SCRATCH.map((p) => [p, scratch])),
+    Tmpfs: tmpfs,
     // The engine keeps no log: the output is read through attach, and only its end is kept.
     LogConfig: { Type: 'none', Config: {} },
   };
@@ -243,6 +249,11 @@ export class DependencyBuilder {
     const [uid, gid] = this.limits.user.split(':').map(Number) as [number, number];
     const cap = this.limits.maxLayerBytes;
     const capText = `the function image's cap of ${mb(cap)} (FAAS_MAX_FUNCTION_IMAGE_MB)`;
+    const volumes = await this.driver.volumesOf(spec.runtimeImage);
+    // What is put under a VOLUME path is hidden by its tmpfs when a container runs: a runtime whose
+    // VOLUME covers the function's folder (or the install folder) could never see its code.
+    const hidden = volumes.find((v) => [spec.workingDir, DEPS_DIR, OUTPUT_DIR].some((dir) => under(dir, v) || under(v, dir)));
+    if (hidden) throw new BuildError(`the runtime image declares VOLUME ${hidden}, over the function's folder ${spec.workingDir} or a folder of the platform: such a runtime image cannot hold functions`, '');
     const container = await docker.createContainer({
       Image: spec.runtimeImage,
       Cmd: ['sh', '-c', spec.dependencies.trim() || 'true'],
@@ -253,7 +264,7 @@ export class DependencyBuilder {
       Tty: false,
       AttachStdout: true,
       AttachStderr: true,
-      HostConfig: buildHostConfig(this.limits),
+      HostConfig: buildHostConfig(this.limits, volumes),
     });
     const log = new TailBuffer(this.limits.maxLogBytes);
     let timer: NodeJS.Timeout | undefined;

@@ -1,4 +1,5 @@
 import type Docker from 'dockerode';
+import { InvalidImageRefError, parseImageRef } from '../protocol/image-ref';
 import type { Logger } from '../protocol/log';
 
 /** Raised when a runtime image is neither on this node nor obtainable from its registry. */
@@ -29,13 +30,18 @@ export class RuntimeImages {
     private readonly options: { nodeId: string; pullTimeoutMs: number; progressEveryMs?: number; registryUser?: string; registryPassword?: string; log: Logger },
   ) {}
 
-  /** The image's id, pulled first when it is not here. */
+  /**
+   * The image's id, pulled first when it is not here. A name that is not an image reference (a
+   * runtime stored by an older version) throws InvalidImageRefError before any request is made.
+   */
   async ensure(image: string): Promise<string> {
+    const parsed = parseImageRef(image);
+    if (!parsed.ok) throw new InvalidImageRefError(image, parsed.error);
     const id = await this.localId(image);
     if (id) return id;
     let pending = this.pulls.get(image);
     if (!pending) {
-      pending = this.pull(image).finally(() => this.pulls.delete(image));
+      pending = this.pull(image, parsed.ref.domain).finally(() => this.pulls.delete(image));
       this.pulls.set(image, pending);
     }
     return pending;
@@ -50,12 +56,12 @@ export class RuntimeImages {
     }
   }
 
-  private async pull(image: string): Promise<string> {
+  /** `registry`: the host part of the name, which the registry credentials are for. */
+  private async pull(image: string, registry: string | undefined): Promise<string> {
     const log = this.options.log.child({ image });
     const started = Date.now();
     log.info('runtime image missing on this node: pulling it');
     try {
-      const registry = /^([^/]+[.:][^/]*)\//.exec(image)?.[1];
       const auth = this.options.registryUser && registry ? { authconfig: { username: this.options.registryUser, password: this.options.registryPassword ?? '', serveraddress: registry } } : {};
       const stream = (await this.docker.pull(image, auth)) as NodeJS.ReadableStream;
       await this.follow(stream, image, log);

@@ -6,6 +6,7 @@ import { clientCurveOptions } from '../protocol/curve';
 import { DbClient } from '../protocol/db-client';
 import { Channel } from '../protocol/channel';
 import { PlatformError } from '../protocol/errors';
+import { imageRefError, parseImageRef } from '../protocol/image-ref';
 import { LABELS } from '../protocol/labels';
 import type { Logger } from '../protocol/log';
 import { apiToWorkerSchemas, workerToApiSchemas, type ApiToWorker, type Invocation, type Job, type WorkerToApi } from '../protocol/worker-messages';
@@ -196,6 +197,9 @@ export class Worker {
   private onWelcome(welcome: ApiToWorker['welcome']): void {
     this.log.info({ runtimes: welcome.runtimes.length, functions: welcome.functions.length, heartbeatMs: welcome.heartbeatMs }, 'registered with the api');
     this.setHeartbeat(welcome.heartbeatMs);
+    // A runtime an older version stored with an image that is not a reference is never used here:
+    // its calls fail with the reason (see accept).
+    for (const refused of welcome.refusedRuntimes ?? []) this.log.warn({ runtime: refused.name, err: refused.error }, 'runtime skipped: its record is not valid');
     for (const runtime of welcome.runtimes) this.learnRuntime(runtime);
     for (const fn of welcome.functions) void this.preload(fn, this.runtimes.get(fn.runtimeName));
     this.functions = new Map(welcome.functions.map((fn) => [fn.functionName, fn]));
@@ -255,6 +259,13 @@ export class Worker {
     let image: FunctionImage;
     let packagePath: string;
     try {
+      const ref = parseImageRef(invocation.runtime.image);
+      if (!ref.ok) {
+        throw new PrepareError(
+          `runtime "${invocation.runtime.name}" cannot run calls: its image ${imageRefError(invocation.runtime.image, ref.error)}; register the runtime again with a valid image`,
+          'image_missing',
+        );
+      }
       image = await this.images.ensure(invocation.fn, invocation.runtime);
       packagePath = await this.packages.get(invocation.fn.version);
     } catch (err) {
@@ -317,7 +328,7 @@ export class Worker {
         this.pool.setStems({ runtime, sandbox: this.sandboxFor() }, this.config.prewarm);
       },
       (err) => this.log.warn({ runtime: runtime.name, err: err instanceof Error ? err.message : String(err) }, 'runtime image unavailable'),
-    );
+    ).catch((err) => this.log.warn({ runtime: runtime.name, err: String(err) }, 'starting stem cells failed'));
   }
 
   /**

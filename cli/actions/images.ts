@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
+import { dockerClient } from '../../protocol/docker-client';
 
 /** The checkout's root, found from here whether running from dist/ or from the sources. */
 export const PROJECT_ROOT = (() => {
@@ -103,7 +104,7 @@ export function followImageStream(docker: Docker, stream: NodeJS.ReadableStream,
 /** Builds every runtime image that is missing (or all of them with `force`). */
 export async function ensureRuntimeImages(options: { force?: boolean; say?: (line: string) => void } = {}): Promise<string[]> {
   const say = options.say ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const docker = new Docker();
+  const docker = dockerClient();
   const built: string[] = [];
   for (const runtime of RUNTIME_IMAGES) {
     const context = path.join(PROJECT_ROOT, 'runtimes', runtime.dir);
@@ -127,7 +128,7 @@ export const LOCAL_REGISTRY_IMAGE = 'faas/registry:debian';
  * should be.
  */
 export async function ensureClusterBaseImages(say: (line: string) => void = () => undefined): Promise<{ node: string; registry: string }> {
-  const docker = new Docker();
+  const docker = dockerClient();
   const run = promisify(execFile);
   let node = 'node:20-slim';
   if (!(await exists(docker, node))) {

@@ -1,6 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
+import { dockerClient } from '../../protocol/docker-client';
 import * as tar from 'tar';
 import type { Runtime } from '../../protocol/types';
 import { UsageError, type Context } from '../context';
@@ -95,7 +96,7 @@ export async function buildRuntime(out: Output, dir: string, o: BuildOptions): P
   const name = o.tag ?? `${path.basename(context).toLowerCase().replace(/[^a-z0-9._-]/g, '')}runtime`;
   const ref = registry && !name.startsWith(`${registry}/`) ? `${registry}/${name}` : name;
 
-  const docker = new Docker();
+  const docker = dockerClient();
   const say = (line: string) => out.note(line);
   const declared = /^\s*ARG\s+BASE_IMAGE=(\S+)/m.exec(await readFile(dockerfile, 'utf8'));
   if (declared && !buildargs.BASE_IMAGE) buildargs.BASE_IMAGE = await chooseBase(docker, declared[1]!, say);

@@ -1,6 +1,6 @@
 import { createWriteStream, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import Docker from 'dockerode';
+import { dockerClient } from '../../protocol/docker-client';
 import { loadApiConfig } from '../../api/config';
 import { loadDbConfig } from '../../db-service/config';
 import { ConfigError } from '../../protocol/config';
@@ -56,7 +56,7 @@ export async function up(options: UpOptions): Promise<void> {
     return;
   }
   try {
-    await new Docker().ping();
+    await dockerClient().ping();
   } catch {
     process.stderr.write(
       `No Docker engine answers at ${process.env.DOCKER_HOST ?? '/var/run/docker.sock'}: start one (\`sudo systemctl start docker\`, or run \`dockerd\` as root) and run \`npm start\` again.\n`,

@@ -36,6 +36,13 @@ describe('the dependencies step’s container', () => {
     expect(host.Tmpfs?.['/var/tmp']).toBeDefined();
   });
 
+  test('the runtime image’s VOLUME paths are capped tmpfs, never host disk', () => {
+    const host = buildHostConfig(LIMITS, ['/data', '/var/lib/x']);
+    expect(host.Tmpfs?.['/data']).toContain(`size=${256 * 1024 * 1024}`);
+    expect(host.Tmpfs?.['/var/lib/x']).toContain('nosuid');
+    expect(host.Binds ?? []).toEqual([]);
+  });
+
   test('the network is the operator’s choice', () => {
     expect(buildHostConfig({ ...LIMITS, network: 'builds-net' }).NetworkMode).toBe('builds-net');
   });

@@ -74,6 +74,7 @@ function fakeDriver(): { driver: ContainerDriver; containers: FakeContainer[] } 
       return container;
     },
     getContainer: (id: string) => ({ remove: async () => containers.find((c) => c.id === id)?.kill() }),
+    getImage: () => ({ inspect: async () => ({ Id: 'sha256:fake', Config: { Labels: {}, Volumes: null } }) }),
     modem: { demuxStream: (stream: PassThrough, out: Writable, err: Writable) => containers.find((c) => (c as unknown as { stdin: PassThrough }).stdin === stream)!.demux(out, err) },
   };
   return { driver: new ContainerDriver(docker as unknown as Docker), containers };
