@@ -3,7 +3,8 @@ import type { NextFunction, Request, Response } from 'express';
 import { ConfigError } from '../protocol/config';
 import { ipKeyGenerator } from 'express-rate-limit';
 import { PlatformError } from '../protocol/errors';
-import { BoundedSet, FailureWindows, Gate } from './login-guard';
+import pLimit from 'p-limit';
+import { BoundedSet, FailureWindows } from './login-guard';
 
 /**
  * HTTP Basic authentication against scrypt password hashes, as users of a self-hosted platform
@@ -81,8 +82,12 @@ export class BasicAuth {
   private readonly wrong = new BoundedSet(MAX_REMEMBERED_WRONG);
   private readonly byAddress: FailureWindows;
   private readonly byName: FailureWindows;
-  /** One scrypt at a time: libuv's other threads stay free for file reads. */
-  private readonly gate: Gate;
+  /**
+   * One scrypt at a time, at most maxWaiting waiting: scrypt runs on libuv's thread pool, which file
+   * reads share; unbounded, a burst of guesses would hold every thread and stall package downloads.
+   */
+  private readonly hashing = pLimit(1);
+  private readonly maxWaiting: number;
   /** Checked when the user is unknown, so that a wrong name costs as long as a wrong password. */
   private readonly decoy: PasswordHash = { salt: randomBytes(16), key: randomBytes(KEY_BYTES) };
 
@@ -92,7 +97,7 @@ export class BasicAuth {
   ) {
     this.byAddress = new FailureWindows(options.maxFailures, options.windowMs, 100_000, options.now);
     this.byName = new FailureWindows(options.maxFailures, options.windowMs, 100_000, options.now);
-    this.gate = new Gate(1, options.maxWaiting ?? 16);
+    this.maxWaiting = options.maxWaiting ?? 16;
   }
 
   get enabled(): boolean {
@@ -143,13 +148,11 @@ export class BasicAuth {
       this.options.onRefused?.('known_wrong');
       return this.failure(address, name);
     }
-    const release = await this.gate.enter();
-    if (!release) {
+    if (this.hashing.activeCount + this.hashing.pendingCount > this.maxWaiting) {
       this.options.onRefused?.('busy');
       return { error: new PlatformError('AUTH_BUSY', 'too many credentials wait to be checked; retry in a second', { retryAfterSeconds: 1 }) };
     }
-    let verified: boolean;
-    try {
+    const outcome = await this.hashing(async (): Promise<Outcome | undefined> => {
       // The failures of those who waited ahead of this one may have locked it out meanwhile.
       const lockedNow = this.lockedFor(address, name);
       if (lockedNow) return lockedNow;
@@ -157,14 +160,12 @@ export class BasicAuth {
       const hash = stored ?? this.decoy;
       this.options.onScrypt?.();
       const key = await scrypt(password, hash.salt);
-      verified = timingSafeEqual(key, hash.key) && stored !== undefined;
-    } finally {
-      release();
-    }
-    if (!verified) {
+      if (timingSafeEqual(key, hash.key) && stored !== undefined) return undefined;
+      // Counted before the next in line starts, so that it sees the lockout this failure may cause.
       this.wrong.add(hex);
       return this.failure(address, name);
-    }
+    });
+    if (outcome) return outcome;
     this.remembered.delete(name);
     this.remembered.set(name, hex);
     if (this.remembered.size > MAX_REMEMBERED) this.remembered.delete(this.remembered.keys().next().value!);

@@ -1,8 +1,7 @@
 /**
  * What keeps password guessing cheap for the api: failures counted per key (a client address, a user
- * name) in fixed windows, and a gate that lets one password hash run at a time with a bounded queue.
- * scrypt runs on libuv's thread pool, which file reads share: unbounded, a burst of guesses would
- * hold every thread and stall package downloads.
+ * name) in fixed windows, and the wrong pairs already seen. (The one-at-a-time queue of password
+ * hashes is p-limit's, in auth.ts.)
  */
 
 /** Failures per key in a window that opens at the key's first failure; past `max`, the key is locked until it closes. */
@@ -43,40 +42,6 @@ export class FailureWindows {
 
   get size(): number {
     return this.windows.size;
-  }
-}
-
-/** At most `concurrency` holders; at most `maxWaiting` wait; anyone past that is turned away at once. */
-export class Gate {
-  private active = 0;
-  private readonly waiting: Array<() => void> = [];
-
-  constructor(
-    private readonly concurrency: number,
-    private readonly maxWaiting: number,
-  ) {}
-
-  /** A release function once in, or undefined when the queue is full. */
-  async enter(): Promise<(() => void) | undefined> {
-    if (this.active >= this.concurrency) {
-      if (this.waiting.length >= this.maxWaiting) return undefined;
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
-    } else {
-      this.active += 1;
-    }
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const next = this.waiting.shift();
-      // The slot passes to the next waiter as it is: `active` counts it already.
-      if (next) next();
-      else this.active -= 1;
-    };
-  }
-
-  get queued(): number {
-    return this.waiting.length;
   }
 }
 

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import type Docker from 'dockerode';
+import pLimit from 'p-limit';
 import * as tar from 'tar';
 import { OUTPUT_DIR } from '../protocol/limits';
 import { INJECTABLE_LABEL, type ContainerDriver } from '../miniworker/container-driver';
@@ -187,35 +188,6 @@ export class TailBuffer extends Writable {
   }
 }
 
-/** A first-come queue of at most `size` tasks at once. */
-export class Slots {
-  private running = 0;
-  private readonly waiting: Array<() => void> = [];
-
-  constructor(private readonly size: number) {}
-
-  get busy(): number {
-    return this.running;
-  }
-
-  get queued(): number {
-    return this.waiting.length;
-  }
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.running >= this.size) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    else this.running += 1;
-    try {
-      return await task();
-    } finally {
-      // The slot passes straight to the next in line, or is freed.
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.running -= 1;
-    }
-  }
-}
-
 export function mb(bytes: number): string {
   return `${Math.ceil(bytes / (1024 * 1024))} MB`;
 }
@@ -226,22 +198,23 @@ export function mb(bytes: number): string {
  * function sandbox, and is committed only when the layer it added is within the cap.
  */
 export class DependencyBuilder {
-  private readonly slots: Slots;
+  /** Builds at once on this node; more wait their turn, first come first served. */
+  private readonly slots: pLimit.Limit;
 
   constructor(
     private readonly driver: ContainerDriver,
     private readonly limits: BuildLimits,
   ) {
-    this.slots = new Slots(limits.maxConcurrent);
+    this.slots = pLimit(limits.maxConcurrent);
   }
 
   /** Builds running and waiting: for the heartbeat's queue and for tests. */
   get load(): { running: number; queued: number } {
-    return { running: this.slots.busy, queued: this.slots.queued };
+    return { running: this.slots.activeCount, queued: this.slots.pendingCount };
   }
 
   build(spec: BuildSpec): Promise<{ injectable: boolean; layerBytes: number; log: string }> {
-    return this.slots.run(() => this.run(spec));
+    return this.slots(() => this.run(spec));
   }
 
   private async run(spec: BuildSpec): Promise<{ injectable: boolean; layerBytes: number; log: string }> {

@@ -1,6 +1,6 @@
 import * as tar from 'tar';
 import { loadWorkerConfig } from '../../worker/config';
-import { buildHostConfig, containerPath, DEPS_DIR, folderTar, isInjectable, mb, Slots, TailBuffer, type BuildLimits } from '../../worker/dependency-build';
+import { buildHostConfig, containerPath, DEPS_DIR, folderTar, isInjectable, mb, TailBuffer, type BuildLimits } from '../../worker/dependency-build';
 import { functionImageRef, unneededImages } from '../../worker/function-images';
 
 const LIMITS: BuildLimits = {
@@ -134,44 +134,6 @@ describe('TailBuffer', () => {
     await new Promise((r) => b.end(r));
     expect(b.total).toBe(14);
     expect(b.text()).toBe('[faas: 14 bytes of output, the last 8 kept]\nbbccccdd');
-  });
-});
-
-describe('Slots', () => {
-  test('runs at most `size` tasks at once; the rest wait in order, none refused', async () => {
-    const slots = new Slots(2);
-    let running = 0;
-    let most = 0;
-    const order: number[] = [];
-    const releases: Array<() => void> = [];
-    const tasks = [0, 1, 2, 3, 4].map((i) =>
-      slots.run(async () => {
-        running += 1;
-        most = Math.max(most, running);
-        order.push(i);
-        await new Promise<void>((r) => releases.push(r));
-        running -= 1;
-        return i;
-      }),
-    );
-    const settle = () => new Promise((r) => setImmediate(r));
-    await settle();
-    expect({ order, queued: slots.queued, busy: slots.busy }).toEqual({ order: [0, 1], queued: 3, busy: 2 });
-    // Each release ends one task and lets the next in line start.
-    for (let done = 0; done < 5; done += 1) {
-      expect(releases.length).toBeGreaterThan(0);
-      releases.shift()!();
-      await settle();
-    }
-    expect(await Promise.all(tasks)).toEqual([0, 1, 2, 3, 4]);
-    expect({ order, most, busy: slots.busy, queued: slots.queued }).toEqual({ order: [0, 1, 2, 3, 4], most: 2, busy: 0, queued: 0 });
-  });
-
-  test('a failing task frees its slot', async () => {
-    const slots = new Slots(1);
-    await expect(slots.run(async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
-    expect(await slots.run(async () => 'next')).toBe('next');
-    expect(slots.busy).toBe(0);
   });
 });
 

@@ -1,5 +1,5 @@
 import { BasicAuth, hashPassword, parseUsers } from '../../api/auth';
-import { BoundedSet, FailureWindows, Gate } from '../../api/login-guard';
+import { BoundedSet, FailureWindows } from '../../api/login-guard';
 import { hostAllowed, hostName, hostPolicy } from '../../api/request-guards';
 import { deniedEnvName, userEnvSchema } from '../../protocol/schemas';
 
@@ -57,25 +57,6 @@ describe('login guards', () => {
     for (let i = 0; i < 100; i++) windows.failed(`k${i}`);
     expect(windows.size).toBe(10);
     expect(windows.lockedFor('k99')).toBeGreaterThan(0);
-  });
-
-  test('the gate lets one in, queues a bounded number, turns the rest away, and hands over in order', async () => {
-    const gate = new Gate(1, 2);
-    const first = await gate.enter();
-    expect(first).toBeDefined();
-    const order: number[] = [];
-    const second = gate.enter().then((release) => (order.push(2), release));
-    const third = gate.enter().then((release) => (order.push(3), release));
-    expect(await gate.enter()).toBeUndefined();
-    expect(gate.queued).toBe(2);
-    first!();
-    first!();
-    (await second)!();
-    (await third)!();
-    expect(order).toEqual([2, 3]);
-    const again = await gate.enter();
-    expect(again).toBeDefined();
-    expect(gate.queued).toBe(0);
   });
 
   test('a bounded set forgets its oldest member', () => {
