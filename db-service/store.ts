@@ -154,8 +154,15 @@ export class PlatformStore {
       const earlier = existing !== undefined ? await this.getCall(existing) : null;
       if (earlier) {
         const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
-        if (earlier.funcName !== input.funcName || !same(earlier.params, input.params ?? {}) || !same(earlier.args, input.args) || !same(earlier.env, input.env)) {
-          throw new PlatformError('IDEMPOTENCY_CONFLICT', `this Idempotency-Key made call ${existing} of "${earlier.funcName}" with other params, args or env`);
+        if (
+          earlier.funcName !== input.funcName ||
+          !same(earlier.params, input.params ?? {}) ||
+          !same(earlier.args, input.args) ||
+          !same(earlier.env, input.env) ||
+          (earlier.rerunOf ?? null) !== (input.rerunOf ?? null)
+        ) {
+          const rerun = earlier.rerunOf ? ` (a rerun of call ${earlier.rerunOf})` : '';
+          throw new PlatformError('IDEMPOTENCY_CONFLICT', `this Idempotency-Key made call ${existing}${rerun} of "${earlier.funcName}" with other params, args, env or rerun source`);
         }
         return { call: earlier, created: false };
       }

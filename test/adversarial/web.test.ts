@@ -294,4 +294,13 @@ describe('adversarial: web pages and the HTTP surface', () => {
     expect(again.headers['idempotent-replayed']).toBe('true');
     expect((await req({ path: `/v1/calls/${rerun.json.callNum}` })).json.rerunOf).toBe(callNum);
   });
+
+  test('a key first used for an invoke is a conflict for a rerun, never a replay of the invoke', async () => {
+    const first = await json('POST', '/invokeFunction', { funcName: 'echo', params: { n: 2 } }, { 'idempotency-key': 'shared-key' });
+    expect(first.status).toBe(202);
+    const callNum = first.json.callNum as number;
+    const rerun = await req({ method: 'POST', path: `/v1/calls/${callNum}/rerun`, headers: { 'idempotency-key': 'shared-key' } });
+    expect(rerun.status).toBe(409);
+    expect(rerun.json.error.code).toBe('IDEMPOTENCY_CONFLICT');
+  });
 });
