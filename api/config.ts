@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { commonEnv, ConfigError, endpoint, flag, int, oneOf, onlyLocal, optionalText, parseEnv, text } from '../protocol/config';
 import { checkExposure, loadCurveConfig } from '../protocol/curve';
+import { registryPolicy, type RegistryPolicy } from '../protocol/registries';
 import { parseUsers } from './auth';
 import type { LimitMaxima } from '../protocol/limits';
 
@@ -60,6 +61,8 @@ export interface ApiConfig {
    * comma separated, `*.example.com` for subdomains, `*` for any; a name in FAAS_API_HOST is added.
    */
   allowedHosts: string;
+  /** Registries runtime images may name beside Docker Hub and loopback ones: FAAS_ALLOWED_REGISTRIES. */
+  registries: RegistryPolicy;
 }
 
 /** The api's environment: every variable it reads, with its default. */
@@ -90,6 +93,7 @@ export const apiEnv = commonEnv.extend({
   FAAS_RATE_LIMIT_PER_MINUTE: int(0, { min: 0, max: 10_000_000 }),
   FAAS_AUTH_MAX_FAILURES: int(10, { min: 1, max: 1_000_000 }),
   FAAS_AUTH_LOCKOUT_MS: int(60_000, { min: 1000, max: 24 * 3_600_000 }),
+  FAAS_ALLOWED_REGISTRIES: optionalText({ pattern: /^[A-Za-z0-9.*:[\]_, -]*$/, hint: 'must be registry hosts (host or host:port) separated by commas, or *' }),
   FAAS_ALLOWED_HOSTS: optionalText({ pattern: /^[A-Za-z0-9.*:[\]_, -]*$/, hint: 'must be host names separated by commas (*.example.com for subdomains, * for any)' }),
 });
 
@@ -143,5 +147,6 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     authMaxFailures: e.FAAS_AUTH_MAX_FAILURES,
     authLockoutMs: e.FAAS_AUTH_LOCKOUT_MS,
     allowedHosts: e.FAAS_ALLOWED_HOSTS ?? '',
+    registries: registryPolicy(e.FAAS_ALLOWED_REGISTRIES ?? ''),
   };
 }

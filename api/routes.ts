@@ -7,6 +7,7 @@ import helmet from 'helmet';
 import { PlatformError, asPlatformError } from '../protocol/errors';
 import { resolveLimits } from '../protocol/limits';
 import { isValidName } from '../protocol/names';
+import { registryRefusal } from '../protocol/registries';
 import { functionOptionsSchema, invokeInputSchema, runtimeInputSchema } from '../protocol/schemas';
 import type { FunctionRecord, Runtime } from '../protocol/types';
 import { BasicAuth } from './auth';
@@ -95,6 +96,8 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
   const registerRuntime = async (req: Request, res: Response) => {
     const parsed = runtimeInputSchema.safeParse(req.body ?? {});
     if (!parsed.success) throw new PlatformError('BAD_REQUEST', zodMessage(parsed.error));
+    const refused = registryRefusal(parsed.data.image, config.registries);
+    if (refused) throw new PlatformError('BAD_REQUEST', `image: ${refused}`);
     const name = parsed.data.name ?? parsed.data.image;
     if (!isValidName(name)) {
       throw new PlatformError(

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { commonEnv, ConfigError, decimal, endpoint, int, oneOf, optionalText, parseEnv, text } from '../protocol/config';
+import { registryPolicy, type RegistryPolicy } from '../protocol/registries';
 import { loadCurveConfig } from '../protocol/curve';
 import type { PreloadPolicy } from '../protocol/types';
 
@@ -52,6 +53,8 @@ export interface WorkerConfig {
   imageGcIntervalMs: number;
   /** Time bound of pulling a missing runtime image. FAAS_PULL_TIMEOUT_MS, default 600000. */
   pullTimeoutMs: number;
+  /** Registries a missing runtime image may be pulled from beside Docker Hub and loopback ones: FAAS_ALLOWED_REGISTRIES. */
+  registries: RegistryPolicy;
   /** On SIGTERM, how long running calls may go on before they are cut short. FAAS_DRAIN_GRACE_MS, default 5000. */
   drainGraceMs: number;
   /** How often call containers that no miniworker holds are looked for and removed. FAAS_REAP_INTERVAL_MS, default 15000. */
@@ -116,6 +119,7 @@ export const workerEnv = commonEnv.extend({
   FAAS_DRAIN_GRACE_MS: int(5000, { min: 0, max: 3_600_000 }),
   FAAS_REAP_INTERVAL_MS: int(15_000, { min: 100, max: 3_600_000 }),
   FAAS_PULL_TIMEOUT_MS: int(600_000, { min: 1000, max: 3_600_000 }),
+  FAAS_ALLOWED_REGISTRIES: optionalText({ pattern: /^[A-Za-z0-9.*:[\]_, -]*$/, hint: 'must be registry hosts (host or host:port) separated by commas, or *' }),
   FAAS_HEARTBEAT_MS: int(1000, { min: 50, max: 60_000 }),
   FAAS_RECONNECT_MAX_MS: int(32_000, { min: 100, max: 600_000 }),
   FAAS_CPUS: decimal(1, { min: 0.01, max: 1024 }),
@@ -163,6 +167,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     drainGraceMs: e.FAAS_DRAIN_GRACE_MS,
     reapIntervalMs: e.FAAS_REAP_INTERVAL_MS,
     pullTimeoutMs: e.FAAS_PULL_TIMEOUT_MS,
+    registries: registryPolicy(e.FAAS_ALLOWED_REGISTRIES ?? ''),
     heartbeatMs: e.FAAS_HEARTBEAT_MS,
     reconnectMaxMs: e.FAAS_RECONNECT_MAX_MS,
     cpus: e.FAAS_CPUS,

@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import { InvalidImageRefError, parseImageRef } from '../protocol/image-ref';
 import type { Logger } from '../protocol/log';
+import { registryRefusal, type RegistryPolicy } from '../protocol/registries';
 
 /** Raised when a runtime image is neither on this node nor obtainable from its registry. */
 export class PullError extends Error {
@@ -27,7 +28,16 @@ export class RuntimeImages {
 
   constructor(
     private readonly docker: Docker,
-    private readonly options: { nodeId: string; pullTimeoutMs: number; progressEveryMs?: number; registryUser?: string; registryPassword?: string; log: Logger },
+    private readonly options: {
+      nodeId: string;
+      pullTimeoutMs: number;
+      progressEveryMs?: number;
+      /** Where a missing image may be pulled from; unset: anywhere (tests of the pull itself). */
+      registries?: RegistryPolicy;
+      registryUser?: string;
+      registryPassword?: string;
+      log: Logger;
+    },
   ) {}
 
   /**
@@ -39,6 +49,9 @@ export class RuntimeImages {
     if (!parsed.ok) throw new InvalidImageRefError(image, parsed.error);
     const id = await this.localId(image);
     if (id) return id;
+    // An image already here is used whatever its name; only pulls reach out, to allowed registries.
+    const refused = this.options.registries ? registryRefusal(image, this.options.registries) : undefined;
+    if (refused) throw new PullError(`runtime image "${image}" is not on node ${this.options.nodeId} and is not pulled: ${refused}`);
     let pending = this.pulls.get(image);
     if (!pending) {
       pending = this.pull(image, parsed.ref.domain).finally(() => this.pulls.delete(image));

@@ -97,6 +97,7 @@ export class Worker {
     this.runtimeImages = new RuntimeImages(this.driver.docker, {
       nodeId: config.nodeId,
       pullTimeoutMs: config.pullTimeoutMs,
+      registries: config.registries,
       registryUser: config.registryUser,
       registryPassword: config.registryPassword,
       log,

@@ -55,13 +55,16 @@ async function redirectingEngine(redirects: Array<[RegExp, string]>): Promise<{ 
       res.end();
       return;
     }
-    const upstream = http.request({ socketPath: DOCKER_SOCKET, path: req.url, method: req.method, headers: req.headers }, (answer) => {
+    // No keep-alive agent: an idle socket to the engine would outlive the test and hold the process open.
+    const upstream = http.request({ socketPath: DOCKER_SOCKET, path: req.url, method: req.method, headers: req.headers, agent: false }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
       // An attach answers its headers long before any data: they must reach the client at once.
       res.flushHeaders();
       answer.pipe(res);
     });
     upstream.on('error', () => res.destroy());
+    // A long answer (the worker's event stream) ends with its client: nothing to the engine outlives the test.
+    res.on('close', () => upstream.destroy());
     req.pipe(upstream);
   });
   server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
@@ -268,20 +271,22 @@ describe('adversarial: hostile runtime images', () => {
     const trap = await trapServer();
     const closedPort = await freePort();
     const engine = await redirectingEngine([
-      [/\/images\/faas-trap\/listening/, `http://127.0.0.1:${trap.port}/stolen`],
-      [/\/images\/faas-trap\/closed/, `http://127.0.0.1:${closedPort}/stolen`],
+      [/\/images\/127\.0\.0\.1:1\/faas-trap\/listening/, `http://127.0.0.1:${trap.port}/stolen`],
+      [/\/images\/127\.0\.0\.1:1\/faas-trap\/closed/, `http://127.0.0.1:${closedPort}/stolen`],
+      // Pulls are answered here too: nothing this test registers is ever fetched from a network.
+      [/\/images\/create/, `http://127.0.0.1:${closedPort}/stolen`],
     ]);
     try {
       const worker = await restartWorker({ DOCKER_HOST: `tcp://127.0.0.1:${engine.port}` });
       for (const kind of ['listening', 'closed']) {
-        expect((await platform.json('POST', '/v1/runtimes', { ...PROC, name: `trap-${kind}`, image: `faas-trap/${kind}:latest` })).status).toBe(201);
+        expect((await platform.json('POST', '/v1/runtimes', { ...PROC, name: `trap-${kind}`, image: `127.0.0.1:1/faas-trap/${kind}:latest` })).status).toBe(201);
         await deploy(`trap-${kind}`, `trapped-${kind}`, await packageOf({ 'main.py': 'print(1)\n' }));
       }
       // The worker looked at both images when they were registered (its warm-up) and again for the calls.
       for (const kind of ['listening', 'closed']) {
         const final = await call(`trapped-${kind}`);
         expect(final.status).toBe('ERROR');
-        expect(final.error).toContain(`the Docker engine answered GET /images/faas-trap/${kind}:latest/json with a redirect, which is never followed`);
+        expect(final.error).toContain(`the Docker engine answered GET /images/127.0.0.1:1/faas-trap/${kind}:latest/json with a redirect, which is never followed`);
       }
       expect(engine.redirected.filter((r) => r.includes('closed')).length).toBeGreaterThanOrEqual(1);
       expect(trap.hits).toEqual([]);
@@ -290,9 +295,42 @@ describe('adversarial: hostile runtime images', () => {
       expect(await call('hello')).toMatchObject({ status: 'DONE', result: '"hello"' });
       expect(worker.alive).toBe(true);
     } finally {
+      for (const kind of ['listening', 'closed']) {
+        await platform.json('DELETE', `/v1/functions/trapped-${kind}`);
+        await platform.json('DELETE', `/v1/runtimes/trap-${kind}`);
+      }
       await restartWorker();
       await engine.close();
       await trap.close();
+    }
+  });
+
+  test('a registry the operator has not listed is refused at registration: 400 with the setting named, nothing stored', async () => {
+    for (const image of ['169.254.169.254/latest/meta-data', 'registry.example.com:5000/team/py:v1', '[fd00::1]:5000/py']) {
+      const answer = await platform.json('POST', '/v1/runtimes', { ...PROC, name: 'far-away', image });
+      expect({ image, status: answer.status, code: answer.body.error?.code }).toEqual({ image, status: 400, code: 'BAD_REQUEST' });
+      expect(answer.body.error.message).toContain('FAAS_ALLOWED_REGISTRIES');
+    }
+    expect((await listedRuntimes()).map((r) => r.name)).not.toContain('far-away');
+  });
+
+  test('a stored runtime naming a registry not listed is never pulled by a worker: no pull reaches the engine, its calls end image_missing with the reason', async () => {
+    // Any pull that did reach this engine would be answered here, never passed on to a network.
+    const engine = await redirectingEngine([[/\/images\/create/, 'http://127.0.0.1:1/never']]);
+    try {
+      await restartWorker({ DOCKER_HOST: `tcp://127.0.0.1:${engine.port}` });
+      await db.putRuntime({ ...PROC, mode: 'process', name: 'far-stored', image: 'registry.invalid:5000/pythonruntime', registeredAt: new Date().toISOString() });
+      await deploy('far-stored', 'far', await packageOf({ 'main.py': 'print(1)\n' }));
+      const final = await call('far');
+      expect(final).toMatchObject({ status: 'ERROR', reason: 'image_missing' });
+      expect(final.error).toContain('FAAS_ALLOWED_REGISTRIES');
+      expect(engine.redirected.filter((r) => r.includes('registry.invalid'))).toEqual([]);
+      expect(await call('hello')).toMatchObject({ status: 'DONE', result: '"hello"' });
+    } finally {
+      await platform.json('DELETE', '/v1/functions/far');
+      await platform.json('DELETE', '/v1/runtimes/far-stored');
+      await restartWorker();
+      await engine.close();
     }
   });
 

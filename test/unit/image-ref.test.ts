@@ -1,3 +1,4 @@
+import { registryPolicy, registryRefusal } from '../../protocol/registries';
 import { dockerClient } from '../../protocol/docker-client';
 import { runtimeInputSchema } from '../../protocol/schemas';
 import type { Runtime } from '../../protocol/types';
@@ -170,5 +171,25 @@ describe('where image references are checked', () => {
     const client = dockerClient({ socketPath: '/nonexistent/docker.sock' });
     expect(() => client.getImage('../../127.0.0.1:1/x?')).toThrow(/not a valid Docker image reference/);
     expect(client.getImage('pythonruntime').name).toBe('pythonruntime');
+  });
+});
+
+describe('registries images may be pulled from', () => {
+  const none = registryPolicy('');
+  test('Docker Hub and loopback registries are allowed by default; any other host is refused with the setting named', () => {
+    for (const image of ['python:3.12', 'library/python', 'docker.io/library/python', 'localhost:5000/py', '127.0.0.1:5000/team/py:v1', '[::1]:5000/py', 'localhost/py']) {
+      expect({ image, refused: registryRefusal(image, none) }).toEqual({ image, refused: undefined });
+    }
+    for (const image of ['169.254.169.254/latest/meta-data', 'registry.example.com/py', '10.0.0.5:5000/py', '[fd00::1]:5000/py', 'LOCALHOST.evil.example/py']) {
+      expect(registryRefusal(image, none)).toContain('FAAS_ALLOWED_REGISTRIES');
+    }
+  });
+
+  test('listed hosts are allowed, with or without their port; * allows any', () => {
+    const listed = registryPolicy(' registry.example.com , 10.0.0.5:5000');
+    expect(registryRefusal('registry.example.com:443/py', listed)).toBeUndefined();
+    expect(registryRefusal('10.0.0.5:5000/py', listed)).toBeUndefined();
+    expect(registryRefusal('10.0.0.5:6000/py', listed)).toContain('"10.0.0.5:6000"');
+    expect(registryRefusal('169.254.169.254/x', registryPolicy('*'))).toBeUndefined();
   });
 });
