@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { InvalidImageRefError } from '../protocol/image-ref';
 import { LABELS } from '../protocol/labels';
 import type { Logger } from '../protocol/log';
 import type { FunctionRecord, Runtime } from '../protocol/types';
@@ -231,6 +232,10 @@ export class FunctionImages {
       runtimeImageId = await this.runtimeId(runtime.image);
     } catch (err) {
       if (err instanceof PrepareError) throw err;
+      // A runtime stored by an older version with an image that is not a reference: refused before any request.
+      if (err instanceof InvalidImageRefError) {
+        throw new PrepareError(`runtime "${runtime.name}" cannot run calls: its image ${err.message}; register the runtime again with a valid image`, 'image_missing');
+      }
       throw new PrepareError(`preparing the function failed: ${err instanceof Error ? err.message : String(err)}`, 'docker_error');
     }
     const ref = functionImageRef(this.options.platformLabel, runtimeImageId, fn, runtime, this.options.owner);

@@ -6,7 +6,6 @@ import { clientCurveOptions } from '../protocol/curve';
 import { DbClient } from '../protocol/db-client';
 import { Channel } from '../protocol/channel';
 import { PlatformError } from '../protocol/errors';
-import { imageRefError, parseImageRef } from '../protocol/image-ref';
 import { LABELS } from '../protocol/labels';
 import type { Logger } from '../protocol/log';
 import { apiToWorkerSchemas, workerToApiSchemas, type ApiToWorker, type Invocation, type Job, type WorkerToApi } from '../protocol/worker-messages';
@@ -260,13 +259,6 @@ export class Worker {
     let image: FunctionImage;
     let packagePath: string;
     try {
-      const ref = parseImageRef(invocation.runtime.image);
-      if (!ref.ok) {
-        throw new PrepareError(
-          `runtime "${invocation.runtime.name}" cannot run calls: its image ${imageRefError(invocation.runtime.image, ref.error)}; register the runtime again with a valid image`,
-          'image_missing',
-        );
-      }
       image = await this.images.ensure(invocation.fn, invocation.runtime);
       packagePath = await this.packages.get(invocation.fn.version);
     } catch (err) {
