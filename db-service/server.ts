@@ -4,7 +4,7 @@ import { Channel, type Handlers, type Received } from '../protocol/channel';
 import { serverCurveOptions } from '../protocol/curve';
 import { dbRequestSchemas, type DbMsgType } from '../protocol/db-messages';
 import { MAX_FRAME_BYTES } from '../protocol/envelope';
-import { PlatformError } from '../protocol/errors';
+import { asPlatformError, PlatformError } from '../protocol/errors';
 import type { Logger } from '../protocol/log';
 import { authorize } from '../protocol/zap';
 import type { PlatformStore } from './store';
@@ -51,9 +51,11 @@ export class DbServer {
     }
     const peerRole = authorize(Buffer.from(from, 'latin1'), op);
     // A lifecycle command names its sender's role; a node's key may speak only for a node.
-    const claimed = (content as { by?: unknown }).by;
-    if (typeof claimed === 'string' && peerRole !== 'api' && claimed !== 'worker' && claimed !== 'miniworker') {
-      throw new PlatformError('FORBIDDEN', `a ${peerRole} may not send ${op} as the ${claimed}`);
+    const commands = op === 'finishCalls' ? (content as { commands: Array<{ by?: unknown }> }).commands : [content as { by?: unknown }];
+    for (const { by: claimed } of commands) {
+      if (typeof claimed === 'string' && peerRole !== 'api' && claimed !== 'worker' && claimed !== 'miniworker') {
+        throw new PlatformError('FORBIDDEN', `a ${peerRole} may not send ${op} as the ${claimed}`);
+      }
     }
     return this.run(op, content as never, received.deadline);
   }
@@ -76,6 +78,16 @@ export class DbServer {
       createCallOnce: (c: Parameters<PlatformStore['createCallOnce']>[0]) => s.createCallOnce(c, deadline),
       startCall: (c: StartCommand) => s.applyCall({ command: 'start', ...c }),
       finishCall: (c: FinishCommand) => s.applyCall({ command: 'finish', ...c }),
+      // Applied side by side, so their writes go to disk in one group commit; each gets its own answer.
+      finishCalls: (c: { commands: FinishCommand[] }) =>
+        Promise.all(
+          c.commands.map((command) =>
+            s.applyCall({ command: 'finish', ...command }).then(
+              (result) => ({ ok: true as const, result }),
+              (err: unknown) => ({ ok: false as const, error: asPlatformError(err).toJSON() }),
+            ),
+          ),
+        ),
       failCall: (c: FailCommand) => s.applyCall({ command: 'fail', ...c }),
       requeueCall: (c: RequeueCommand) => s.applyCall({ command: 'requeue', ...c }),
       unfinishedCalls: (c: { limit?: number }) => s.unfinishedCalls(c.limit),

@@ -1,20 +1,16 @@
-import type { CommandResult, FinishCommand } from '../protocol/call-lifecycle';
+import type { FinishCommand } from '../protocol/call-lifecycle';
 import type { DbClient } from '../protocol/db-client';
 import { MAX_FRAME_BYTES } from '../protocol/envelope';
-import { PlatformError } from '../protocol/errors';
 import type { Logger } from '../protocol/log';
-import type { Call, CallPatch } from '../protocol/types';
+import type { CallPatch } from '../protocol/types';
 import type { Job } from '../protocol/worker-messages';
-
-/** The pause between tries of a final write grows to this, and the tries go on until the write lands. */
-const MAX_PAUSE_MS = 2000;
 
 /**
  * How a miniworker records the calls it runs: RUNNING off the call's path (the run never waits for
- * it), the outcome as a `finish` command that is retried for as long as db-service is away — the
- * slot stays busy meanwhile, so a worker never takes more calls than it can record, and no outcome
- * is dropped. An outcome db-service refuses outright is recorded as a platform error instead, so the
- * call still ends.
+ * it, and a RUNNING that lands after the end is refused as stale), and the outcome as a `finish`
+ * command that goes to its worker with the container already free: the worker writes the outcomes
+ * of all its miniworkers to db-service in batches (worker/final-writer.ts), as the seed has it —
+ * the worker, told the result, updates the database.
  */
 export class CallRecorder {
   private stopped = false;
@@ -24,13 +20,14 @@ export class CallRecorder {
     private readonly options: { nodeId: string; log: Logger },
   ) {}
 
-  /** Stops retrying (the worker is gone: the api ends the call as node_lost). */
+  /** Stops recording (the worker is gone: the api ends the call as node_lost). */
   stop(): void {
     this.stopped = true;
   }
 
   /** Records RUNNING in the background; the promise settles when that write is answered, never rejects. */
   start(job: Job, startedAt: Date): Promise<void> {
+    if (this.stopped) return Promise.resolve();
     return this.db
       .startCall({ callNum: job.call.callNum, by: 'miniworker', attempt: job.call.attempts ?? 1, node: this.options.nodeId, startedAt: startedAt.toISOString() })
       .then(
@@ -41,11 +38,10 @@ export class CallRecorder {
       );
   }
 
-  /** Records the outcome; answers the call as stored (the first final state wins). */
-  async finish(job: Job, patch: CallPatch): Promise<Call> {
-    const { callNum } = job.call;
+  /** The outcome of a call as the finish command its worker writes, cut to fit one frame. */
+  command(job: Job, patch: CallPatch): FinishCommand {
     const command: FinishCommand = {
-      callNum,
+      callNum: job.call.callNum,
       by: 'miniworker',
       attempt: job.call.attempts ?? 1,
       status: patch.status as FinishCommand['status'],
@@ -54,42 +50,7 @@ export class CallRecorder {
       ...pick(patch),
     };
     fitFrame(command, job.call.params);
-    try {
-      return (await this.persist(() => this.db.finishCall(command))).call;
-    } catch (err) {
-      if (!(err instanceof PlatformError) || err.retryable) throw err;
-      // Refused as it stands (a value db-service will not store): the call ends as a platform error.
-      this.options.log.error({ callNum, err: err.message }, 'the outcome of a call was refused; recording it as an error');
-      const fallback: FinishCommand = {
-        callNum,
-        by: 'miniworker',
-        attempt: command.attempt,
-        status: 'ERROR',
-        reason: 'docker_error',
-        node: this.options.nodeId,
-        error: `the outcome could not be recorded: ${err.message.slice(0, 2000)}`,
-        ...(command.startedAt ? { startedAt: command.startedAt } : {}),
-        ...(command.durationMs !== undefined ? { durationMs: command.durationMs } : {}),
-      };
-      return (await this.persist(() => this.db.finishCall(fallback))).call;
-    }
-  }
-
-  /** Retries while the failure is retryable (db-service away, its disk full), until stopped. */
-  private async persist(write: () => Promise<CommandResult>): Promise<CommandResult> {
-    let pause = 100;
-    let tries = 0;
-    for (;;) {
-      try {
-        return await write();
-      } catch (err) {
-        if (!(err instanceof PlatformError) || !err.retryable || this.stopped) throw err;
-        tries += 1;
-        if (tries === 5 || tries % 60 === 0) this.options.log.warn({ err: err.message, tries }, 'the outcome of a call is not recorded yet; still trying');
-        await new Promise((r) => setTimeout(r, pause));
-        pause = Math.min(pause * 2, MAX_PAUSE_MS);
-      }
-    }
+    return command;
   }
 }
 

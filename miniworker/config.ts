@@ -1,4 +1,5 @@
-import { ENDPOINT, ENDPOINT_HINT, parseEnv, requiredText } from '../protocol/config';
+import path from 'node:path';
+import { ENDPOINT, ENDPOINT_HINT, optionalText, parseEnv, requiredText } from '../protocol/config';
 import { workerEnv } from '../worker/config';
 
 /**
@@ -8,6 +9,7 @@ import { workerEnv } from '../worker/config';
 export const miniworkerEnv = workerEnv.pick({ FAAS_LOG_LEVEL: true, FAAS_DB_ENDPOINT: true, FAAS_NODE_ID: true, FAAS_PLATFORM_LABEL: true }).extend({
   FAAS_MINIWORKER_ENDPOINT: requiredText('set by the worker', { pattern: ENDPOINT, hint: ENDPOINT_HINT }),
   FAAS_MINIWORKER_ID: requiredText('set by the worker'),
+  FAAS_MINIWORKER_CHANNEL_DIR: optionalText({ doc: 'set by the worker: the node\'s channel folder, none for attach' }),
 });
 
 export interface MiniworkerConfig {
@@ -18,9 +20,18 @@ export interface MiniworkerConfig {
   dbEndpoint: string;
   nodeId: string;
   platformLabel: string;
+  /** This miniworker's folder of container channels, when the node uses them. */
+  channelDir?: string;
 }
 
 export function loadMiniworkerConfig(env: NodeJS.ProcessEnv = process.env): MiniworkerConfig {
   const e = parseEnv(miniworkerEnv, env);
-  return { endpoint: e.FAAS_MINIWORKER_ENDPOINT, routingId: e.FAAS_MINIWORKER_ID, dbEndpoint: e.FAAS_DB_ENDPOINT, nodeId: e.FAAS_NODE_ID, platformLabel: e.FAAS_PLATFORM_LABEL };
+  return {
+    endpoint: e.FAAS_MINIWORKER_ENDPOINT,
+    routingId: e.FAAS_MINIWORKER_ID,
+    dbEndpoint: e.FAAS_DB_ENDPOINT,
+    nodeId: e.FAAS_NODE_ID,
+    platformLabel: e.FAAS_PLATFORM_LABEL,
+    ...(e.FAAS_MINIWORKER_CHANNEL_DIR ? { channelDir: path.join(e.FAAS_MINIWORKER_CHANNEL_DIR, e.FAAS_MINIWORKER_ID) } : {}),
+  };
 }

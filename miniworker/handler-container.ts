@@ -19,6 +19,7 @@ import {
 } from '../protocol/bootstrap-frames';
 import { OUTPUT_DIR, type Sandbox } from '../protocol/limits';
 import { createLogger, type Logger } from '../protocol/log';
+import { CHANNEL_SOCKET, ContainerChannel } from './container-channel';
 import { SANDBOX_ENV, sandboxHostConfig, truncationMarker, type ContainerDriver } from './container-driver';
 import { keptOutputs, type CollectedOutputs } from './outputs';
 
@@ -37,6 +38,12 @@ export interface HandlerSpec {
   load?: boolean;
   /** Where dropped frames are reported; a logger of its own when not given. */
   log?: Logger;
+  /**
+   * The node's folder of container channels: the container gets a unix socket of its own there
+   * (see ContainerChannel). Without it, or when its bootstrap does not connect, requests and frames
+   * go through `docker attach`.
+   */
+  channelDir?: string;
 }
 
 export type HandlerOutcome =
@@ -82,8 +89,13 @@ export class HandlerContainer {
   private cutErr = false;
   /** A frame line grew past any answer the bootstrap may send: the container is stopped. */
   private oversized = false;
+  /** Frames on the container's stdout (attach), and on its channel socket. */
   private readonly frames: FrameLineReader;
+  private readonly socketFrames: FrameLineReader;
+  /** The container's stderr (attach), and the channel's log connection: fd 1 and fd 2 of a bootstrap that connected. */
   private readonly stderr: EndMarkScanner;
+  private readonly socketLog: EndMarkScanner;
+  private channel?: ContainerChannel;
   /** The bootstrap said `ready` in this protocol's version. */
   private ready = false;
   /** Call ids whose stderr end mark has come, and the call waiting for its own. */
@@ -110,52 +122,74 @@ export class HandlerContainer {
     // The largest frame a bootstrap may send: a result, the captured stdout and outputs in base64, each
     // character escaped in JSON at worst (a control character in the result's own JSON text is 7).
     const maxFrame = 8 * (sandbox.maxResultBytes + sandbox.maxLogBytes + (sandbox.outputs ? sandbox.maxOutputBytes : 0)) + 65_536;
-    this.frames = new FrameLineReader(
-      maxFrame,
-      (line) => this.onFrameLine(line),
-      () => {
-        this.oversized = true;
-        this.fail(new Error('an answer past the size limit'));
-        void this.container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
-      },
-    );
+    const oversized = () => {
+      this.oversized = true;
+      this.fail(new Error('an answer past the size limit'));
+      void this.container.kill({ signal: 'SIGKILL' }).catch(() => undefined);
+    };
+    this.frames = new FrameLineReader(maxFrame, (line) => this.onFrameLine(line), oversized);
+    this.socketFrames = new FrameLineReader(maxFrame, (line) => this.onFrameLine(line), oversized);
     this.stderr = new EndMarkScanner(token);
+    this.socketLog = new EndMarkScanner(token);
   }
 
   get id(): string {
     return this.container.id;
   }
 
+  /** Where requests go: the container's channel socket once its bootstrap connected, else attach. */
+  get transport(): 'socket' | 'attach' {
+    return this.channel?.connected ? 'socket' : 'attach';
+  }
+
   /** Creates, starts and loads the function: after this the container answers calls. */
   static async start(driver: ContainerDriver, spec: HandlerSpec): Promise<HandlerContainer> {
     const token = randomBytes(12).toString('hex');
     const volumes = await driver.volumesOf(spec.image);
-    const container = await driver.docker.createContainer({
-      Image: spec.image,
-      Cmd: bootstrapCommand(spec.cmd),
-      WorkingDir: spec.workingDir,
-      Env: [
-        ...SANDBOX_ENV,
-        ...spec.env,
-        ...BOOTSTRAP_ENV,
-        `FAAS_FRAME_TOKEN=${token}`,
-        `FAAS_WORKDIR=${spec.workingDir}`,
-        `FAAS_MAX_LOG_BYTES=${spec.sandbox.maxLogBytes}`,
-        `FAAS_MAX_RESULT_BYTES=${spec.sandbox.maxResultBytes}`,
-        ...(spec.sandbox.outputs ? [`FAAS_OUTPUT_DIR=${OUTPUT_DIR}`, `FAAS_MAX_OUTPUT_BYTES=${spec.sandbox.maxOutputBytes}`] : []),
-      ],
-      User: spec.sandbox.user,
-      Labels: spec.labels,
-      AttachStdin: true,
-      AttachStdout: true,
-      AttachStderr: true,
-      OpenStdin: true,
-      StdinOnce: false,
-      Tty: false,
-      // A stem cell's code arrives later, over its channel, into a writable working folder.
-      HostConfig: sandboxHostConfig(spec.sandbox, spec.load === false ? spec.workingDir : undefined, volumes),
-    });
-    const handler = new HandlerContainer(driver, container, spec, token);
+    let handler: HandlerContainer | undefined;
+    const channel = spec.channelDir
+      ? await ContainerChannel.open(spec.channelDir, token, spec.sandbox.user, {
+          frames: (chunk) => handler?.socketFrames.push(chunk),
+          log: (chunk) => handler?.onLog(handler.socketLog, chunk),
+          refused: (reason) => handler?.countDropped(`a channel connection refused: ${reason}`),
+        })
+      : undefined;
+    const hostConfig = sandboxHostConfig(spec.sandbox, spec.load === false ? spec.workingDir : undefined, volumes);
+    if (channel) hostConfig.Binds = [channel.bind];
+    let container: Docker.Container;
+    try {
+      container = await driver.docker.createContainer({
+        Image: spec.image,
+        Cmd: bootstrapCommand(spec.cmd),
+        WorkingDir: spec.workingDir,
+        Env: [
+          ...SANDBOX_ENV,
+          ...spec.env,
+          ...BOOTSTRAP_ENV,
+          `FAAS_FRAME_TOKEN=${token}`,
+          `FAAS_WORKDIR=${spec.workingDir}`,
+          `FAAS_MAX_LOG_BYTES=${spec.sandbox.maxLogBytes}`,
+          `FAAS_MAX_RESULT_BYTES=${spec.sandbox.maxResultBytes}`,
+          ...(spec.sandbox.outputs ? [`FAAS_OUTPUT_DIR=${OUTPUT_DIR}`, `FAAS_MAX_OUTPUT_BYTES=${spec.sandbox.maxOutputBytes}`] : []),
+          ...(channel ? [`FAAS_CHANNEL_SOCKET=${CHANNEL_SOCKET}`] : []),
+        ],
+        User: spec.sandbox.user,
+        Labels: spec.labels,
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+        OpenStdin: true,
+        StdinOnce: false,
+        Tty: false,
+        // A stem cell's code arrives later, over its channel, into a writable working folder.
+        HostConfig: hostConfig,
+      });
+    } catch (err) {
+      await channel?.close();
+      throw err;
+    }
+    handler = new HandlerContainer(driver, container, spec, token);
+    handler.channel = channel;
     try {
       await handler.boot();
       return handler;
@@ -172,7 +206,7 @@ export class HandlerContainer {
     const out = new PassThrough();
     const err = new PassThrough();
     out.on('data', (chunk: Buffer) => this.frames.push(chunk));
-    err.on('data', (chunk: Buffer) => this.onStderr(chunk));
+    err.on('data', (chunk: Buffer) => this.onLog(this.stderr, chunk));
     this.driver.docker.modem.demuxStream(stream, out, err);
     stream.on('error', () => undefined);
     await this.container.start();
@@ -242,6 +276,8 @@ export class HandlerContainer {
         return { kind: 'too_large', ...this.logs('') };
       }
       const status = await this.exited?.catch(() => undefined);
+      // What the process wrote last (a traceback) may still be on its way over the channel.
+      await this.channel?.logDrained(500);
       const info = await this.container.inspect().catch(() => undefined);
       await this.dispose();
       return { kind: 'crashed', exitCode: status?.StatusCode ?? null, oomKilled: Boolean(info?.State?.OOMKilled), ...this.logs('') };
@@ -267,8 +303,8 @@ export class HandlerContainer {
     });
   }
 
-  private onStderr(chunk: Buffer): void {
-    for (const event of this.stderr.push(chunk)) {
+  private onLog(scanner: EndMarkScanner, chunk: Buffer): void {
+    for (const event of scanner.push(chunk)) {
       if ('log' in event) {
         this.appendLog(event.log);
         continue;
@@ -289,7 +325,10 @@ export class HandlerContainer {
 
   /** The call's logs, each cut one ending with a marker; stderr starts afresh for the next call. */
   private logs(captured: string, cut = false): { stdout: string; stderr: string; truncated: boolean } {
-    if (!this.alive) this.appendLog(this.stderr.flush());
+    if (!this.alive) {
+      this.appendLog(this.stderr.flush());
+      this.appendLog(this.socketLog.flush());
+    }
     const limit = this.spec.sandbox.maxLogBytes;
     const marker = truncationMarker(limit);
     const cutOut = cut || captured.length > limit;
@@ -308,6 +347,7 @@ export class HandlerContainer {
     this.alive = false;
     this.fail(new Error('the container was stopped'));
     await this.driver.remove(this.container.id).catch(() => undefined);
+    await this.channel?.close();
   }
 
   private request<T extends FrameType>(body: BootstrapRequest, type: T, timeoutMs: number, id?: number): Promise<FrameOf<T>> {
@@ -315,7 +355,8 @@ export class HandlerContainer {
     const line = encodeRequest(body);
     if (Buffer.byteLength(line) > MAX_REQUEST_LINE_BYTES) return Promise.reject(new RefusedError(`the request is larger than ${MAX_REQUEST_LINE_BYTES} bytes`));
     const answer = this.expect(type, timeoutMs, id);
-    this.stdin.write(line);
+    // A bootstrap that connected to its channel reads requests there, and no longer reads stdin.
+    if (!this.channel?.write(line)) this.stdin.write(line);
     return answer;
   }
 

@@ -9,13 +9,13 @@ import { Miniworker } from './miniworker';
 
 /**
  * A miniworker: a process of its own, started by its worker, that asks for work and drives one
- * container at a time. It reports each call's end to its worker after writing it to db-service.
+ * container at a time. It reports each call's end to its worker, which writes it to db-service.
  */
 async function main(): Promise<void> {
-  const { endpoint, routingId, dbEndpoint, nodeId, platformLabel } = loadMiniworkerConfig();
+  const { endpoint, routingId, dbEndpoint, nodeId, platformLabel, channelDir } = loadMiniworkerConfig();
   const log = createLogger('miniworker', { node: nodeId, miniworker: routingId });
   const db = new DbClient(dbEndpoint, { log }).start();
-  const miniworker = new Miniworker(new ContainerDriver(), db, { nodeId, platformLabel, miniworkerId: routingId, log });
+  const miniworker = new Miniworker(new ContainerDriver(), db, { nodeId, platformLabel, miniworkerId: routingId, log, channelDir });
   // A short linger: the last report leaves before the process exits.
   const socket = new zmq.Dealer({ routingId, linger: 1000 });
 
@@ -63,11 +63,13 @@ async function main(): Promise<void> {
     handlers: {
       job: serving(async (job) => {
         try {
-          const call = await miniworker.run(job);
-          channel.send('done', { call, warm: miniworker.warmKey });
+          // The outcome goes to the worker as soon as the container is free; the worker writes it.
+          const finish = await miniworker.run(job);
+          channel.send('done', { finish, warm: miniworker.warmKey });
           await miniworker.cleanUp();
         } catch (err) {
-          // Could not record the outcome (db-service unreachable): crash, so the worker reports the job lost.
+          // The call could not be run to an outcome (the worker is gone, outputs could not be kept): crash,
+          // so that the worker, if it is there, ends the job as lost.
           log.error({ callNum: job.call.callNum, err: String(err) }, 'call could not be completed');
           await exit(1);
         }

@@ -4,7 +4,8 @@ import type { Sandbox } from '../protocol/limits';
 import type { Logger } from '../protocol/log';
 import { stemKey, warmKey, type WarmKey } from '../protocol/warm-key';
 import { functionEnv, type Job, type Prewarm, type Stem } from '../protocol/worker-messages';
-import type { Call, CallPatch, Runtime } from '../protocol/types';
+import type { FinishCommand } from '../protocol/call-lifecycle';
+import type { CallPatch, Runtime } from '../protocol/types';
 import type { ContainerDriver } from './container-driver';
 import { HandlerContainer, HandlerStartError, type HandlerSpec } from './handler-container';
 import { CallRunner, handlerPatch, keepOutputs } from './runner';
@@ -30,7 +31,7 @@ export class Miniworker {
   constructor(
     private readonly driver: ContainerDriver,
     private readonly db: DbClient,
-    private readonly options: { nodeId: string; platformLabel: string; miniworkerId: string; log: Logger },
+    private readonly options: { nodeId: string; platformLabel: string; miniworkerId: string; log: Logger; channelDir?: string },
   ) {
     this.recorder = new CallRecorder(db, options);
     this.runner = new CallRunner(driver, db, this.recorder, options);
@@ -46,7 +47,8 @@ export class Miniworker {
     return this.warm?.container.alive ? this.warm.key : null;
   }
 
-  async run(job: Job): Promise<Call> {
+  /** Runs the call and answers its outcome as a finish command, with the container free again. */
+  async run(job: Job): Promise<FinishCommand> {
     if (job.runtime.mode !== 'handler') {
       await this.retire();
       return this.runner.run(job);
@@ -83,8 +85,9 @@ export class Miniworker {
     patch.durationMs = ended.getTime() - started.getTime();
     if (this.options.log.isLevelEnabled('debug')) this.options.log.debug({ callNum: call.callNum, function: job.fn.functionName, status: patch.status, reason: patch.reason, durationMs: patch.durationMs, coldStart: patch.coldStart }, 'call ran');
     if (this.abandoned) throw new Error('abandoned: the worker is gone');
-    await running;
-    return this.recorder.finish(job, patch);
+    // RUNNING is not waited for: one that lands after the end is refused as stale.
+    void running;
+    return this.recorder.command(job, patch);
   }
 
   /** Starts a warm container of this function version (handler mode), replacing any other. */
@@ -163,6 +166,7 @@ export class Miniworker {
       env,
       sandbox,
       startTimeoutMs: 60_000,
+      ...(this.options.channelDir ? { channelDir: this.options.channelDir } : {}),
     };
   }
 }

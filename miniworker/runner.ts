@@ -4,7 +4,8 @@ import { LABELS } from '../protocol/labels';
 import { OUTPUT_DIR, type Sandbox } from '../protocol/limits';
 import type { Logger } from '../protocol/log';
 import { functionEnv, type Job } from '../protocol/worker-messages';
-import type { Call, CallPatch } from '../protocol/types';
+import type { FinishCommand } from '../protocol/call-lifecycle';
+import type { CallPatch } from '../protocol/types';
 import { tail, truncationMarker, type ContainerDriver, type RunOutcome } from './container-driver';
 import type { CollectedOutputs } from './outputs';
 import type { HandlerOutcome } from './handler-container';
@@ -25,7 +26,7 @@ export class CallRunner {
     private readonly options: { nodeId: string; platformLabel: string; miniworkerId: string; log: Logger },
   ) {}
 
-  async run(job: Job): Promise<Call> {
+  async run(job: Job): Promise<FinishCommand> {
     const { call, runtime, fn } = job;
     const log = this.options.log.child({ callNum: call.callNum, function: fn.functionName });
     const started = new Date();
@@ -72,8 +73,9 @@ export class CallRunner {
     patch.durationMs = ended.getTime() - started.getTime();
     patch.startedAt = started.toISOString();
     log.debug({ status: patch.status, reason: patch.reason, durationMs: patch.durationMs }, 'call ran');
+    // RUNNING lands before the end: a process-mode call takes a container start at least.
     await running;
-    return this.recorder.finish(job, patch);
+    return this.recorder.command(job, patch);
   }
 }
 

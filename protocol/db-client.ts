@@ -1,9 +1,13 @@
 import type { ChannelStats } from './channel';
 import type { CallPage, DbMsgType, DbRequest, ListedCall } from './db-messages';
+import type { ErrorShape } from './errors';
 import type { Logger } from './log';
 import { RpcClient } from './rpc-client';
 import type { CommandResult, FailCommand, FinishCommand, RequeueCommand, StartCommand } from './call-lifecycle';
 import type { Call, FunctionRecord, Runtime } from './types';
+
+/** One command's answer in a finishCalls request. */
+export type FinishOutcome = { ok: true; result: CommandResult } | { ok: false; error: ErrorShape };
 
 /** The typed client of db-service that the api, workers and miniworkers share. */
 export class DbClient {
@@ -90,6 +94,11 @@ export class DbClient {
 
   finishCall(command: FinishCommand): Promise<CommandResult> {
     return this.call('finishCall', command);
+  }
+
+  /** Several finish commands in one request and one synced write; each answers on its own. */
+  finishCalls(commands: FinishCommand[]): Promise<FinishOutcome[]> {
+    return this.call('finishCalls', { commands });
   }
 
   failCall(command: FailCommand): Promise<CommandResult> {

@@ -3,6 +3,9 @@ import { failCommandSchema, finishCommandSchema, requeueCommandSchema, startComm
 import { argsSchema, callStatusSchema, envSchema, functionSchema, runtimeSchema } from './schemas';
 import type { Call } from './types';
 
+/** At most this many finish commands travel in one finishCalls request. */
+export const MAX_FINISH_BATCH = 256;
+
 /** The operations db-service answers, with the schema of each one's `content`. */
 export const dbRequestSchemas = {
   ping: z.object({}).passthrough(),
@@ -45,6 +48,11 @@ export const dbRequestSchemas = {
   /** The call lifecycle's commands (protocol/call-lifecycle.ts): the only writes of a call after its creation. */
   startCall: startCommandSchema,
   finishCall: finishCommandSchema,
+  /**
+   * Several finish commands at once, as a worker writes the outcomes its miniworkers report: each is
+   * applied as if sent alone (its own answer), and they share one synced write.
+   */
+  finishCalls: z.object({ commands: z.array(finishCommandSchema).min(1).max(MAX_FINISH_BATCH) }),
   failCall: failCommandSchema,
   requeueCall: requeueCommandSchema,
   /** Calls not yet final, oldest first: for recovery. */

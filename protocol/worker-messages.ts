@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { finishCommandSchema } from './call-lifecycle';
 import { MAX_FRAME_BYTES } from './envelope';
 import { imageRefSchema } from './image-ref';
 import { argsSchema, callReasonSchema, callStatusSchema, envSchema, functionSchema, nameSchema, runtimeSchema } from './schemas';
@@ -186,7 +187,8 @@ export const apiToWorkerSchemas = {
 export const miniworkerToWorkerSchemas = {
   ready: z.object({ pid: z.number().int().nonnegative().max(2 ** 32) }),
   /** A call ended; `warm` is the key of the container this miniworker now keeps, if any. */
-  done: z.object({ call: callSchema, warm: warmKeySchema.nullable() }),
+  /** A call's outcome, for the worker to write: the container is free again when this is sent. */
+  done: z.object({ finish: finishCommandSchema, warm: warmKeySchema.nullable() }),
   /** Answer to prewarm and retire. */
   warmed: z.object({ warm: warmKeySchema.nullable(), error: z.string().max(65_536).optional() }),
 };

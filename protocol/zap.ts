@@ -49,6 +49,7 @@ export const DB_OPERATION_ROLES: Readonly<Record<string, readonly PeerRole[]>> =
   putOutputs: NODE_ROLES,
   startCall: NODE_ROLES,
   finishCall: NODE_ROLES,
+  finishCalls: NODE_ROLES,
   failCall: NODE_ROLES,
 };
 

@@ -33,6 +33,13 @@ export interface WorkerConfig {
   scaleUpAfterMs: number;
   /** Package cache and the miniworker socket. FAAS_WORKER_DATA_DIR, default ./data/worker-<node>. */
   dataDir: string;
+  /**
+   * Where each warm container gets its channel folder (a unix socket, bind-mounted into that container
+   * only), in a folder of this node; undefined: requests and frames go through `docker attach`.
+   * FAAS_CHANNEL_DIR, default <data dir>/ch; it must be the same path for this process and for the
+   * Docker engine. FAAS_CONTAINER_CHANNEL=attach turns the sockets off.
+   */
+  channelDir?: string;
   /** Label value on everything this platform creates in Docker. FAAS_PLATFORM_LABEL, default "faas". */
   platformLabel: string;
   /** Default call timeout. FAAS_CALL_TIMEOUT_MS, default 60000. */
@@ -105,6 +112,8 @@ export const workerEnv = commonEnv.extend({
   FAAS_IDLE_EXIT_MS: int(60_000, { min: 100, max: 86_400_000 }),
   FAAS_SCALE_UP_AFTER_MS: int(50, { min: 0, max: 60_000 }),
   FAAS_WORKER_DATA_DIR: optionalText({ doc: './data/worker-<node>' }),
+  FAAS_CHANNEL_DIR: optionalText({ pattern: /^\/[A-Za-z0-9._/-]{0,60}$/, hint: 'must be an absolute path of at most 60 characters (letters, digits, . _ - /)', doc: '<data dir>/ch' }),
+  FAAS_CONTAINER_CHANNEL: oneOf('socket', ['socket', 'attach']),
   FAAS_CALL_TIMEOUT_MS: int(60_000, { min: 100, max: 3_600_000 }),
   FAAS_MEMORY_MB: int(256, { min: 16, max: 65_536 }),
   FAAS_DEPS_NETWORK: text('none', { pattern: /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, hint: 'must be none, bridge or the name of a Docker network' }),
@@ -153,6 +162,9 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     idleExitMs: e.FAAS_IDLE_EXIT_MS,
     scaleUpAfterMs: e.FAAS_SCALE_UP_AFTER_MS,
     dataDir: path.resolve(e.FAAS_WORKER_DATA_DIR ?? `./data/worker-${e.FAAS_NODE_ID}`),
+    ...(e.FAAS_CONTAINER_CHANNEL === 'socket'
+      ? { channelDir: path.join(e.FAAS_CHANNEL_DIR ?? path.join(path.resolve(e.FAAS_WORKER_DATA_DIR ?? `./data/worker-${e.FAAS_NODE_ID}`), 'ch'), e.FAAS_NODE_ID) }
+      : {}),
     platformLabel: e.FAAS_PLATFORM_LABEL,
     callTimeoutMs: e.FAAS_CALL_TIMEOUT_MS,
     memoryMb: e.FAAS_MEMORY_MB,

@@ -63,7 +63,7 @@ export interface PoolOptions {
  * warm for its function version, then to one without a container, then (evicting the least recently
  * used) to one warm for another function. Miniworkers are added while calls wait, up to the cap,
  * and exit when idle; warm containers are retired after keepAliveMs.
- * Events: 'done' (call, job), 'lost' (job), 'idle'.
+ * Events: 'done' (finish command, job), 'lost' (job), 'idle'.
  */
 export class MiniworkerPool extends EventEmitter {
   private readonly socket = new zmq.Router({ linger: 0, mandatory: true, receiveHighWaterMark: 0, sendHighWaterMark: 0, maxMessageSize: MAX_FRAME_BYTES });
@@ -338,20 +338,24 @@ export class MiniworkerPool extends EventEmitter {
     this.becomeIdle(slot);
   }
 
-  /** A miniworker reports only the job it was given; the call handed on carries the job's own number and function. */
+  /**
+   * A miniworker reports only the job it was given, and only as a miniworker: the outcome handed on
+   * names the job's own call and attempt. Its container is free again: the slot is idle at once,
+   * while the worker writes the outcome.
+   */
   private onDone(from: Peer, done: MiniworkerToWorker['done']): void {
     const slot = this.known(from, 'done');
     if (!slot) return;
     const job = slot.job;
-    if (!job || job.call.callNum !== done.call.callNum) {
-      this.channel.drop('not_held', from, `call ${done.call.callNum}`, 'done');
+    const { finish } = done;
+    if (!job || job.call.callNum !== finish.callNum || finish.by !== 'miniworker' || (finish.attempt ?? 1) !== (job.call.attempts ?? 1)) {
+      this.channel.drop('not_held', from, `call ${finish.callNum}`, 'done');
       return;
     }
     slot.job = undefined;
     slot.warm = done.warm;
     slot.lastUsed = Date.now();
-    const call: Call = { ...done.call, callNum: job.call.callNum, funcName: job.call.funcName };
-    this.emit('done', call, job);
+    this.emit('done', finish, job);
     this.becomeIdle(slot);
   }
 

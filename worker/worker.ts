@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as zmq from 'zeromq';
 import { clientCurveOptions } from '../protocol/curve';
@@ -9,7 +9,7 @@ import { PlatformError } from '../protocol/errors';
 import { LABELS } from '../protocol/labels';
 import type { Logger } from '../protocol/log';
 import { apiToWorkerSchemas, workerToApiSchemas, type ApiToWorker, type Invocation, type Job, type WorkerToApi } from '../protocol/worker-messages';
-import type { FailCommand } from '../protocol/call-lifecycle';
+import type { FailCommand, FinishCommand } from '../protocol/call-lifecycle';
 import type { Call, FunctionRecord, Runtime } from '../protocol/types';
 import { changesContainer, type Sandbox } from '../protocol/limits';
 import { ContainerDriver } from '../miniworker/container-driver';
@@ -18,11 +18,14 @@ import { aliveFile, type WorkerConfig } from './config';
 import { RuntimeImages } from './runtime-images';
 import { DependencyBuilder } from './dependency-build';
 import { FunctionImages, PrepareError, type FunctionImage } from './function-images';
+import { FinalWriter } from './final-writer';
 import { MiniworkerPool } from './miniworker-pool';
 import { PackageCache } from './package-cache';
 
 /** Bounds of the heartbeat interval the api may ask for. */
 const MIN_HEARTBEAT_MS = 50;
+/** Outcomes waiting to be written past which this node takes no more calls (db-service is slow or away). */
+const MAX_WAITING_FINALS = 1024;
 const MAX_HEARTBEAT_MS = 60_000;
 
 /**
@@ -50,6 +53,9 @@ export class Worker {
   private readonly callImages = new Map<number, string>();
   /** Calls accepted from the api and not yet reported back (told to the api in hello and heartbeats). */
   private readonly holding = new Set<number>();
+  /** Outcomes reported by miniworkers and not yet written, and the jobs they end. */
+  private readonly finals: FinalWriter;
+  private readonly finishing = new Map<number, Job>();
   private preparing = 0;
   private lastHeardFromApi = Date.now();
   /** When the api last sent anything (hello again or not). */
@@ -132,10 +138,33 @@ export class Worker {
       idleExitMs: config.idleExitMs,
       stopGraceMs: config.drainGraceMs,
       script: path.join(__dirname, '..', 'miniworker', 'main.js'),
-      env: { ...process.env, FAAS_DB_ENDPOINT: config.dbEndpoint, FAAS_NODE_ID: config.nodeId, FAAS_PLATFORM_LABEL: config.platformLabel },
+      env: {
+        ...process.env,
+        FAAS_DB_ENDPOINT: config.dbEndpoint,
+        FAAS_NODE_ID: config.nodeId,
+        FAAS_PLATFORM_LABEL: config.platformLabel,
+        FAAS_MINIWORKER_CHANNEL_DIR: config.channelDir ?? '',
+      },
       log,
     });
-    this.pool.on('done', (call: Call) => this.report(call));
+    this.finals = new FinalWriter({
+      db: this.db,
+      log,
+      recorded: (call) => {
+        this.finishing.delete(call.callNum);
+        this.report(call);
+        if (this.ready.length > 0) this.pump();
+      },
+      givenUp: (command) => {
+        const job = this.finishing.get(command.callNum);
+        this.finishing.delete(command.callNum);
+        if (job) void this.fail(job, { reason: 'docker_error', error: 'the outcome of this call could not be recorded' });
+      },
+    });
+    this.pool.on('done', (finish: FinishCommand, job: Job) => {
+      this.finishing.set(finish.callNum, job);
+      this.finals.add(finish);
+    });
     this.pool.on('lost', (job: Job) => void this.onMiniworkerLost(job));
     this.pool.on('idle', () => this.pump());
   }
@@ -145,6 +174,8 @@ export class Worker {
     const orphans = await this.driver.removeLabelled({ [LABELS.platform]: this.config.platformLabel, [LABELS.node]: this.config.nodeId });
     if (orphans > 0) this.log.info({ orphans }, 'removed containers left by an earlier run');
     await mkdir(this.config.dataDir, { recursive: true });
+    // The channel folders of an earlier run went with its containers.
+    if (this.config.channelDir) await rm(this.config.channelDir, { recursive: true, force: true });
     await this.packages.init();
     this.db.start();
     await this.pool.start();
@@ -169,6 +200,11 @@ export class Worker {
     // Calls that never started go back to the api for another worker; a call cut short ends ERROR,
     // so none stays RUNNING because this worker stopped.
     for (const { job } of this.ready.splice(0)) this.handBack(job.call.callNum);
+    // Outcomes already reported are written first, within the drain grace; what is left is the api's to recover.
+    const grace = Math.max(0, this.closingSince + this.config.drainGraceMs - Date.now());
+    await Promise.race([this.finals.drained(), new Promise((r) => setTimeout(r, grace))]);
+    const unwritten = this.finals.stop();
+    if (unwritten.length > 0) this.log.warn({ calls: unwritten.length }, 'outcomes of calls were not recorded before the worker stopped');
     await Promise.all(cutShort.map((job) => this.fail(job, { reason: 'worker_lost', error: 'the worker stopped while this call ran' })));
     if (this.timer) clearInterval(this.timer);
     if (this.scaleTimer) clearTimeout(this.scaleTimer);
@@ -294,6 +330,8 @@ export class Worker {
 
   private pump(): void {
     if (this.closing) return;
+    // db-service is slow or away: no more calls run until their outcomes can be written.
+    if (this.finals.pending >= MAX_WAITING_FINALS) return;
     while (this.ready.length > 0 && this.pool.assign(this.ready[0]!.job)) this.ready.shift();
     if (this.ready.length === 0) return;
     // A new miniworker (and container) costs hundreds of milliseconds; a busy one is usually free
@@ -403,6 +441,14 @@ export class Worker {
     });
     await Promise.all(stale.map((c) => this.driver.remove(c.Id)));
     if (stale.length > 0) this.log.info({ removed: stale.length }, 'removed containers no miniworker drives');
+    // The channel folders of miniworkers that are gone (their containers are, above).
+    if (this.config.channelDir) {
+      const folders = await readdir(this.config.channelDir).catch(() => [] as string[]);
+      const channelDir = this.config.channelDir;
+      // Asked again now: a miniworker started since the listing above has a folder too.
+      const alive = this.pool.liveMiniworkers();
+      await Promise.all(folders.filter((name) => !alive.has(name)).map((name) => rm(path.join(channelDir, name), { recursive: true, force: true })));
+    }
   }
 
   /**

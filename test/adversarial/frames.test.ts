@@ -258,9 +258,9 @@ describe('adversarial: forged frames on the worker channels', () => {
     const peer = new Rogue(ipc, `mw-9999-${workerPid}`);
     try {
       await peer.send('ready', { pid: 1 });
-      await peer.send('done', { call: forgedCall(callNum + 1), warm: null });
+      await peer.send('done', { finish: { callNum: callNum + 1, by: 'miniworker', attempt: 1, status: 'DONE', result: '"forged"' }, warm: null });
       await peer.raw('not json');
-      await peer.raw(`{"v":1,"id":"x","msgType":"done","content":{"call":{"callNum":1,"funcName":"echo","params":{},"status":"DONE","result":"","createdAt":"x","durationMs":1e999},"warm":null}}`);
+      await peer.raw(`{"v":1,"id":"x","msgType":"done","content":{"finish":{"callNum":1,"by":"miniworker","status":"DONE","result":"","durationMs":1e999},"warm":null}}`);
       await dropLogged('worker', 'unknown_peer', unknown + 1);
       await dropLogged('worker', 'not_json', notJson);
       await dropLogged('worker', 'bad_content', badContent);

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
@@ -44,6 +44,12 @@ class FakeContainer {
   async start(): Promise<void> {
     const [cmd, ...args] = this.options.Cmd as string[];
     const env = Object.fromEntries((this.options.Env ?? []).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
+    // The engine's bind mount, as a local process sees it: the channel socket at its host path.
+    const bind = this.options.HostConfig?.Binds?.[0];
+    if (bind && env.FAAS_CHANNEL_SOCKET) {
+      const [host, mount] = bind.split(':') as [string, string];
+      env.FAAS_CHANNEL_SOCKET = env.FAAS_CHANNEL_SOCKET.replace(mount, host);
+    }
     this.child = spawn(cmd!, args, { cwd: this.options.WorkingDir, env: { PATH: process.env.PATH, PYTHONDONTWRITEBYTECODE: '1', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
     this.stdin.pipe(this.child.stdin!);
     this.child.stdin!.on('error', () => undefined);
@@ -94,14 +100,32 @@ const sandbox: Sandbox = {
   maxOutputBytes: 0,
 };
 
-const spec = (cmd: string, workingDir = FIXTURE): HandlerSpec => ({ image: 'fake', cmd, workingDir, handler: 'handler.handle', env: [], labels: {}, sandbox, startTimeoutMs: 15_000 });
+const spec = (cmd: string, workingDir = FIXTURE, channelDir?: string): HandlerSpec => ({
+  image: 'fake',
+  cmd,
+  workingDir,
+  handler: 'handler.handle',
+  env: [],
+  labels: {},
+  sandbox,
+  startTimeoutMs: 15_000,
+  ...(channelDir ? { channelDir } : {}),
+});
+
+/** Each bootstrap over `docker attach`, and with a channel folder: python connects its socket; node stays on attach. */
+const CASES = Object.entries(RUNS).flatMap(([runtime, run]) => [
+  [runtime, 'attach', run],
+  [runtime, 'socket', run],
+]) as Array<[string, 'attach' | 'socket', string]>;
 const silentLog = { warn: jest.fn() } as unknown as NonNullable<HandlerSpec['log']>;
 
-describe.each(Object.entries(RUNS))('the host with the %s bootstrap', (runtime, run) => {
+describe.each(CASES)('the host with the %s bootstrap over %s', (runtime, transport, run) => {
   const { driver, containers } = fakeDriver();
+  const channelDir = transport === 'socket' ? mkdtempSync(path.join(os.tmpdir(), 'faas-ch-')) : undefined;
+  const specOf = (cmd: string) => spec(cmd, FIXTURE, channelDir);
   let handler: HandlerContainer;
   beforeAll(async () => {
-    handler = await HandlerContainer.start(driver, spec(run));
+    handler = await HandlerContainer.start(driver, specOf(run));
   });
   afterAll(async () => {
     await handler?.dispose();
@@ -113,6 +137,24 @@ describe.each(Object.entries(RUNS))('the host with the %s bootstrap', (runtime, 
     const options = (containers[0] as unknown as { options: Docker.ContainerCreateOptions }).options;
     expect(options.Cmd).toEqual(['sh', '-c', `exec 3>&1 1>&2; exec ${run}`]);
     expect(options.Env).toContain('FAAS_FRAME_FD=3');
+    if (transport === 'attach') {
+      expect(options.HostConfig?.Binds).toBeUndefined();
+      expect(options.Env?.some((e) => e.startsWith('FAAS_CHANNEL_SOCKET='))).toBe(false);
+    } else {
+      // A folder of its own, read-only in the container, owned by the sandbox user and closed to others.
+      const [bind] = options.HostConfig!.Binds!;
+      const [host, mount, mode] = bind!.split(':');
+      expect([mount, mode]).toEqual(['/run/faas', 'ro']);
+      expect(path.dirname(host!)).toBe(channelDir);
+      const info = statSync(host!);
+      expect(info.mode & 0o777).toBe(0o700);
+      expect(`${info.uid}:${info.gid}`).toBe(sandbox.user);
+      expect(options.Env).toContain('FAAS_CHANNEL_SOCKET=/run/faas/channel.sock');
+    }
+  });
+
+  test('requests and frames travel where the bootstrap reads them: the socket for python, attach for node', () => {
+    expect(handler.transport).toBe(transport === 'socket' && runtime === 'python' ? 'socket' : 'attach');
   });
 
   test('calls end as the host reports them: ok, the partial lines in their logs; errors; too large', async () => {
@@ -134,7 +176,7 @@ describe.each(Object.entries(RUNS))('the host with the %s bootstrap', (runtime, 
 
   test('a call past its timeout ends TIMEOUT and the container is stopped', async () => {
     const { driver: own, containers: started } = fakeDriver();
-    const slow = await HandlerContainer.start(own, spec(run));
+    const slow = await HandlerContainer.start(own, specOf(run));
     expect(await slow.invoke(1, { do: 'sleep', seconds: 30 }, 500)).toMatchObject({ kind: 'timeout' });
     expect(slow.alive).toBe(false);
     expect(await started[0]!.wait()).toEqual({ StatusCode: 137 });
@@ -143,6 +185,11 @@ describe.each(Object.entries(RUNS))('the host with the %s bootstrap', (runtime, 
   test('a crash ends the call crashed with its exit code and its last words', async () => {
     expect(await handler.invoke(8, { do: 'crash' }, 10_000)).toMatchObject({ kind: 'crashed', exitCode: 7, stderr: 'about to crash\n' });
     expect(handler.alive).toBe(false);
+  });
+
+  test('the channel folder goes with its container', async () => {
+    await handler.dispose();
+    if (channelDir) expect(readdirSync(channelDir)).toEqual([]);
   });
 });
 

@@ -145,10 +145,15 @@ describe('worker and miniworker', () => {
     expect(workerToMiniworkerSchemas.job.safeParse({ ...job, sandbox: { ...sandbox, network: 'host' } }).success).toBe(false);
   });
 
-  test('done and warmed carry a warm key or null', () => {
-    expect(miniworkerToWorkerSchemas.done.parse({ call, warm: warmKey(fn) }).warm).toBe(warmKey(fn));
-    expect(miniworkerToWorkerSchemas.done.parse({ call, warm: null }).warm).toBeNull();
-    expect(miniworkerToWorkerSchemas.done.safeParse({ call, warm: 'anything' }).success).toBe(false);
+  test('done carries a finish command and a warm key or null; warmed a warm key', () => {
+    const finish = { callNum: 7, by: 'miniworker', attempt: 1, status: 'DONE', result: '1', stdout: '', stderr: '' };
+    expect(miniworkerToWorkerSchemas.done.parse({ finish, warm: warmKey(fn) }).warm).toBe(warmKey(fn));
+    expect(miniworkerToWorkerSchemas.done.parse({ finish, warm: null }).warm).toBeNull();
+    expect(miniworkerToWorkerSchemas.done.safeParse({ finish, warm: 'anything' }).success).toBe(false);
+    // The stored call is not what a miniworker sends, nor a status no finish has, nor a field of another command.
+    expect(miniworkerToWorkerSchemas.done.safeParse({ call, warm: null }).success).toBe(false);
+    expect(miniworkerToWorkerSchemas.done.safeParse({ finish: { ...finish, status: 'PENDING' }, warm: null }).success).toBe(false);
+    expect(miniworkerToWorkerSchemas.done.safeParse({ finish: { ...finish, funcName: 'x' }, warm: null }).success).toBe(false);
     expect(miniworkerToWorkerSchemas.warmed.safeParse({ warm: stemKey('py'), error: 'x'.repeat(70_000) }).success).toBe(false);
   });
 });

@@ -1,8 +1,9 @@
 """Handler-mode bootstrap of the python runtime (frame protocol version 2, protocol/bootstrap-protocol.md).
 
-Started once per container. It reads one JSON request per line on stdin and answers with frames,
-one line each that starts with the token the platform passed in FAAS_FRAME_TOKEN, on the file
-descriptor FAAS_FRAME_FD, which carries nothing else. Requests:
+Started once per container. It reads one JSON request per line and answers with frames, one line
+each that starts with the token the platform passed in FAAS_FRAME_TOKEN. Both travel over the
+container's channel socket (FAAS_CHANNEL_SOCKET) when there is one, else requests come on stdin and
+frames go to the file descriptor FAAS_FRAME_FD, which carries nothing else. Requests:
   {"v": 2, "type": "files", "files": [{"path", "mode", "data"}]}  write the function's files (base64)
                                                first, when the container started without them (a stem cell)
   {"v": 2, "type": "load", "handler": "handler.handle"}  import the function (once)
@@ -29,7 +30,43 @@ if not FRAME_FD.isdigit():
     sys.exit(2)
 # Child processes of the function do not get the frame channel.
 os.set_inheritable(int(FRAME_FD), False)
-_frames = os.fdopen(int(FRAME_FD), "w", buffering=1, encoding="utf-8", errors="replace")
+CHANNEL = os.environ.pop("FAAS_CHANNEL_SOCKET", "")
+
+
+def open_channel():
+    """The container's own channel socket, when the platform gave one: two connections, one for
+    requests and frames, one that becomes fd 1 and fd 2. Returns (requests, frames) or None, and then
+    stdin and FAAS_FRAME_FD are used, as they are without a socket."""
+    if not CHANNEL:
+        return None
+    import socket
+
+    try:
+        log = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        log.connect(CHANNEL)
+        log.sendall(f"{TOKEN} log\n".encode())
+        frames = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        frames.connect(CHANNEL)
+        frames.sendall(f"{TOKEN} frames\n".encode())
+    except OSError as exc:
+        sys.stderr.write(f"bootstrap: the channel socket cannot be used ({exc}); using stdin and fd {FRAME_FD}\n")
+        return None
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Whatever the function or its child processes write to fd 1 or fd 2 goes to the log connection.
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    log.close()
+    os.close(int(FRAME_FD))
+    return frames.makefile("rb"), frames.makefile("w", buffering=1, encoding="utf-8", errors="replace", newline="\n")
+
+
+_channel = open_channel()
+if _channel:
+    _requests, _frames = _channel
+else:
+    _requests = sys.stdin.buffer
+    _frames = os.fdopen(int(FRAME_FD), "w", buffering=1, encoding="utf-8", errors="replace")
 
 MAX_LOG = int(os.environ.get("FAAS_MAX_LOG_BYTES", str(1024 * 1024)))
 MAX_RESULT = int(os.environ.get("FAAS_MAX_RESULT_BYTES", str(1024 * 1024)))
@@ -330,7 +367,7 @@ def main():
     workdir = os.environ.get("FAAS_WORKDIR", os.getcwd())
     handler = None
     send({"type": "ready", "runtime": "python", "pid": os.getpid()})
-    for line in requests(sys.stdin.buffer):
+    for line in requests(_requests):
         if line is None:
             reject(f"a request line longer than {MAX_LINE} bytes")
             continue
