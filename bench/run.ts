@@ -14,7 +14,7 @@ import { DICE, tarGzOf } from '../test/helpers/archives';
 import { TestPlatform } from '../test/helpers/platform';
 import { cpuDelta, cpuPerCall, formatCpuTable, takeCpuSnapshot, type CpuScope } from './cpu';
 import { createStartFloor, execFloor, httpFloor, stdioFloor } from './floors';
-import { handlerPackage, uploadWithFields, waitStem, waitWarm } from './functions';
+import { handlerPackage, uploadWithFields, waitStem, waitWarm, workers } from './functions';
 import { requestJson } from './http';
 import { memoryPerWarmContainer } from './memory';
 import { autocannonInvoke } from './outside-load';
@@ -52,6 +52,31 @@ async function measuredThroughput(platform: TestPlatform, concurrency: number, c
   const after = takeCpuSnapshot(cpuScope(platform));
   for (const c of await platform.containers()) containerIds.add(c.Id);
   return { wallMs, durations, cpu: cpuDelta(before, after, containerIds) };
+}
+
+/** Miniworker processes under the worker and warm containers on every worker: what grows when load does. */
+async function poolSize(platform: TestPlatform): Promise<{ miniworkers: number; warm: number }> {
+  const worker = platform.procs.get('worker')?.pid;
+  const miniworkers = worker === undefined ? 0 : descendantPids(worker).filter((pid) => isNodeProcess(pid)).length;
+  const warm = (await workers(platform)).reduce((sum, w) => sum + w.warm.reduce((n, f) => n + f.containers, 0), 0);
+  return { miniworkers, warm };
+}
+
+/**
+ * Rounds of 500 calls until one starts no miniworker and no container (at most `maxRounds`), so
+ * that the measured window sees the pool this load keeps, not the CPU of its growth.
+ */
+async function warmUp(platform: TestPlatform, concurrency: number, call: (i: number) => Promise<void>, maxRounds = 6): Promise<string> {
+  let size = await poolSize(platform);
+  for (let round = 1; ; round++) {
+    await runConcurrent(500, concurrency, call);
+    const now = await poolSize(platform);
+    const grew = now.miniworkers > size.miniworkers || now.warm > size.warm;
+    size = now;
+    if (!grew || round >= maxRounds) {
+      return `warm-up: ${round} rounds of 500 calls${grew ? ', the pool still growing' : ''}; ${now.miniworkers} miniworker processes, ${now.warm} warm containers`;
+    }
+  }
 }
 
 async function main(): Promise<void> {
@@ -127,7 +152,7 @@ async function main(): Promise<void> {
     for (const concurrency of [1, 16, 64]) {
       const count = concurrency === 1 ? 2000 : 6000;
       const call = async (i: number) => void (await timeCall('noop', { i }));
-      await runConcurrent(500, concurrency, call);
+      process.stdout.write(`  ${await warmUp(platform, concurrency, call)}\n`);
       const { wallMs, durations, cpu } = await measuredThroughput(platform, concurrency, count, call);
       record(`throughput_c${concurrency}_per_s`, (count / wallMs) * 1000, `warm sync calls/s at concurrency ${concurrency} (${count} calls)`, '/s');
       if (concurrency === 1) continue;
