@@ -1,23 +1,33 @@
 /**
  * `npm run bench`: starts the real platform from this checkout and measures, in one run, Docker's
- * own floors beside the platform's cold, pre-warmed and warm calls, throughput, 10,000 async calls
- * and 100 distinct functions. Prints a table and writes bench/results.json.
+ * own floors beside the platform's cold, pre-warmed and warm calls, throughput with the CPU each
+ * process spends per call, an outside load generator, 10,000 async calls and 100 distinct
+ * functions with the platform's memory per warm container. Prints tables and writes
+ * bench/results.json.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
 import { ensureRuntimeImages } from '../cli/actions/images';
 import { DICE, tarGzOf } from '../test/helpers/archives';
 import { TestPlatform } from '../test/helpers/platform';
+import { cpuDelta, cpuPerCall, formatCpuTable, takeCpuSnapshot, type CpuScope } from './cpu';
 import { createStartFloor, execFloor, httpFloor, stdioFloor } from './floors';
+import { handlerPackage, uploadWithFields, waitStem, waitWarm, workers } from './functions';
 import { requestJson } from './http';
+import { memoryPerWarmContainer } from './memory';
+import { autocannonInvoke } from './outside-load';
+import { descendantPids, isNodeProcess, peakRssMb } from './procfs';
 import { median, percentile, round, runConcurrent, since } from './stats';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const docker = new Docker();
 const rows: Array<[string, string]> = [];
-const results: Record<string, number> = {};
+/** Numbers, and a few objects (CPU per call by process) keyed by what they break down. */
+const results: Record<string, number | Record<string, number>> = {};
+const tables: string[] = [];
+const notes: string[] = [];
 
 function record(key: string, value: number, label: string, unit = 'ms'): void {
   results[key] = round(value, 3);
@@ -25,49 +35,47 @@ function record(key: string, value: number, label: string, unit = 'ms'): void {
   process.stdout.write(`  ${label}: ${round(value, 2)} ${unit}\n`);
 }
 
-function peakRss(pid: number): number {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
-  } catch {
-    return 0;
-  }
+function cpuScope(platform: TestPlatform): CpuScope {
+  return { api: platform.procs.get('api')?.pid, dbService: platform.procs.get('db')?.pid, worker: platform.procs.get('worker')?.pid };
 }
 
-function childPids(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
+/**
+ * Runs `count` warm calls from `concurrency` clients with a CPU snapshot on each side. The
+ * platform's containers are listed before the first snapshot and after the second, so that the
+ * listings cost dockerd nothing inside the window and a container that came or went in between
+ * is still known as the platform's.
+ */
+async function measuredThroughput(platform: TestPlatform, concurrency: number, count: number, call: (i: number) => Promise<void>) {
+  const containerIds = new Set((await platform.containers()).map((c) => c.Id));
+  const before = takeCpuSnapshot(cpuScope(platform));
+  const { wallMs, durations } = await runConcurrent(count, concurrency, call);
+  const after = takeCpuSnapshot(cpuScope(platform));
+  for (const c of await platform.containers()) containerIds.add(c.Id);
+  return { wallMs, durations, cpu: cpuDelta(before, after, containerIds) };
 }
 
-/** A package with one handler file, made on the fly. */
-async function handlerPackage(source: string): Promise<Buffer> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'faas-bench-fn-'));
-  writeFileSync(path.join(dir, 'handler.py'), source);
-  writeFileSync(path.join(dir, 'requirements.txt'), '');
-  return tarGzOf(dir);
+/** Miniworker processes under the worker and warm containers on every worker: what grows when load does. */
+async function poolSize(platform: TestPlatform): Promise<{ miniworkers: number; warm: number }> {
+  const worker = platform.procs.get('worker')?.pid;
+  const miniworkers = worker === undefined ? 0 : descendantPids(worker).filter((pid) => isNodeProcess(pid)).length;
+  const warm = (await workers(platform)).reduce((sum, w) => sum + w.warm.reduce((n, f) => n + f.containers, 0), 0);
+  return { miniworkers, warm };
 }
 
-async function waitWarm(platform: TestPlatform, names: string[], timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const workers = (await platform.json('GET', '/workers')).body as Array<{ warm: Array<{ function: string }> }>;
-    const warm = new Set(workers.flatMap((w) => w.warm.map((x) => x.function)));
-    if (names.every((n) => warm.has(n))) return;
-    if (Date.now() > deadline) throw new Error(`not warm within ${timeoutMs} ms: ${names.filter((n) => !warm.has(n)).length} functions`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function waitStem(platform: TestPlatform, runtime: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const workers = (await platform.json('GET', '/workers')).body as Array<{ stems: Array<{ runtime: string }> }>;
-    if (workers.some((w) => w.stems.some((s) => s.runtime === runtime))) return;
-    if (Date.now() > deadline) throw new Error(`no stem cell of ${runtime} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 200));
+/**
+ * Rounds of 500 calls until one starts no miniworker and no container (at most `maxRounds`), so
+ * that the measured window sees the pool this load keeps, not the CPU of its growth.
+ */
+async function warmUp(platform: TestPlatform, concurrency: number, call: (i: number) => Promise<void>, maxRounds = 6): Promise<string> {
+  let size = await poolSize(platform);
+  for (let round = 1; ; round++) {
+    await runConcurrent(500, concurrency, call);
+    const now = await poolSize(platform);
+    const grew = now.miniworkers > size.miniworkers || now.warm > size.warm;
+    size = now;
+    if (!grew || round >= maxRounds) {
+      return `warm-up: ${round} rounds of 500 calls${grew ? ', the pool still growing' : ''}; ${now.miniworkers} miniworker processes, ${now.warm} warm containers`;
+    }
   }
 }
 
@@ -143,9 +151,34 @@ async function main(): Promise<void> {
     process.stdout.write('throughput\n');
     for (const concurrency of [1, 16, 64]) {
       const count = concurrency === 1 ? 2000 : 6000;
-      await runConcurrent(500, concurrency, async (i) => void (await timeCall('noop', { i })));
-      const { wallMs } = await runConcurrent(count, concurrency, async (i) => void (await timeCall('noop', { i })));
+      const call = async (i: number) => void (await timeCall('noop', { i }));
+      process.stdout.write(`  ${await warmUp(platform, concurrency, call)}\n`);
+      const { wallMs, durations, cpu } = await measuredThroughput(platform, concurrency, count, call);
       record(`throughput_c${concurrency}_per_s`, (count / wallMs) * 1000, `warm sync calls/s at concurrency ${concurrency} (${count} calls)`, '/s');
+      if (concurrency === 1) continue;
+      record(`throughput_c${concurrency}_p50_ms`, percentile(durations, 50), `client p50 at concurrency ${concurrency}`);
+      record(`throughput_c${concurrency}_p99_ms`, percentile(durations, 99), `client p99 at concurrency ${concurrency}`);
+      // The figures at 64 clients carry the plain names; those at 16 end in _c16.
+      const suffix = concurrency === 64 ? '' : `_c${concurrency}`;
+      const perCall = cpuPerCall(cpu, count);
+      record(`cpu_us_per_call${suffix}`, perCall.platformUs, `platform CPU per warm call at ${concurrency} clients, all its processes`, 'µs');
+      results[`cpu_us_per_call_by_process${suffix}`] = perCall.byRole;
+      record(`cpu_us_per_call_bench_client${suffix}`, perCall.benchClientUs, `bench client CPU per warm call at ${concurrency} clients (not in the platform's)`, 'µs');
+      const table = formatCpuTable(`CPU per warm call at ${concurrency} clients`, cpu, count);
+      tables.push(table);
+      process.stdout.write(`${table}\n`);
+    }
+
+    process.stdout.write('outside load generator\n');
+    const outside = await autocannonInvoke(base, 'noop', 64, 10);
+    if ('skipped' in outside) {
+      notes.push(`outside load generator: ${outside.skipped}`);
+      process.stdout.write(`  ${outside.skipped}\n`);
+    } else {
+      const run = outside.ran;
+      record('autocannon_c64_per_s', run.perSecond, `autocannon, ${run.connections} connections, ${run.durationS} s: warm sync calls/s (${run.requests} calls, all DONE)`, '/s');
+      record('autocannon_c64_p50_ms', run.p50Ms, 'autocannon p50');
+      record('autocannon_c64_p99_ms', run.p99Ms, 'autocannon p99');
     }
 
     process.stdout.write('10,000 asynchronous calls\n');
@@ -180,10 +213,16 @@ async function main(): Promise<void> {
     await runConcurrent(500, 16, async (i) => void (await timeCall(names[i % 100]!, { i })));
     const { wallMs } = await runConcurrent(4000, 16, async (i) => void (await timeCall(names[i % 100]!, { i })));
     record('distinct100_per_s', (4000 / wallMs) * 1000, 'calls/s across 100 distinct functions, round-robin, 16 clients', '/s');
+    // Right after, while the most containers are warm: the worker side's memory now, not its peak.
+    const perWarm = await memoryPerWarmContainer(platform);
+    record('mem_per_warm_container_mb', perWarm.perContainerRssMb, `platform memory per warm container: (worker + ${perWarm.miniworkers} miniworkers) RSS / ${perWarm.warmContainers} warm containers`, 'MB');
+    record('mem_per_warm_container_pss_mb', perWarm.perContainerPssMb, 'the same counted as Pss (pages shared between the processes divided among them)', 'MB');
 
     process.stdout.write('memory\n');
-    for (const [name, child] of platform.procs) record(`rss_${name === 'db' ? 'db_service' : name}_mb`, peakRss(child.pid!), `peak RSS ${name}`, 'MB');
-    const miniworkers = childPids(platform.procs.get('worker')!.pid!).map(peakRss);
+    for (const [name, child] of platform.procs) record(`rss_${name === 'db' ? 'db_service' : name}_mb`, peakRssMb(child.pid!), `peak RSS ${name}`, 'MB');
+    const miniworkers = descendantPids(platform.procs.get('worker')!.pid!)
+      .filter((pid) => isNodeProcess(pid))
+      .map(peakRssMb);
     record('rss_miniworker_max_mb', Math.max(0, ...miniworkers), `peak RSS of one miniworker (max of ${miniworkers.length})`, 'MB');
     record('miniworkers', miniworkers.length, 'miniworkers at the end', '');
     const warmContainers = (await platform.containers(['io.faas.role=warm'])).length;
@@ -198,15 +237,9 @@ async function main(): Promise<void> {
   const width = Math.max(...rows.map(([l]) => l.length));
   process.stdout.write(`\n${'measure'.padEnd(width)}  value\n${'-'.repeat(width)}  -----\n`);
   for (const [label, value] of rows) process.stdout.write(`${label.padEnd(width)}  ${value}\n`);
+  for (const table of tables) process.stdout.write(`\n${table}\n`);
+  for (const note of notes) process.stdout.write(`\n${note}\n`);
   process.stdout.write(`\n${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}; ${results.bench_seconds} s; bench/results.json written\n`);
-}
-
-async function uploadWithFields(platform: TestPlatform, runtime: string, name: string, data: Buffer, fields: Record<string, string>): Promise<void> {
-  const form = new FormData();
-  for (const [k, v] of Object.entries(fields)) form.append(k, v);
-  form.append('module', new Blob([data]), 'package.tar.gz');
-  const response = await fetch(`${platform.url}/registerFunction/${runtime}/${name}`, { method: 'POST', body: form });
-  if (!response.ok) throw new Error(`registering ${name}: ${response.status} ${await response.text()}`);
 }
 
 main().catch((err: unknown) => {
