@@ -52,6 +52,7 @@ export class Platform {
       heartbeatMs: config.heartbeatMs,
       liveness: 3,
       policy: config.scheduler,
+      maxBodyBytes: config.maxBodyBytes,
       log,
       snapshot: async () => ({ runtimes: await this.db.listRuntimes(), functions: await this.db.listFunctions() }),
     });

@@ -6,6 +6,7 @@ import { decodeMessage, isReply, MAX_FRAME_BYTES } from '../protocol/envelope';
 import type { Logger } from '../protocol/log';
 import {
   apiToWorkerSchemas,
+  MAX_INVOKES,
   workerToApiSchemas,
   type ApiToWorker,
   type Invocation,
@@ -43,6 +44,8 @@ export interface WorkerHubOptions {
   snapshot: () => Promise<{ runtimes: Runtime[]; functions: FunctionRecord[] }>;
   /** Invocation policy: warm (default), home, least-loaded. */
   policy?: PlacementPolicy;
+  /** The largest request body the api takes: how many invocations fit in one message follows from it. */
+  maxBodyBytes?: number;
   log: Logger;
 }
 
@@ -67,6 +70,8 @@ export class WorkerHub extends EventEmitter {
   /** Calls that ended through this hub, oldest first (bounded). */
   private readonly ended = new Set<number>();
   private readonly queue = new CallQueue();
+  /** Invocations made in this turn, by worker, sent together when the turn ends. */
+  private readonly outgoing = new Map<string, Invocation[]>();
   private timer?: NodeJS.Timeout;
   private closed = false;
 
@@ -82,6 +87,9 @@ export class WorkerHub extends EventEmitter {
         hello: (hello, from) => this.register(from, hello),
         heartbeat: (beat, from) => this.onHeartbeat(from, beat),
         callDone: ({ call }, from) => this.onCallDone(from, call),
+        callsDone: ({ calls }, from) => {
+          for (const call of calls) this.onCallDone(from, call);
+        },
         draining: (_, from) => {
           const worker = this.registered(from, 'draining');
           if (worker) worker.draining = true;
@@ -166,10 +174,36 @@ export class WorkerHub extends EventEmitter {
       if (!worker) return 'full';
       const sent: Invocation = { ...invocation, dispatchedAt: new Date().toISOString() };
       worker.inflight.set(sent.call.callNum, sent);
-      this.send(worker.routingId, 'invoke', sent);
+      this.post(worker.routingId, sent);
       this.emit('dispatched', sent, worker);
       return 'taken';
     }, MAX_SKIPPED);
+  }
+
+  /**
+   * Invocations for one worker made in the same turn leave in one `invokes` message, as many as fit a
+   * frame whatever their params (the api takes bodies up to maxBodyBytes); alone, as `invoke`.
+   */
+  private post(routingId: string, invocation: Invocation): void {
+    let outgoing = this.outgoing.get(routingId);
+    if (!outgoing) {
+      outgoing = [];
+      this.outgoing.set(routingId, outgoing);
+      if (this.outgoing.size === 1) setImmediate(() => this.flushOutgoing());
+    }
+    outgoing.push(invocation);
+  }
+
+  private flushOutgoing(): void {
+    const perMessage = Math.max(1, Math.min(MAX_INVOKES, Math.floor((MAX_FRAME_BYTES / 2) / (this.options.maxBodyBytes ?? MAX_FRAME_BYTES))));
+    for (const [routingId, invocations] of this.outgoing) {
+      for (let i = 0; i < invocations.length; i += perMessage) {
+        const part = invocations.slice(i, i + perMessage);
+        if (part.length === 1) this.send(routingId, 'invoke', part[0]!);
+        else this.send(routingId, 'invokes', { invocations: part });
+      }
+    }
+    this.outgoing.clear();
   }
 
   private atConcurrencyLimit(fn: FunctionRecord): boolean {
@@ -355,10 +389,12 @@ export class WorkerHub extends EventEmitter {
     // The invoke that failed to leave is queued again rather than counted as lost.
     try {
       const message = decodeMessage(frame);
-      if (!isReply(message) && message.msgType === 'invoke') {
-        const invocation = apiToWorkerSchemas.invoke.parse(message.content);
-        worker.inflight.delete(invocation.call.callNum);
-        this.queue.add(invocation, 'front');
+      if (!isReply(message) && (message.msgType === 'invoke' || message.msgType === 'invokes')) {
+        const invocations = message.msgType === 'invoke' ? [apiToWorkerSchemas.invoke.parse(message.content)] : apiToWorkerSchemas.invokes.parse(message.content).invocations;
+        for (const invocation of invocations.reverse()) {
+          worker.inflight.delete(invocation.call.callNum);
+          this.queue.add(invocation, 'front');
+        }
       }
     } catch {
       /* not an invoke */

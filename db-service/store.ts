@@ -218,7 +218,8 @@ export class PlatformStore {
       if (!current) throw new PlatformError('CALL_NOT_FOUND', `no call ${callNum}`);
       const result = applyCommand(current, command);
       if (!result.applied) {
-        if (result.refused === 'final') this.lateResults += 1;
+        // A RUNNING that lands after the end (it is written beside the call, not before it) is no late result.
+        if (result.refused === 'final' && command.command !== 'start') this.lateResults += 1;
         return result;
       }
       const updated = result.call;

@@ -31,6 +31,13 @@ export const nodeIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}
  * A CALL record as it travels between processes. Unknown keys are stripped; numbers are finite
  * (JSON.parse turns 1e999 into Infinity).
  */
+/** At most this many invocations in one invokes message. */
+export const MAX_INVOKES = 64;
+/** At most this many calls in one callsDone message. */
+export const MAX_CALLS_DONE = 256;
+/** A call whose texts (result, logs, error) pass this many characters is reported alone. */
+export const MAX_BATCHED_CALL_CHARS = 64 * 1024;
+
 export const callSchema = z
   .object({
     callNum: callNumSchema,
@@ -136,6 +143,8 @@ export const workerToApiSchemas = {
     })
     .strict(),
   callDone: z.object({ call: callSchema }),
+  /** Several calls that ended, small ones (a large one goes alone as callDone): one message when many end at once. */
+  callsDone: z.object({ calls: z.array(callSchema).min(1).max(MAX_CALLS_DONE) }),
   /** The worker is stopping: send it nothing more; its calls in flight still end normally. */
   draining: empty,
   /** A call the worker will not run (it is stopping): queue it for another worker. */
@@ -178,6 +187,8 @@ export const apiToWorkerSchemas = {
   /** Sent to a worker the api does not know (after an api restart or an expiry): say hello again. */
   reregister: empty,
   invoke: invocationSchema,
+  /** Several invocations for one worker, made in the same turn: one message when many calls come at once. */
+  invokes: z.object({ invocations: z.array(invocationSchema).min(1).max(MAX_INVOKES) }),
   runtimeRegistered: z.object({ runtime: workerRuntimeSchema }),
   functionRegistered: z.object({ fn: functionSchema }),
   /** The function was removed: its idle warm containers are stopped. */

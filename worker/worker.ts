@@ -8,7 +8,7 @@ import { Channel } from '../protocol/channel';
 import { PlatformError } from '../protocol/errors';
 import { LABELS } from '../protocol/labels';
 import type { Logger } from '../protocol/log';
-import { apiToWorkerSchemas, workerToApiSchemas, type ApiToWorker, type Invocation, type Job, type WorkerToApi } from '../protocol/worker-messages';
+import { apiToWorkerSchemas, MAX_BATCHED_CALL_CHARS, MAX_CALLS_DONE, workerToApiSchemas, type ApiToWorker, type Invocation, type Job, type WorkerToApi } from '../protocol/worker-messages';
 import type { FailCommand, FinishCommand } from '../protocol/call-lifecycle';
 import type { Call, FunctionRecord, Runtime } from '../protocol/types';
 import { changesContainer, type Sandbox } from '../protocol/limits';
@@ -56,6 +56,8 @@ export class Worker {
   /** Outcomes reported by miniworkers and not yet written, and the jobs they end. */
   private readonly finals: FinalWriter;
   private readonly finishing = new Map<number, Job>();
+  /** Calls ended in this turn, reported together. */
+  private ended: Call[] = [];
   private preparing = 0;
   private lastHeardFromApi = Date.now();
   /** When the api last sent anything (hello again or not). */
@@ -89,6 +91,7 @@ export class Worker {
       log,
       handlers: {
         invoke: (invocation) => this.heard(() => void this.accept(invocation)),
+        invokes: ({ invocations }) => this.heard(() => invocations.forEach((invocation) => void this.accept(invocation))),
         reregister: () => this.heard(() => this.hello()),
         welcome: (welcome) => this.heard(() => this.onWelcome(welcome)),
         runtimeRegistered: ({ runtime }) => this.heard(() => this.learnRuntime(runtime)),
@@ -210,6 +213,7 @@ export class Worker {
     if (this.scaleTimer) clearTimeout(this.scaleTimer);
     if (this.reaper) clearInterval(this.reaper);
     this.images.close();
+    this.sendEnded();
     this.send('bye', {});
     await new Promise((r) => setTimeout(r, 50));
     await this.driver
@@ -398,10 +402,28 @@ export class Worker {
     };
   }
 
+  /**
+   * Tells the api a call ended. Calls that end in the same turn (the outcomes of one write, say) go
+   * in one callsDone message; a call with large texts goes alone.
+   */
   private report(call: Call): void {
     this.holding.delete(call.callNum);
     this.callImages.delete(call.callNum);
-    this.send('callDone', { call });
+    const chars = (call.result?.length ?? 0) + (call.stdout?.length ?? 0) + (call.stderr?.length ?? 0) + (call.error?.length ?? 0);
+    if (chars > MAX_BATCHED_CALL_CHARS) {
+      this.send('callDone', { call });
+      return;
+    }
+    this.ended.push(call);
+    if (this.ended.length === 1) setImmediate(() => this.sendEnded());
+  }
+
+  private sendEnded(): void {
+    while (this.ended.length > 0) {
+      const calls = this.ended.splice(0, MAX_CALLS_DONE);
+      if (calls.length === 1) this.send('callDone', { call: calls[0]! });
+      else this.send('callsDone', { calls });
+    }
   }
 
   private handBack(callNum: number): void {
