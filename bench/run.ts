@@ -110,7 +110,8 @@ async function main(): Promise<void> {
     for (let i = 0; i < 7; i++) seed.push(await timeCall('dice', { roll: '4d6' }));
     record('seed_per_call_ms', median(seed), 'seed approach: a new container per call, process mode (median of 7)');
 
-    await uploadWithFields(platform, 'python', 'cold', noop, { preload: 'none' });
+    // Its own environment makes it a function no stem cell may take: each call starts a container.
+    await uploadWithFields(platform, 'python', 'cold', noop, { preload: 'none', env: '{"BENCH_COLD":"1"}' });
     await timeCall('cold'); // builds the function image
     // The floor and the cold call are measured in turn, so that both see the same machine.
     const cold = [];

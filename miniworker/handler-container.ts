@@ -152,6 +152,10 @@ export class HandlerContainer {
           frames: (chunk) => handler?.socketFrames.push(chunk),
           log: (chunk) => handler?.onLog(handler.socketLog, chunk),
           refused: (reason) => handler?.countDropped(`a channel connection refused: ${reason}`),
+        }).catch((err: unknown) => {
+          // A folder that cannot be made (permissions, a full disk) costs the socket, not the container.
+          (spec.log ?? defaultLog()).warn({ dir: spec.channelDir, err: err instanceof Error ? err.message : String(err) }, 'no channel socket for this container; it speaks over attach');
+          return undefined;
         })
       : undefined;
     const hostConfig = sandboxHostConfig(spec.sandbox, spec.load === false ? spec.workingDir : undefined, volumes);

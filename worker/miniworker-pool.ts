@@ -37,6 +37,8 @@ interface Slot {
   warming?: Warming;
   lastUsed: number;
   idleSince: number;
+  /** When its current job or warm-up began. */
+  busySince: number;
 }
 
 export interface PoolOptions {
@@ -137,9 +139,22 @@ export class MiniworkerPool extends EventEmitter {
       idle.sort((a, b) => a.lastUsed - b.lastUsed)[0];
     if (!slot) return false;
     slot.state = 'busy';
+    slot.busySince = Date.now();
     slot.job = job;
     this.send(slot, 'job', job);
     return true;
+  }
+
+  /**
+   * How long the most recently taken busy miniworker has been at its job (Infinity when none is
+   * busy): when even that one has been busy a while, every slot is held by calls that last, and
+   * another miniworker would take a waiting call sooner.
+   */
+  youngestBusyMs(): number {
+    const now = Date.now();
+    let youngest = Number.POSITIVE_INFINITY;
+    for (const slot of this.slots.values()) if (slot.state === 'busy') youngest = Math.min(youngest, now - slot.busySince);
+    return youngest;
   }
 
   /** Starts miniworkers for calls that wait, within the cap, a few at a time. */
@@ -242,6 +257,7 @@ export class MiniworkerPool extends EventEmitter {
 
   private startPrewarm(slot: Slot): void {
     slot.state = 'busy';
+    slot.busySince = Date.now();
     const warming = slot.warming!;
     if (warming.msgType === 'stem') this.send(slot, 'stem', warming.content);
     else this.send(slot, 'prewarm', warming.content);
@@ -249,7 +265,7 @@ export class MiniworkerPool extends EventEmitter {
 
   private spawn(): Slot {
     const id = this.nextId++;
-    const slot: Slot = { id, routingId: `mw-${id}-${process.pid}`, state: 'starting', warm: null, lastUsed: 0, idleSince: Date.now() };
+    const slot: Slot = { id, routingId: `mw-${id}-${process.pid}`, state: 'starting', warm: null, lastUsed: 0, idleSince: Date.now(), busySince: 0 };
     this.slots.set(id, slot);
     const child = startChild({
       name: `miniworker ${slot.routingId}`,
@@ -292,6 +308,7 @@ export class MiniworkerPool extends EventEmitter {
     for (const slot of this.slots.values()) {
       if (slot.state === 'idle' && slot.warm && isKeyOfFunction(slot.warm, name)) {
         slot.state = 'busy';
+        slot.busySince = Date.now();
         this.send(slot, 'retire', {});
       }
     }
@@ -306,6 +323,7 @@ export class MiniworkerPool extends EventEmitter {
       if (slot.state !== 'idle') continue;
       if (slot.warm && !isStemKey(slot.warm) && now - slot.lastUsed > this.options.keepAliveMs) {
         slot.state = 'busy';
+        slot.busySince = Date.now();
         this.send(slot, 'retire', {});
       } else if (!slot.warm && size > this.options.minSize && now - slot.idleSince > this.options.idleExitMs) {
         size -= 1;

@@ -18,6 +18,7 @@ import { aliveFile, type WorkerConfig } from './config';
 import { RuntimeImages } from './runtime-images';
 import { DependencyBuilder } from './dependency-build';
 import { FunctionImages, PrepareError, type FunctionImage } from './function-images';
+import { CpuGauge } from './cpu-gauge';
 import { FinalWriter } from './final-writer';
 import { MiniworkerPool } from './miniworker-pool';
 import { PackageCache } from './package-cache';
@@ -26,6 +27,8 @@ import { PackageCache } from './package-cache';
 const MIN_HEARTBEAT_MS = 50;
 /** Outcomes waiting to be written past which this node takes no more calls (db-service is slow or away). */
 const MAX_WAITING_FINALS = 1024;
+/** The idle share of the node's processors from which more miniworkers may help calls that wait. */
+const MIN_IDLE_TO_GROW = 0.25;
 const MAX_HEARTBEAT_MS = 60_000;
 
 /**
@@ -56,6 +59,8 @@ export class Worker {
   /** Outcomes reported by miniworkers and not yet written, and the jobs they end. */
   private readonly finals: FinalWriter;
   private readonly finishing = new Map<number, Job>();
+  /** The node's processors: a saturated node gains nothing from more miniworkers. */
+  private readonly cpu = new CpuGauge();
   /** Calls ended in this turn, reported together. */
   private ended: Call[] = [];
   private preparing = 0;
@@ -341,13 +346,26 @@ export class Worker {
     // A new miniworker (and container) costs hundreds of milliseconds; a busy one is usually free
     // again in a few. Grow only for calls that have waited a while.
     const waited = Date.now() - this.ready[0]!.at;
-    if (waited >= this.config.scaleUpAfterMs || this.pool.size === 0) this.pool.grow(this.ready.length);
+    if (this.pool.size === 0 || (waited >= this.config.scaleUpAfterMs && this.growthHelps())) this.pool.grow(this.ready.length);
     else if (!this.scaleTimer) {
-      this.scaleTimer = setTimeout(() => {
-        this.scaleTimer = undefined;
-        this.pump();
-      }, this.config.scaleUpAfterMs - waited);
+      this.scaleTimer = setTimeout(
+        () => {
+          this.scaleTimer = undefined;
+          this.pump();
+        },
+        Math.max(10, this.config.scaleUpAfterMs - waited),
+      );
     }
+  }
+
+  /**
+   * Whether another miniworker (a process and a container) would run waiting calls sooner: when
+   * every busy one is held by a call that lasts, or when the processors have room. Calls that wait
+   * because both are busy turning short calls over would only wait longer behind the new
+   * miniworkers' start-up.
+   */
+  private growthHelps(): boolean {
+    return this.pool.youngestBusyMs() >= this.config.scaleUpAfterMs || this.cpu.idleFraction() >= MIN_IDLE_TO_GROW;
   }
 
   /**

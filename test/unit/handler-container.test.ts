@@ -193,6 +193,24 @@ describe.each(CASES)('the host with the %s bootstrap over %s', (runtime, transpo
   });
 });
 
+describe('a channel folder that cannot be made', () => {
+  test('costs the socket, not the container: it speaks over attach', async () => {
+    const { driver, containers } = fakeDriver();
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'faas-ch-file-')), 'a-file');
+    writeFileSync(file, '');
+    const warn = jest.fn();
+    const handler = await HandlerContainer.start(driver, { ...spec(RUNS.python, FIXTURE, path.join(file, 'ch')), log: { warn } as unknown as NonNullable<HandlerSpec['log']> });
+    try {
+      expect(handler.transport).toBe('attach');
+      expect(warn).toHaveBeenCalledWith(expect.objectContaining({ dir: path.join(file, 'ch') }), expect.stringMatching(/no channel socket/));
+      expect(await handler.invoke(1, { do: 'echo', say: 'still' }, 10_000)).toMatchObject({ kind: 'ok' });
+    } finally {
+      await handler.dispose();
+      containers.forEach((c) => c.child?.kill('SIGKILL'));
+    }
+  });
+});
+
 /** A stand-in bootstrap written for one test: what it writes is the test's. */
 function fakeBootstrap(body: string): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'faas-fake-bootstrap-'));
