@@ -29,6 +29,8 @@ const MIN_HEARTBEAT_MS = 50;
 const MAX_WAITING_FINALS = 1024;
 /** The idle share of the node's processors from which more miniworkers may help calls that wait. */
 const MIN_IDLE_TO_GROW = 0.25;
+/** A call held this long in every busy miniworker is a long one: a new miniworker pays off whatever the load. */
+const LONG_CALL_MS = 1000;
 const MAX_HEARTBEAT_MS = 60_000;
 
 /**
@@ -359,13 +361,13 @@ export class Worker {
   }
 
   /**
-   * Whether another miniworker (a process and a container) would run waiting calls sooner: when
-   * every busy one is held by a call that lasts, or when the processors have room. Calls that wait
-   * because both are busy turning short calls over would only wait longer behind the new
-   * miniworkers' start-up.
+   * Whether another miniworker (a process and a container) would run waiting calls sooner: when the
+   * processors have room, or when every busy one has been held for a second by a call that lasts.
+   * Calls that wait because the processors are busy turning short calls over (a busy slot then
+   * looks slow too) would only wait longer behind the new miniworkers' start-up.
    */
   private growthHelps(): boolean {
-    return this.pool.youngestBusyMs() >= this.config.scaleUpAfterMs || this.cpu.idleFraction() >= MIN_IDLE_TO_GROW;
+    return this.cpu.idleFraction() >= MIN_IDLE_TO_GROW || this.pool.youngestBusyMs() >= Math.max(LONG_CALL_MS, this.config.scaleUpAfterMs);
   }
 
   /**
