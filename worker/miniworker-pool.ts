@@ -39,6 +39,8 @@ interface Slot {
   idleSince: number;
   /** When its current job or warm-up began. */
   busySince: number;
+  /** Its current job runs in the container it kept warm (no container start). */
+  warmCall?: boolean;
 }
 
 export interface PoolOptions {
@@ -140,20 +142,21 @@ export class MiniworkerPool extends EventEmitter {
     if (!slot) return false;
     slot.state = 'busy';
     slot.busySince = Date.now();
+    slot.warmCall = key !== null && slot.warm === key;
     slot.job = job;
     this.send(slot, 'job', job);
     return true;
   }
 
   /**
-   * How long the most recently taken busy miniworker has been at its job (Infinity when none is
-   * busy): when even that one has been busy a while, every slot is held by calls that last, and
-   * another miniworker would take a waiting call sooner.
+   * How long the most recently taken miniworker on a warm call has been at it (Infinity when none
+   * is): a slot that turns warm calls over quickly takes a waiting call soon. Slots starting a
+   * container, warming up or retiring do not count: they are held for a while whatever the load.
    */
-  youngestBusyMs(): number {
+  youngestWarmCallMs(): number {
     const now = Date.now();
     let youngest = Number.POSITIVE_INFINITY;
-    for (const slot of this.slots.values()) if (slot.state === 'busy') youngest = Math.min(youngest, now - slot.busySince);
+    for (const slot of this.slots.values()) if (slot.state === 'busy' && slot.job && slot.warmCall) youngest = Math.min(youngest, now - slot.busySince);
     return youngest;
   }
 

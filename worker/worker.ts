@@ -362,12 +362,13 @@ export class Worker {
 
   /**
    * Whether another miniworker (a process and a container) would run waiting calls sooner: when the
-   * processors have room, or when every busy one has been held for a second by a call that lasts.
-   * Calls that wait because the processors are busy turning short calls over (a busy slot then
-   * looks slow too) would only wait longer behind the new miniworkers' start-up.
+   * processors have room, or when no busy miniworker is turning warm calls over (each is starting a
+   * container, or has held its warm call for a second). Calls that wait because the processors are
+   * busy turning short warm calls over (a busy slot then looks slow too) would only wait longer
+   * behind the new miniworkers' start-up.
    */
   private growthHelps(): boolean {
-    return this.cpu.idleFraction() >= MIN_IDLE_TO_GROW || this.pool.youngestBusyMs() >= Math.max(LONG_CALL_MS, this.config.scaleUpAfterMs);
+    return this.cpu.idleFraction() >= MIN_IDLE_TO_GROW || this.pool.youngestWarmCallMs() >= Math.max(LONG_CALL_MS, this.config.scaleUpAfterMs);
   }
 
   /**
