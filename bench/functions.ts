@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { tarGzOf } from '../test/helpers/archives';
-import type { TestPlatform } from '../test/helpers/platform';
+import { docker, type TestPlatform } from '../test/helpers/platform';
 
 /** A python package with one handler file, made on the fly. */
 export async function handlerPackage(source: string): Promise<Buffer> {
@@ -13,12 +13,24 @@ export async function handlerPackage(source: string): Promise<Buffer> {
   return tarGzOf(dir);
 }
 
-export async function uploadWithFields(platform: TestPlatform, runtime: string, name: string, data: Buffer, fields: Record<string, string>): Promise<void> {
+/** Registers a function; answers its record (its `version` names its image's label). */
+export async function uploadWithFields(platform: TestPlatform, runtime: string, name: string, data: Buffer, fields: Record<string, string>): Promise<{ version: string }> {
   const form = new FormData();
   for (const [k, v] of Object.entries(fields)) form.append(k, v);
   form.append('module', new Blob([data]), 'package.tar.gz');
   const response = await fetch(`${platform.url}/registerFunction/${runtime}/${name}`, { method: 'POST', body: form });
   if (!response.ok) throw new Error(`registering ${name}: ${response.status} ${await response.text()}`);
+  return (await response.json()) as { version: string };
+}
+
+/** Waits until the node has made the image of this function version (its dependencies are in it). */
+export async function waitFunctionImage(platform: TestPlatform, version: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const filters = { label: [`io.faas.platform=${platform.label}`, `io.faas.version=${version}`] };
+  while ((await docker.listImages({ filters })).length === 0) {
+    if (Date.now() > deadline) throw new Error(`no image of version ${version.slice(0, 12)} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 export interface WorkerView {

@@ -14,7 +14,7 @@ import { DICE, tarGzOf } from '../test/helpers/archives';
 import { TestPlatform } from '../test/helpers/platform';
 import { cpuDelta, cpuPerCall, formatCpuTable, takeCpuSnapshot, type CpuScope } from './cpu';
 import { createStartFloor, execFloor, httpFloor, stdioFloor } from './floors';
-import { handlerPackage, uploadWithFields, waitStem, waitWarm, workers } from './functions';
+import { handlerPackage, uploadWithFields, waitFunctionImage, waitStem, waitWarm, workers } from './functions';
 import { requestJson } from './http';
 import { memoryPerWarmContainer } from './memory';
 import { autocannonInvoke } from './outside-load';
@@ -128,8 +128,10 @@ async function main(): Promise<void> {
     const stemmed = [];
     for (let i = 0; i < 5; i++) {
       await waitStem(platform, 'python', 60_000);
-      await uploadWithFields(platform, 'python', `stem${i}`, await handlerPackage(`def handle(params):\n    return ${i}\n`), {});
-      await new Promise((r) => setTimeout(r, 2000)); // its image (dependencies) is made at registration
+      const { version } = await uploadWithFields(platform, 'python', `stem${i}`, await handlerPackage(`def handle(params):\n    return ${i}\n`), {});
+      // Its image (dependencies) is made at registration: the first call comes once it is there.
+      await waitFunctionImage(platform, version, 120_000);
+      await waitStem(platform, 'python', 60_000);
       stemmed.push(await timeCall(`stem${i}`));
     }
     record('prewarmed_first_ms', median(stemmed), 'first call, runtime policy: code put into a started stem cell (median of 5)');
