@@ -57,10 +57,8 @@ export class Miniworker {
     const started = new Date();
     // RUNNING is written only for a call that lasts: a warm call is over in about a millisecond, and
     // two synced writes (RUNNING, then the end) would double its cost. startedAt is kept either way.
-    let running: Promise<void> = Promise.resolve();
-    const markRunning = setTimeout(() => {
-      running = this.recorder.start(job, started);
-    }, RUNNING_AFTER_MS);
+    // RUNNING is never waited for: one that lands after the end is refused as stale.
+    const markRunning = setTimeout(() => void this.recorder.start(job, started), RUNNING_AFTER_MS);
     let patch: CallPatch;
     try {
       const { container, reused } = await this.ensure(job, job.sandbox);
@@ -85,8 +83,6 @@ export class Miniworker {
     patch.durationMs = ended.getTime() - started.getTime();
     if (this.options.log.isLevelEnabled('debug')) this.options.log.debug({ callNum: call.callNum, function: job.fn.functionName, status: patch.status, reason: patch.reason, durationMs: patch.durationMs, coldStart: patch.coldStart }, 'call ran');
     if (this.abandoned) throw new Error('abandoned: the worker is gone');
-    // RUNNING is not waited for: one that lands after the end is refused as stale.
-    void running;
     return this.recorder.command(job, patch);
   }
 
