@@ -17,8 +17,13 @@ COPY db-service db-service
 COPY api api
 COPY worker worker
 COPY miniworker miniworker
+# The dashboard, bundled into dist/ui while the dev dependencies (esbuild, preact, uplot) are here.
+COPY ui ui
+COPY scripts/build-ui.mjs scripts/build-ui.mjs
 # Production dependencies only, without the native prebuilds of other operating systems.
 RUN npx tsc -p tsconfig.image.json \
+ && npx tsc -p ui/tsconfig.json \
+ && node scripts/build-ui.mjs \
  && npm prune --omit=dev --offline --no-audit --no-fund --loglevel=error \
  && rm -rf node_modules/zeromq/build/darwin node_modules/zeromq/build/win32 \
  && find node_modules -type d -path '*/prebuilds/*' -prune ! -name 'linux-*' -exec rm -rf {} +

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { commonEnv, ConfigError, endpoint, flag, int, oneOf, onlyLocal, optionalText, parseEnv, text } from '../protocol/config';
 import { checkExposure, loadCurveConfig } from '../protocol/curve';
 import { registryPolicy, type RegistryPolicy } from '../protocol/registries';
+import { callbackPolicy, type CallbackPolicy } from './callbacks';
 import { parseUsers } from './auth';
 import type { LimitMaxima } from '../protocol/limits';
 
@@ -33,6 +34,12 @@ export interface ApiConfig {
   /** Calls waiting for a worker, in all (FAAS_MAX_QUEUE, 100000) and per function (FAAS_MAX_QUEUE_PER_FUNCTION, 20000); past them, 429. */
   maxQueue: number;
   maxQueuePerFunction: number;
+  /** Live events kept for resuming (FAAS_EVENTS_BUFFER, 10000), and event streams open at once (FAAS_EVENTS_MAX_SUBSCRIBERS, 64). */
+  eventsBuffer: number;
+  eventsMaxSubscribers: number;
+  /** Hosts callbacks may go to beside loopback (FAAS_CALLBACK_ALLOW), and how long one call's deliveries are tried (FAAS_CALLBACK_MAX_MS, 600000). */
+  callbackAllow: CallbackPolicy;
+  callbackMaxMs: number;
   /** Invocation policy: warm (default), home, least-loaded. FAAS_SCHEDULER. */
   scheduler: 'warm' | 'home' | 'least-loaded';
   /**
@@ -81,6 +88,10 @@ export const apiEnv = commonEnv.extend({
   FAAS_MAX_BODY_BYTES: int(1024 * 1024, { min: 1024, max: 64 * 1024 * 1024 }),
   FAAS_MAX_QUEUE: int(100_000, { min: 1, max: 10_000_000 }),
   FAAS_MAX_QUEUE_PER_FUNCTION: int(20_000, { min: 1, max: 10_000_000 }),
+  FAAS_EVENTS_BUFFER: int(10_000, { min: 1, max: 1_000_000 }),
+  FAAS_EVENTS_MAX_SUBSCRIBERS: int(64, { min: 1, max: 10_000 }),
+  FAAS_CALLBACK_ALLOW: optionalText({ pattern: /^[A-Za-z0-9.*:[\]_, -]*$/, hint: 'must be host names or addresses separated by commas (*.example.com for subdomains, * for any)' }),
+  FAAS_CALLBACK_MAX_MS: int(600_000, { min: 1000, max: 7 * 24 * 3_600_000 }),
   FAAS_SCHEDULER: oneOf('warm', ['warm', 'home', 'least-loaded']),
   FAAS_MAX_TIMEOUT_MS: int(300_000, { min: 100, max: 3_600_000 }),
   FAAS_MAX_MEMORY_MB: int(2048, { min: 16, max: 1_048_576 }),
@@ -133,6 +144,10 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     maxParamsDepth: e.FAAS_MAX_PARAMS_DEPTH,
     maxQueue: e.FAAS_MAX_QUEUE,
     maxQueuePerFunction: e.FAAS_MAX_QUEUE_PER_FUNCTION,
+    eventsBuffer: e.FAAS_EVENTS_BUFFER,
+    eventsMaxSubscribers: e.FAAS_EVENTS_MAX_SUBSCRIBERS,
+    callbackAllow: callbackPolicy(e.FAAS_CALLBACK_ALLOW ?? ''),
+    callbackMaxMs: e.FAAS_CALLBACK_MAX_MS,
     scheduler: e.FAAS_SCHEDULER,
     limits: {
       maxTimeoutMs: e.FAAS_MAX_TIMEOUT_MS,

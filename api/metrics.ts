@@ -11,6 +11,8 @@ export interface MetricsSource {
   now?: () => number;
   /** Frames dropped on the api's ZeroMQ channels, by channel and reason (counters since start). */
   droppedFrames?: () => Record<string, Record<string, number>>;
+  /** Open event streams: of GET /v1/events, and of followed logs of running calls. */
+  streams?: () => { events: number; logs: number };
 }
 
 /**
@@ -118,6 +120,17 @@ export class PlatformMetrics {
       registers,
       collect() {
         this.set(source.queueDepth());
+      },
+    });
+    new Gauge({
+      name: 'faas_event_streams',
+      help: 'Open Server-Sent Events streams: of GET /v1/events (kind events), and following the logs of running calls (kind logs).',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        const streams = source.streams?.() ?? { events: 0, logs: 0 };
+        this.set({ kind: 'events' }, streams.events);
+        this.set({ kind: 'logs' }, streams.logs);
       },
     });
     new Gauge({

@@ -2,22 +2,42 @@ import { DbClient } from '../protocol/db-client';
 import { PlatformError } from '../protocol/errors';
 import type { Logger } from '../protocol/log';
 import { isFinal, type Call, type FunctionRecord, type Runtime } from '../protocol/types';
-import type { Invocation } from '../protocol/worker-messages';
+import type { Invocation, LogPiece } from '../protocol/worker-messages';
+import type { CronTrigger, SecretInfo } from '../protocol/schemas';
 import { CallWaiters } from './call-waiters';
+import { CronScheduler, cronOf } from './cron-triggers';
+import { CallbackSender } from './callbacks';
+import { EventHub } from './event-hub';
+import { LogFollowers } from './log-followers';
 import type { ApiConfig } from './config';
 import { PackageStore } from './package-store';
 import { PlatformMetrics } from './metrics';
 import { CallRecovery } from './recovery';
 import { WorkerHub, type WorkerNode } from './worker-hub';
 import { describeWarmCounts } from '../protocol/warm-key';
+import type { Health, Worker } from './schemas';
 
-export interface Health {
-  status: 'ok' | 'degraded';
-  /** Why the platform is degraded (or what it is doing that users may notice). */
-  reasons?: string[];
-  db: { connected: boolean; writable: boolean; error?: string; calls?: number; lateResults?: number };
-  workers: { connected: number; nodes: string[]; freeSlots: number };
-  queue: number;
+
+/** What a new call carries beside its function and params. */
+interface CallExtra {
+  rerunOf?: number;
+  args?: string[];
+  env?: Record<string, string>;
+  trigger?: string;
+  callbackUrl?: string;
+  async?: boolean;
+  retryOf?: number;
+  retryAttempt?: number;
+}
+
+/** Ends of a call that the platform decided, not the function: its node, worker or container lost. */
+const PLATFORM_REASONS = new Set(['worker_lost', 'node_lost', 'orchestrator_restart', 'docker_error']);
+
+/** Whether a function's retries cover this end. */
+export function retriesOn(call: Call, retries: NonNullable<FunctionRecord['retries']>): boolean {
+  if (call.status === 'TIMEOUT') return retries.on === 'any' || retries.timeouts === true;
+  if (call.status !== 'ERROR') return false;
+  return retries.on === 'any' || (call.reason !== undefined && PLATFORM_REASONS.has(call.reason));
 }
 
 /** The api's state and actions, apart from HTTP: the routes call these. */
@@ -26,6 +46,15 @@ export class Platform {
   readonly packages: PackageStore;
   readonly hub: WorkerHub;
   readonly metrics: PlatformMetrics;
+  /** The live events of GET /v1/events. */
+  readonly events: EventHub;
+  /** The streams of GET /v1/calls/:n/logs?follow=true. */
+  readonly logs: LogFollowers;
+  /** The clock of the cron triggers. */
+  readonly cron: CronScheduler;
+  /** Deliveries of the calls' callbacks. */
+  readonly callbacks: CallbackSender;
+  private callbackSweep?: NodeJS.Timeout;
   /** Calls this api ended itself (lost nodes, restarts), so that a late report is not counted again. */
   private readonly endedHere = new Set<number>();
   private readonly waiters = new CallWaiters();
@@ -61,11 +90,27 @@ export class Platform {
       workers: () => this.hub.list(),
       registered: (name) => this.functionNames.has(name),
       droppedFrames: () => ({ workers: this.hub.channelStats().dropped, db: this.db.channelStats().dropped }),
+      streams: () => ({ events: this.events.subscriberCount, logs: this.logs.followerCount }),
     });
+    this.events = new EventHub({ bufferSize: config.eventsBuffer, maxSubscribers: config.eventsMaxSubscribers });
+    this.events.onWantsStarts = (wanted) => this.hub.watchStarts(wanted);
+    this.logs = new LogFollowers({ maxFollowers: config.eventsMaxSubscribers, follow: (callNum, on) => this.hub.followLogs(callNum, on) });
+    this.cron = new CronScheduler({ fire: (trigger, tick) => this.fireTrigger(trigger, tick), log });
+    this.callbacks = new CallbackSender({ log, maxMs: config.callbackMaxMs, save: async (record) => void (await this.db.putCallback(record)) });
     this.hub.on('dispatched', (invocation: Invocation) => this.metrics.dispatched(invocation.call, invocation.dispatchedAt));
+    this.hub.on('started', (call: Call, worker: WorkerNode) => {
+      this.events.publish('call.started', { callNum: call.callNum, funcName: call.funcName, status: 'RUNNING', node: worker.nodeId }, call.funcName);
+    });
+    this.hub.on('callLogs', (piece: LogPiece) => this.logs.piece(piece));
+    this.hub.on('workerJoined', (worker: WorkerNode, isNew: boolean) => {
+      if (isNew) this.events.publish('worker.joined', { nodeId: worker.nodeId, capacity: worker.capacity });
+    });
+    this.hub.on('workerLeft', (worker: WorkerNode) => this.events.publish('worker.left', { nodeId: worker.nodeId }));
+    this.hub.on('workerDraining', (worker: WorkerNode) => this.events.publish('worker.draining', { nodeId: worker.nodeId }));
     this.hub.on('callDone', (call: Call) => {
       // A call this api already ended (its node was lost) and then reported late is not counted twice.
       if (this.endedHere.delete(call.callNum)) return this.waiters.settle(call);
+      this.ended(call);
       // Debug lines are built only when asked for: this is the path of every call.
       if (this.log.isLevelEnabled('debug')) this.log.debug({ callNum: call.callNum, function: call.funcName, status: call.status, reason: call.reason, durationMs: call.durationMs, node: call.node, coldStart: call.coldStart }, 'call ended');
       this.metrics.ended(call);
@@ -98,13 +143,54 @@ export class Platform {
       for (const fn of await this.db.listFunctions()) if (!this.removedHere.has(fn.functionName)) this.functionNames.add(fn.functionName);
       return (await this.db.ping()).calls;
     });
+    void this.loadTriggers();
+    // Callbacks of calls that ended while no api heard it (or before a restart) are looked for now and then.
+    this.callbackSweep = setInterval(() => void this.sweepCallbacks(), Math.min(this.config.sweepIntervalMs, 30_000));
+    this.callbackSweep.unref();
+    void this.sweepCallbacks();
     return endpoint;
+  }
+
+  /** Starts delivering a final call's callback, as its record stands. */
+  private async sendCallback(call: Call): Promise<void> {
+    const record = await this.db.getCallback(call.callNum);
+    if (record) this.callbacks.deliver(call, record);
+  }
+
+  /** Pending callbacks whose calls are final and that no delivery here is working on. */
+  private async sweepCallbacks(): Promise<void> {
+    try {
+      for (const record of await this.db.pendingCallbacks(1000)) {
+        const call = await this.db.getCall(record.callNum);
+        if (call && isFinal(call.status)) this.callbacks.deliver(call, record);
+      }
+    } catch (err) {
+      this.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'callbacks not swept this time');
+    }
+  }
+
+  /** The stored triggers, once db-service answers (it may start after the api). */
+  private async loadTriggers(): Promise<void> {
+    while (!this.closed) {
+      try {
+        this.cron.load(await this.db.listTriggers());
+        return;
+      } catch (err) {
+        this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'triggers not loaded yet; trying again');
+        await new Promise((resolve) => setTimeout(resolve, 1000).unref());
+      }
+    }
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.cron.close();
+    if (this.callbackSweep) clearInterval(this.callbackSweep);
+    this.callbacks.close();
     this.recovery.stop();
+    this.events.close();
+    this.logs.close();
     await this.hub.close();
     this.db.close();
   }
@@ -113,6 +199,7 @@ export class Platform {
     const { created } = await this.db.putRuntime(runtime);
     this.runtimes.set(runtime.name, runtime);
     this.hub.broadcast('runtimeRegistered', { runtime });
+    this.events.publish('runtime.registered', { name: runtime.name, image: runtime.image, mode: runtime.mode });
     return { created };
   }
 
@@ -121,6 +208,7 @@ export class Platform {
     this.functions.set(fn.functionName, fn);
     this.functionNames.add(fn.functionName);
     this.hub.broadcast('functionRegistered', { fn });
+    this.events.publish('function.registered', { functionName: fn.functionName, runtimeName: fn.runtimeName, version: fn.version }, fn.functionName);
     return { created };
   }
 
@@ -129,6 +217,7 @@ export class Platform {
     const { deleted } = await this.db.deleteRuntime(name);
     this.runtimes.delete(name);
     if (!deleted) throw new PlatformError('RUNTIME_NOT_FOUND', `no runtime named "${name}"`);
+    this.events.publish('runtime.removed', { name });
   }
 
   /** Removes a function and its versions; calls already queued still run, its idle warm containers stop. */
@@ -140,6 +229,7 @@ export class Platform {
     this.metrics.removed(name);
     if (!deleted) throw new PlatformError('FUNCTION_NOT_FOUND', `no function named "${name}"`);
     this.hub.broadcast('functionRemoved', { name });
+    this.events.publish('function.removed', { functionName: name }, name);
   }
 
   /**
@@ -151,9 +241,9 @@ export class Platform {
     params: unknown,
     wait: boolean,
     idempotencyKey?: string,
-    options: { args?: string[]; env?: Record<string, string> } = {},
+    options: Pick<CallExtra, 'args' | 'env' | 'trigger' | 'callbackUrl'> = {},
   ): Promise<{ call: Call; done?: Promise<Call | null>; replayed: boolean }> {
-    const fn = typeof funcName === 'string' && funcName.length <= 64 ? await this.lookupFunction(funcName) : null;
+    const fn = await this.findFunction(funcName);
     if (!fn) throw new PlatformError('FUNCTION_NOT_FOUND', `no function named "${String(funcName).slice(0, 64)}"`);
     return this.startCall(fn, params, wait, { idempotencyKey, ...options });
   }
@@ -174,8 +264,29 @@ export class Platform {
     fn: FunctionRecord,
     params: unknown,
     wait: boolean,
-    extra: { idempotencyKey?: string; rerunOf?: number; args?: string[]; env?: Record<string, string> },
+    extra: Pick<CallExtra, 'rerunOf' | 'args' | 'env' | 'trigger' | 'callbackUrl'> & { idempotencyKey?: string },
   ): Promise<{ call: Call; done?: Promise<Call | null>; replayed: boolean }> {
+    const { runtime, input } = await this.callInput(fn, params, { ...extra, ...(wait ? {} : { async: true }) });
+    let call: Call;
+    if (extra.idempotencyKey) {
+      const once = await this.db.createCallOnce({ ...input, key: extra.idempotencyKey, durable: true });
+      call = once.call;
+      if (!once.created) {
+        const done = wait ? (isFinal(call.status) ? Promise.resolve(call) : this.waiters.wait(call.callNum, this.config.waitTimeoutMs)) : undefined;
+        return { call, done, replayed: true };
+      }
+    } else {
+      // A synchronous call is acknowledged by its final (synced) write, so its first write skips the fsync.
+      call = await this.db.createCall({ ...input, durable: !wait });
+    }
+    // The waiter is in place before the call can end.
+    const done = wait ? this.waiters.wait(call.callNum, this.config.waitTimeoutMs) : undefined;
+    this.accepted(call, fn, runtime, extra);
+    return { call, done, replayed: false };
+  }
+
+  /** What db-service stores for a new call of `fn`; refused when its runtime is gone or the queue is full. */
+  private async callInput(fn: FunctionRecord, params: unknown, extra: CallExtra) {
     const funcName = fn.functionName;
     const runtime = await this.lookupRuntime(fn.runtimeName);
     if (!runtime) throw new PlatformError('RUNTIME_NOT_FOUND', `function "${funcName}" uses runtime "${fn.runtimeName}", which is not registered`);
@@ -193,25 +304,128 @@ export class Platform {
       ...(extra.rerunOf ? { rerunOf: extra.rerunOf } : {}),
       ...(extra.args?.length ? { args: extra.args } : {}),
       ...(extra.env && Object.keys(extra.env).length > 0 ? { env: extra.env } : {}),
+      ...(extra.trigger ? { trigger: extra.trigger } : {}),
+      ...(extra.callbackUrl ? { callbackUrl: extra.callbackUrl } : {}),
+      ...(extra.async ? { async: true } : {}),
+      ...(extra.retryOf ? { retryOf: extra.retryOf, retryAttempt: extra.retryAttempt } : {}),
     };
-    let call: Call;
-    if (extra.idempotencyKey) {
-      const once = await this.db.createCallOnce({ ...input, key: extra.idempotencyKey, durable: true });
-      call = once.call;
-      if (!once.created) {
-        const done = wait ? (isFinal(call.status) ? Promise.resolve(call) : this.waiters.wait(call.callNum, this.config.waitTimeoutMs)) : undefined;
-        return { call, done, replayed: true };
-      }
-    } else {
-      // A synchronous call is acknowledged by its final (synced) write, so its first write skips the fsync.
-      call = await this.db.createCall({ ...input, durable: !wait });
-    }
-    // The waiter is in place before the call can end.
-    const done = wait ? this.waiters.wait(call.callNum, this.config.waitTimeoutMs) : undefined;
+    return { runtime, input };
+  }
+
+  /** A call stored: counted, told to the event stream and queued for a worker. */
+  private accepted(call: Call, fn: FunctionRecord, runtime: Runtime, extra: CallExtra, delayMs = 0): void {
+    const funcName = fn.functionName;
     this.metrics.invoked(funcName);
-    if (this.log.isLevelEnabled('debug')) this.log.debug({ callNum: call.callNum, function: funcName, version: fn.version.slice(0, 12), rerunOf: extra.rerunOf }, 'call accepted');
-    this.hub.dispatch({ call, fn, runtime });
-    return { call, done, replayed: false };
+    this.events.publish(
+      'call.accepted',
+      { callNum: call.callNum, funcName, status: call.status, ...(extra.rerunOf ? { rerunOf: extra.rerunOf } : {}), ...(extra.trigger ? { trigger: extra.trigger } : {}), ...(extra.retryOf ? { retryOf: extra.retryOf } : {}) },
+      funcName,
+    );
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ callNum: call.callNum, function: funcName, version: fn.version.slice(0, 12), rerunOf: extra.rerunOf, trigger: extra.trigger, retryOf: extra.retryOf }, 'call accepted');
+    if (delayMs > 0) this.hub.dispatchLater({ call, fn, runtime }, delayMs);
+    else this.hub.dispatch({ call, fn, runtime });
+  }
+
+  /**
+   * An async call of a function with retries ended ERROR or TIMEOUT: when its end is one the function
+   * retries on, the next attempt is made (once: under an idempotency key of the ended call) and queued
+   * after its backoff; when the attempts have run out, the call is a dead letter.
+   */
+  private async afterFailure(call: Call): Promise<boolean> {
+    if (!call.async || call.status === 'DONE') return false;
+    const found = await this.versionOf(call);
+    const retries = found?.fn.idempotent ? found.fn.retries : undefined;
+    if (!found || !retries || !retriesOn(call, retries)) return false;
+    const attempt = call.retryAttempt ?? 1;
+    if (attempt > retries.max) {
+      await this.deadLetter(call, attempt, 'it ran out of retries');
+      return false;
+    }
+    const extra: CallExtra = { args: call.args, env: call.env, callbackUrl: call.callbackUrl, trigger: call.trigger, async: true, retryOf: call.callNum, retryAttempt: attempt + 1 };
+    let made: { call: Call; created: boolean; runtime: Runtime };
+    try {
+      const { runtime, input } = await this.callInput(found.fn, call.params, extra);
+      made = { ...(await this.db.createCallOnce({ ...input, key: `retry of ${call.callNum}`, durable: true })), runtime };
+    } catch (err) {
+      // A retry that cannot be made (the queue full, its runtime gone) leaves the call where a person sees it.
+      await this.deadLetter(call, attempt, `its retry could not be made: ${err instanceof Error ? err.message : String(err)}`);
+      return false;
+    }
+    // The retry carries the callback on: the failed call's own is not delivered.
+    if (call.callbackUrl) await this.db.putCallback({ callNum: call.callNum, url: call.callbackUrl, state: 'superseded', attempts: [] }).catch(() => undefined);
+    if (!made.created) return true;
+    const base = (retries.backoffMs ?? 1000) * 2 ** (attempt - 1);
+    this.accepted(made.call, found.fn, made.runtime, extra, Math.round(base / 2 + (Math.random() * base) / 2));
+    return true;
+  }
+
+  private async deadLetter(call: Call, attempts: number, why: string): Promise<void> {
+    await this.db.putDeadLetter(call.callNum);
+    this.log.warn({ callNum: call.callNum, function: call.funcName, attempts, why }, 'a dead letter');
+    this.events.publish('call.deadLettered', { callNum: call.callNum, funcName: call.funcName, attempts }, call.funcName);
+  }
+
+  /**
+   * A cron trigger's tick: its call and the tick are written together by db-service, which refuses a
+   * tick already fired, so a tick makes one call at most. A tick whose function is gone or whose queue
+   * is full makes none (logged).
+   */
+  async fireTrigger(trigger: CronTrigger, tick: Date): Promise<void> {
+    const fn = await this.lookupFunction(trigger.function);
+    if (!fn) {
+      this.log.warn({ trigger: trigger.name, function: trigger.function }, 'a tick of a trigger whose function is not registered made no call');
+      return;
+    }
+    const extra = { trigger: `cron:${trigger.name}`, async: true };
+    const { runtime, input } = await this.callInput(fn, trigger.params ?? {}, extra);
+    const fired = await this.db.fireTrigger(trigger.name, tick.toISOString(), input);
+    if (!fired.fired || !fired.call) return;
+    this.accepted(fired.call, fn, runtime, extra);
+  }
+
+  /**
+   * Creates or replaces a secret (db-service seals it). Replaced, the functions that use it get new
+   * containers: their workers retire the ones that hold the old value.
+   */
+  async putSecret(name: string, value: string): Promise<{ created: boolean; secret: SecretInfo }> {
+    const result = await this.db.putSecret(name, value);
+    if (!result.created) {
+      const functions = (await this.db.listFunctions()).filter((f) => f.secrets?.includes(name)).map((f) => f.functionName);
+      if (functions.length > 0) this.hub.broadcast('secretChanged', { functions });
+    }
+    return result;
+  }
+
+  /** Creates or replaces a trigger: its ticks count from now (none before it is caught up with). */
+  async putTrigger(input: Omit<CronTrigger, 'createdAt' | 'lastTick'>): Promise<{ created: boolean; trigger: CronTrigger }> {
+    cronOf(input.schedule, input.timezone);
+    if (!(await this.lookupFunction(input.function))) throw new PlatformError('FUNCTION_NOT_FOUND', `no function named "${input.function}"`);
+    const now = new Date().toISOString();
+    const result = await this.db.putTrigger({ ...input, createdAt: now, lastTick: now });
+    this.cron.set(result.trigger);
+    return result;
+  }
+
+  async removeTrigger(name: string): Promise<void> {
+    const { deleted } = await this.db.deleteTrigger(name);
+    this.cron.remove(name);
+    if (!deleted) throw new PlatformError('TRIGGER_NOT_FOUND', `no trigger named "${name.slice(0, 64)}"`);
+  }
+
+  /** A trigger as answered: its record and its next tick. */
+  describeTrigger(trigger: CronTrigger): CronTrigger & { nextTick?: string } {
+    const next = this.cron.nextTick(trigger.name);
+    return { ...trigger, ...(next ? { nextTick: next.toISOString() } : {}) };
+  }
+
+  /** Whether a function of this name is registered, as this api knows (no database request). */
+  hasFunction(name: string): boolean {
+    return this.functionNames.has(name);
+  }
+
+  /** The registered function of this name (its current version), or null. */
+  async findFunction(name: string): Promise<FunctionRecord | null> {
+    return typeof name === 'string' && name.length <= 64 ? this.lookupFunction(name) : null;
   }
 
   private async lookupFunction(name: string): Promise<FunctionRecord | null> {
@@ -236,7 +450,7 @@ export class Platform {
     return call;
   }
 
-  workers(): unknown[] {
+  workers(): Worker[] {
     return this.hub.list().map((w) => ({
       nodeId: w.nodeId,
       routingId: w.routingId,
@@ -294,8 +508,41 @@ export class Platform {
     return fn && runtime ? { fn, runtime } : null;
   }
 
+  /** A call's end, for the event stream and for whoever follows its logs. */
+  private ended(call: Call): void {
+    this.events.publish(
+      'call.ended',
+      {
+        callNum: call.callNum,
+        funcName: call.funcName,
+        status: call.status,
+        ...(call.reason ? { reason: call.reason } : {}),
+        ...(call.error ? { error: call.error.slice(0, 512) } : {}),
+        ...(call.durationMs !== undefined ? { durationMs: call.durationMs } : {}),
+        ...(call.node ? { node: call.node } : {}),
+        ...(call.coldStart !== undefined ? { coldStart: call.coldStart } : {}),
+      },
+      call.funcName,
+    );
+    this.logs.ended(call);
+    if ((call.async && call.status !== 'DONE') || call.callbackUrl) void this.afterEnd(call);
+  }
+
+  /** A retry when the call's function asks for one; else its callback, if it has one. */
+  private async afterEnd(call: Call): Promise<void> {
+    let retried = false;
+    try {
+      retried = await this.afterFailure(call);
+    } catch (err) {
+      this.log.warn({ callNum: call.callNum, err: err instanceof Error ? err.message : String(err) }, 'a retry could not be made');
+    }
+    if (!call.callbackUrl || retried) return;
+    await this.sendCallback(call).catch((err: unknown) => this.log.warn({ callNum: call.callNum, err: err instanceof Error ? err.message : String(err) }, 'a callback could not start; the sweep retries it'));
+  }
+
   /** A call this api ended (its node was lost, say): counted once, and whoever waits for it is told. */
   private endedByApi(call: Call): void {
+    this.ended(call);
     this.metrics.ended(call);
     this.endedHere.add(call.callNum);
     if (this.endedHere.size > 10_000) this.endedHere.delete(this.endedHere.values().next().value as number);

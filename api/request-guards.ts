@@ -11,7 +11,7 @@ import { PlatformError } from '../protocol/errors';
  */
 
 /** Names every api serves: loopback ones (RFC 6761 reserves `localhost` and its subdomains for it). */
-const LOOPBACK_NAMES = new Set(['localhost', 'localhost.localdomain']);
+export const LOOPBACK_NAMES: ReadonlySet<string> = new Set(['localhost', 'localhost.localdomain']);
 
 export interface HostPolicy {
   /** `*` in FAAS_ALLOWED_HOSTS: no check. */
@@ -83,6 +83,25 @@ export function crossSiteGuard(): RequestHandler {
     const origin = req.get('origin');
     if (origin !== undefined && !sameOrigin(origin, req.headers.host)) {
       return next(new PlatformError('CROSS_SITE_REQUEST', `a ${req.method} from a page of ${JSON.stringify(origin.slice(0, 100))} is refused: only the api's own origin may change state`));
+    }
+    next();
+  };
+}
+
+/**
+ * A function's endpoint runs the function on any method, GET included: a request from a page of another
+ * site (an image, a link, a form, a script) is refused whatever its method, so that the visitor's cached
+ * credentials cannot run a function that is not public.
+ */
+export function endpointCrossSiteGuard(): RequestHandler {
+  return (req: Request, _res: Response, next: NextFunction) => {
+    const site = req.get('sec-fetch-site');
+    if (site === 'cross-site' || site === 'same-site') {
+      return next(new PlatformError('CROSS_SITE_REQUEST', `a request from a page of another site (Sec-Fetch-Site: ${site}) may not run a function that is not public`));
+    }
+    const origin = req.get('origin');
+    if (origin !== undefined && !sameOrigin(origin, req.headers.host)) {
+      return next(new PlatformError('CROSS_SITE_REQUEST', `a request from a page of ${JSON.stringify(origin.slice(0, 100))} may not run a function that is not public`));
     }
     next();
   };

@@ -1,6 +1,8 @@
 import type { Request, Response } from 'express';
 import { PlatformError } from '../protocol/errors';
+import { isValidName } from '../protocol/names';
 import type { Call } from '../protocol/types';
+import { checkCallbackUrl, type CallbackPolicy } from './callbacks';
 import type { Platform } from './platform';
 
 /** What every route reads from a request and how invocations are answered, the seed's and /v1's alike. */
@@ -28,6 +30,16 @@ export function checkParamsDepth(params: unknown, maxDepth: number): void {
   if (jsonDepth(params, maxDepth) > maxDepth) throw new PlatformError('BAD_REQUEST', `params nest deeper than ${maxDepth} levels (FAAS_MAX_PARAMS_DEPTH)`);
 }
 
+/** What each kind of named record answers when the name is not one of them. */
+const NOT_FOUND = { runtime: 'RUNTIME_NOT_FOUND', function: 'FUNCTION_NOT_FOUND', trigger: 'TRIGGER_NOT_FOUND', secret: 'SECRET_NOT_FOUND' } as const;
+
+/** The `:name` of a route; a name no record can have is that kind's 404. */
+export function nameParam(req: Request, what: keyof typeof NOT_FOUND): string {
+  const name = req.params.name as string;
+  if (!isValidName(name)) throw new PlatformError(NOT_FOUND[what], `no ${what} named "${String(req.params.name).slice(0, 64)}"`);
+  return name;
+}
+
 export function parseCallNum(raw: string): number {
   if (!/^\d{1,15}$/.test(raw) || Number(raw) < 1) throw new PlatformError('BAD_REQUEST', `"${raw.slice(0, 32)}" is not a call number`);
   return Number(raw);
@@ -36,6 +48,12 @@ export function parseCallNum(raw: string): number {
 /** ?wait=true (or 1), or "wait": true in the body. */
 export function wantsWait(req: Request, bodyWait?: boolean): boolean {
   return req.query.wait === 'true' || req.query.wait === '1' || bodyWait === true;
+}
+
+/** The call's callback URL (the X-Callback-Url header, else the body's callbackUrl), checked against the operator's allow list. */
+export function callbackUrl(req: Request, fromBody: string | undefined, policy: CallbackPolicy, selfPort?: number): string | undefined {
+  const raw = req.get('x-callback-url') ?? fromBody;
+  return raw === undefined || raw === '' ? undefined : checkCallbackUrl(raw, policy, selfPort);
 }
 
 export function idempotencyKey(req: Request): string | undefined {

@@ -6,7 +6,7 @@ import { rateLimit, ipKeyGenerator } from 'express-rate-limit';
 import helmet from 'helmet';
 import { PlatformError, asPlatformError } from '../protocol/errors';
 import { resolveLimits } from '../protocol/limits';
-import { isValidName } from '../protocol/names';
+import { isValidName, nameFromImage } from '../protocol/names';
 import { registryRefusal } from '../protocol/registries';
 import { functionOptionsSchema, invokeInputSchema, runtimeInputSchema } from '../protocol/schemas';
 import type { FunctionRecord, Runtime } from '../protocol/types';
@@ -14,9 +14,14 @@ import { BasicAuth } from './auth';
 import type { ApiConfig } from './config';
 import type { Platform } from './platform';
 import { openApiDocument } from './openapi';
-import { answer, checkParamsDepth, idempotencyKey, parseCallNum, wantsWait, zodMessage } from './requests';
-import { crossSiteGuard, hostGuard, hostPolicy, jsonBody } from './request-guards';
-import { addRestRoutes } from './rest-routes';
+import { answer, callbackUrl, checkParamsDepth, idempotencyKey, parseCallNum, wantsWait, zodMessage } from './requests';
+import { crossSiteGuard, endpointCrossSiteGuard, hostGuard, hostPolicy, jsonBody } from './request-guards';
+import { restHandlers, type RestOperation } from './rest-routes';
+import { triggerHandlers, type TriggerOperation } from './trigger-routes';
+import { secretHandlers, type SecretOperation } from './secret-routes';
+import { ROUTES, type OperationId, type RouteSpec } from './route-table';
+import { uiRouter } from './ui-routes';
+import { HTTP_TRIGGER_PATHS, httpTriggerHandler } from './http-trigger';
 
 const swaggerUiAssets = path.dirname(require.resolve('swagger-ui-dist/package.json'));
 
@@ -45,31 +50,6 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
   // name but localhost: the page would stay blank on an api served over plain HTTP.
   app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } } }));
   app.use(hostGuard(hostPolicy(config.allowedHosts, config.host)));
-  app.use(crossSiteGuard());
-
-  const upload = multer({
-    dest: platform.packages.uploadDir,
-    limits: { fileSize: config.maxUploadBytes, files: 1, fields: 20, parts: 21, fieldNameSize: 100, fieldSize: 320 * 1024, headerPairs: 100 },
-  });
-  const json = jsonBody(config.maxBodyBytes);
-
-  app.get('/health', async (_req, res) => {
-    const health = await platform.health();
-    res.status(health.status === 'ok' ? 200 : 503).json(health);
-  });
-
-  // The api's description is public, like /health: /openapi.json, and a page to read it at /docs.
-  const document = openApiDocument(packageVersion());
-  app.get('/openapi.json', (_req, res) => {
-    res.json(document);
-  });
-  app.get('/docs', (_req, res) => {
-    res.type('html').send(DOCS_PAGE);
-  });
-  app.use('/docs/init.js', (_req, res) => {
-    res.type('application/javascript').send("window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', deepLinking: true });\n");
-  });
-  app.use('/docs/assets', express.static(swaggerUiAssets, { index: false, fallthrough: false }));
 
   // Every route below /health needs a user when users are configured.
   const auth = new BasicAuth(config.users, {
@@ -78,27 +58,84 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
     onScrypt: () => platform.metrics.authChecked(),
     onRefused: (reason) => platform.metrics.authChecked(reason),
   });
-  if (auth.enabled) app.use(auth.middleware());
-  if (config.rateLimitPerMinute > 0) {
-    app.use(
-      rateLimit({
-        windowMs: 60_000,
-        limit: config.rateLimitPerMinute,
-        standardHeaders: 'draft-7',
-        legacyHeaders: false,
-        keyGenerator: (req, res) => (typeof res.locals.user === 'string' ? `user:${res.locals.user}` : `ip:${ipKeyGenerator(req.ip ?? '')}`),
-        handler: (_req, _res, next, options) =>
-          next(new PlatformError('RATE_LIMITED', `more than ${options.limit} requests a minute`, { retryAfterSeconds: Math.ceil(options.windowMs / 1000) })),
-      }),
-    );
-  }
+  const limiter =
+    config.rateLimitPerMinute > 0
+      ? rateLimit({
+          windowMs: 60_000,
+          limit: config.rateLimitPerMinute,
+          standardHeaders: 'draft-7',
+          legacyHeaders: false,
+          keyGenerator: (req, res) => (typeof res.locals.user === 'string' ? `user:${res.locals.user}` : `ip:${ipKeyGenerator(req.ip ?? '')}`),
+          handler: (_req, _res, next, options) =>
+            next(new PlatformError('RATE_LIMITED', `more than ${options.limit} requests a minute`, { retryAfterSeconds: Math.ceil(options.windowMs / 1000) })),
+        })
+      : undefined;
+  const guards = [crossSiteGuard(), ...(auth.enabled ? [auth.middleware()] : []), ...(limiter ? [limiter] : [])];
+
+  // Functions' own HTTP endpoints, any method and body: a public one passes the rate limit only, the others
+  // every guard, cross-site checked on every method.
+  const trigger = httpTriggerHandler(platform, {
+    maxBodyBytes: config.maxBodyBytes,
+    guards: [endpointCrossSiteGuard(), ...guards.slice(1)],
+    publicGuards: limiter ? [limiter] : [],
+    isPlatformUser: (name) => config.users.has(name),
+  });
+  app.all(HTTP_TRIGGER_PATHS, trigger);
+
+  app.use(guards[0]!);
+
+  const upload = multer({
+    dest: platform.packages.uploadDir,
+    limits: { fileSize: config.maxUploadBytes, files: 1, fields: 20, parts: 21, fieldNameSize: 100, fieldSize: 320 * 1024, headerPairs: 100 },
+  });
+  const json = jsonBody(config.maxBodyBytes);
+
+  const handlers: Handlers = { ...seedHandlers(platform, config, upload), ...restHandlers(platform, config), ...triggerHandlers(platform, config), ...secretHandlers(platform) };
+  const register = (spec: RouteSpec) => app[spec.method](spec.path, ...(spec.body === 'json' ? [json] : []), handlers[spec.operationId]);
+
+  // Open routes first: /health and the api's description, /openapi.json and a page to read it at /docs.
+  for (const spec of ROUTES) if (spec.open) register(spec);
+  app.use('/docs/init.js', (_req, res) => {
+    res.type('application/javascript').send("window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', deepLinking: true });\n");
+  });
+  app.use('/docs/assets', express.static(swaggerUiAssets, { index: false, fallthrough: false }));
+  app.use(uiRouter());
+
+  for (const guard of guards.slice(1)) app.use(guard);
+
+  // Every other route of the table, in its order.
+  for (const spec of ROUTES) if (!spec.open) register(spec);
+
+  app.use(() => {
+    throw new PlatformError('NOT_FOUND', 'no such route');
+  });
+
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const error = toPlatformError(err);
+    if (error.code === 'INTERNAL') platform.log.error({ err: err instanceof Error ? err.stack : String(err) }, 'request failed');
+    if (res.headersSent) return res.end();
+    const retryAfter = (error.data as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
+    if (error.retryable && retryAfter && !res.getHeader('Retry-After')) res.setHeader('Retry-After', String(retryAfter));
+    res.status(error.status).json({ error: { code: error.code, message: error.message } });
+  });
+
+  return app;
+}
+
+/** What each route of the table does, by operationId. */
+export type Handler = (req: Request, res: Response, next: NextFunction) => unknown;
+export type Handlers = Record<OperationId, Handler>;
+
+/** The seed's calls and the platform's own routes; registration under /v1 shares the seed's code. */
+function seedHandlers(platform: Platform, config: ApiConfig, upload: multer.Multer): Omit<Handlers, RestOperation | TriggerOperation | SecretOperation> {
+  const document = openApiDocument(packageVersion());
 
   const registerRuntime = async (req: Request, res: Response) => {
     const parsed = runtimeInputSchema.safeParse(req.body ?? {});
     if (!parsed.success) throw new PlatformError('BAD_REQUEST', zodMessage(parsed.error));
     const refused = registryRefusal(parsed.data.image, config.registries);
     if (refused) throw new PlatformError('BAD_REQUEST', `image: ${refused}`);
-    const name = parsed.data.name ?? parsed.data.image;
+    const name = parsed.data.name ?? nameFromImage(parsed.data.image) ?? parsed.data.image;
     if (!isValidName(name)) {
       throw new PlatformError(
         'INVALID_NAME',
@@ -109,8 +146,6 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
     const { created } = await platform.registerRuntime(runtime);
     res.status(created ? 201 : 200).json(runtime);
   };
-  app.post('/registerRuntime', json, registerRuntime);
-  app.post('/v1/runtimes', json, registerRuntime);
 
   const lookupRuntime = async (name: unknown): Promise<Runtime> => {
     const runtime = typeof name === 'string' && isValidName(name) ? await platform.db.getRuntime(name) : null;
@@ -140,11 +175,17 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
       if (odd !== undefined) {
         return refuse(new PlatformError('BAD_REQUEST', `the form field "${odd.slice(0, 64)}" is given more than once or with a nested name (name[key]): each field is one plain value`));
       }
-      void (pathRuntime ? Promise.resolve(pathRuntime) : lookupRuntime(fields.runtime)).then((runtime) => {
+      void (pathRuntime ? Promise.resolve(pathRuntime) : lookupRuntime(fields.runtime)).then(async (runtime) => {
         const options = functionOptionsSchema.safeParse(fields);
         if (!options.success) return refuse(new PlatformError('BAD_REQUEST', zodMessage(options.error)));
         if (options.data.args?.length && runtime.mode === 'handler') {
           return refuse(new PlatformError('BAD_REQUEST', `args extend a run command: runtime "${runtime.name}" is in handler mode, which has none per call`));
+        }
+        for (const name of options.data.secrets ?? []) {
+          if (!(await platform.db.getSecret(name))) return refuse(new PlatformError('BAD_REQUEST', `secret "${name}" does not exist: create it first (POST /v1/secrets, faas secret create)`));
+        }
+        if (options.data.retries && options.data.idempotent !== 'true') {
+          return refuse(new PlatformError('BAD_REQUEST', 'retries run a call again: they are for functions registered idempotent=true'));
         }
         const resolved = resolveLimits(options.data, config.limits);
         if ('error' in resolved) return refuse(new PlatformError('INVALID_LIMITS', resolved.error));
@@ -162,6 +203,9 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
               ...(options.data.handler ? { handler: options.data.handler } : {}),
               ...(options.data.preload ? { preload: options.data.preload } : {}),
               ...(options.data.idempotent === 'true' ? { idempotent: true } : {}),
+              ...(options.data.public === 'true' ? { public: true } : {}),
+              ...(options.data.retries ? { retries: options.data.retries } : {}),
+              ...(options.data.secrets?.length ? { secrets: [...new Set(options.data.secrets)] } : {}),
               ...(Object.keys(limits).length > 0 ? { limits } : {}),
               ...(options.data.env && Object.keys(options.data.env).length > 0 ? { env: options.data.env } : {}),
               ...(options.data.args?.length ? { args: options.data.args } : {}),
@@ -175,78 +219,68 @@ export function createApp(platform: Platform, config: ApiConfig): express.Expres
     });
   };
 
-  app.post('/registerFunction/:runtime/:funcName', async (req, res, next) => {
-    const { runtime: runtimeName, funcName } = req.params as { runtime: string; funcName: string };
-    if (!isValidName(funcName)) throw new PlatformError('INVALID_NAME', `function name "${funcName}" must match ^[a-z0-9][a-z0-9_-]{0,62}$`);
-    registerFunction(funcName, await lookupRuntime(runtimeName), req, res, next);
-  });
-  app.put('/v1/functions/:name', (req, res, next) => {
-    registerFunction(req.params.name as string, undefined, req, res, next);
-  });
-
-  app.post('/invokeFunction', json, async (req, res) => {
-    const parsed = invokeInputSchema.safeParse(req.body ?? {});
-    if (!parsed.success) throw new PlatformError('BAD_REQUEST', zodMessage(parsed.error));
-    checkParamsDepth(parsed.data.params, config.maxParamsDepth);
-    await answer(platform, res, await platform.invoke(parsed.data.funcName, parsed.data.params ?? {}, wantsWait(req, parsed.data.wait), idempotencyKey(req)));
-  });
-
-  app.get('/runtimes', async (_req, res) => {
-    res.json((await platform.db.listRuntimes()).map((r) => r.name));
-  });
-
-  app.get('/functions', async (_req, res) => {
-    res.json((await platform.db.listFunctions()).map((f) => f.functionName));
-  });
-
-  app.get('/calls', async (_req, res) => {
-    await streamCallStore(platform, res);
-  });
-
-  app.get('/call/:callNum', async (req, res) => {
-    const callNum = parseCallNum(req.params.callNum);
-    const call = await platform.db.getCall(callNum);
-    if (!call) throw new PlatformError('CALL_NOT_FOUND', `no call ${callNum}`);
-    res.json(call);
-  });
-
-  app.get('/workers', (_req, res) => {
-    res.json(platform.workers());
-  });
-
-  /** Workers fetch function packages here by hash. */
-  app.get('/packages/:sha256', (req, res) => {
-    const sha = req.params.sha256;
-    if (!platform.packages.has(sha)) throw new PlatformError('PACKAGE_NOT_FOUND', `no package ${sha}`);
-    res.setHeader('Content-Type', 'application/gzip');
-    const stream = createReadStream(platform.packages.path(sha));
-    stream.on('error', () => res.destroy());
-    stream.pipe(res);
-  });
-
-  addRestRoutes(app, platform, config);
-
-  /** Prometheus text format; behind the same credentials as the rest when users are configured. */
-  app.get('/metrics', async (_req, res) => {
-    const { contentType, body } = await platform.metrics.text();
-    res.setHeader('Content-Type', contentType);
-    res.send(body);
-  });
-
-  app.use(() => {
-    throw new PlatformError('NOT_FOUND', 'no such route');
-  });
-
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const error = toPlatformError(err);
-    if (error.code === 'INTERNAL') platform.log.error({ err: err instanceof Error ? err.stack : String(err) }, 'request failed');
-    if (res.headersSent) return res.end();
-    const retryAfter = (error.data as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
-    if (error.retryable && retryAfter && !res.getHeader('Retry-After')) res.setHeader('Retry-After', String(retryAfter));
-    res.status(error.status).json({ error: { code: error.code, message: error.message } });
-  });
-
-  return app;
+  return {
+    getHealth: async (_req, res) => {
+      const health = await platform.health();
+      res.status(health.status === 'ok' ? 200 : 503).json(health);
+    },
+    getOpenApi: (_req, res) => {
+      res.json(document);
+    },
+    getDocs: (_req, res) => {
+      res.type('html').send(DOCS_PAGE);
+    },
+    registerRuntime,
+    createRuntime: registerRuntime,
+    registerFunction: async (req, res, next) => {
+      const { runtime: runtimeName, funcName } = req.params as { runtime: string; funcName: string };
+      if (!isValidName(funcName)) throw new PlatformError('INVALID_NAME', `function name "${funcName}" must match ^[a-z0-9][a-z0-9_-]{0,62}$`);
+      registerFunction(funcName, await lookupRuntime(runtimeName), req, res, next);
+    },
+    putFunction: (req, res, next) => {
+      registerFunction(req.params.name as string, undefined, req, res, next);
+    },
+    invokeFunction: async (req, res) => {
+      const parsed = invokeInputSchema.safeParse(req.body ?? {});
+      if (!parsed.success) throw new PlatformError('BAD_REQUEST', zodMessage(parsed.error));
+      checkParamsDepth(parsed.data.params, config.maxParamsDepth);
+      const callback = callbackUrl(req, parsed.data.callbackUrl, config.callbackAllow, config.port);
+      await answer(platform, res, await platform.invoke(parsed.data.funcName, parsed.data.params ?? {}, wantsWait(req, parsed.data.wait), idempotencyKey(req), { callbackUrl: callback }));
+    },
+    listRuntimeNames: async (_req, res) => {
+      res.json((await platform.db.listRuntimes()).map((r) => r.name));
+    },
+    listFunctionNames: async (_req, res) => {
+      res.json((await platform.db.listFunctions()).map((f) => f.functionName));
+    },
+    getCallStore: async (_req, res) => {
+      await streamCallStore(platform, res);
+    },
+    getCallByNumber: async (req, res) => {
+      const callNum = parseCallNum(req.params.callNum as string);
+      const call = await platform.db.getCall(callNum);
+      if (!call) throw new PlatformError('CALL_NOT_FOUND', `no call ${callNum}`);
+      res.json(call);
+    },
+    listWorkerNodes: (_req, res) => {
+      res.json(platform.workers());
+    },
+    /** Workers fetch function packages here by hash. */
+    getPackage: (req, res) => {
+      const sha = req.params.sha256 as string;
+      if (!platform.packages.has(sha)) throw new PlatformError('PACKAGE_NOT_FOUND', `no package ${sha}`);
+      res.setHeader('Content-Type', 'application/gzip');
+      const stream = createReadStream(platform.packages.path(sha));
+      stream.on('error', () => res.destroy());
+      stream.pipe(res);
+    },
+    /** Prometheus text format; behind the same credentials as the rest when users are configured. */
+    getMetrics: async (_req, res) => {
+      const { contentType, body } = await platform.metrics.text();
+      res.setHeader('Content-Type', contentType);
+      res.send(body);
+    },
+  };
 }
 
 /**

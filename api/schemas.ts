@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ERROR_CODES } from '../protocol/errors';
 import { isValidName } from '../protocol/names';
-import { argsSchema, callPatchSchema, callStatusSchema, envSchema, functionSchema, invokeInputSchema, runtimeInputSchema, runtimeSchema, userEnvSchema } from '../protocol/schemas';
+import { argsSchema, callPatchSchema, callStatusSchema, envSchema, functionOptionsSchema, functionSchema, invokeInputSchema, runtimeInputSchema, runtimeSchema, triggerSchema, userEnvSchema, cronTriggerInputSchema, cronTriggerSchema, callbackRecordSchema } from '../protocol/schemas';
 
 /**
  * The HTTP api's payloads: what requests are validated with, and what /openapi.json describes.
@@ -30,6 +30,18 @@ export const callQuerySchema = z
       .refine((n) => n >= 1 && n <= MAX_PAGE, `must be between 1 and ${MAX_PAGE}`)
       .optional(),
     cursor: z.string().regex(/^\d{1,15}$/, 'is not a cursor given by this api').transform(Number).optional(),
+    /** true: only calls whose retries ran out. */
+    deadLetter: z.enum(['true', 'false']).optional(),
+  })
+  .strict();
+
+/** GET /v1/events query: `types` is checked by the event hub (types or families). */
+export const eventQuerySchema = z
+  .object({
+    types: z.string().max(1000).optional(),
+    function: z.string().refine(isValidName, 'is not a function name').optional(),
+    /** For clients that cannot set the Last-Event-ID header; the header wins. */
+    lastEventId: z.string().max(64).optional(),
   })
   .strict();
 
@@ -42,6 +54,8 @@ export const v1InvokeBodySchema = z
     args: argsSchema.optional(),
     /** Environment variables of this call, over the function's own. */
     env: userEnvSchema.optional(),
+    /** Where the call's final state is POSTed when it ends (or the X-Callback-Url header). */
+    callbackUrl: z.string().max(2048).optional(),
   })
   .strict();
 
@@ -58,6 +72,13 @@ export const callSchema = callPatchSchema.extend({
   args: argsSchema.optional(),
   env: envSchema.optional(),
   rerunOf: z.number().int().positive().optional(),
+  trigger: triggerSchema.optional(),
+  callbackUrl: z.string().optional(),
+  async: z.boolean().optional(),
+  retryOf: z.number().int().positive().optional(),
+  retryAttempt: z.number().int().optional(),
+  /** The deliveries of its callback (GET /v1/calls/:n only). */
+  callback: callbackRecordSchema.omit({ callNum: true, url: true }).optional(),
 });
 
 /** A CALL as lists show it: without stdout and stderr (GET /v1/calls/:n/logs has them). */
@@ -95,23 +116,33 @@ export const workerSchema = z.object({
 
 export const healthSchema = z.object({
   status: z.enum(['ok', 'degraded']),
-  db: z.object({ connected: z.boolean(), error: z.string().optional(), calls: z.number().optional(), lateResults: z.number().optional() }),
-  workers: z.object({ connected: z.number().int(), nodes: z.array(z.string()) }),
+  /** Why the platform is degraded (or what it is doing that users may notice). */
+  reasons: z.array(z.string()).optional(),
+  db: z.object({
+    connected: z.boolean(),
+    writable: z.boolean(),
+    error: z.string().optional(),
+    calls: z.number().optional(),
+    lateResults: z.number().optional(),
+  }),
+  workers: z.object({ connected: z.number().int(), nodes: z.array(z.string()), freeSlots: z.number().int() }),
   queue: z.number().int(),
 });
+export type Health = z.output<typeof healthSchema>;
+export type Worker = z.output<typeof workerSchema>;
+export type CallLogs = z.output<typeof callLogsSchema>;
+export type FunctionVersion = z.output<typeof functionVersionSchema>;
+export type CallPage = z.output<typeof callPageSchema>;
+/** A call as the api answers it. */
+export type ApiCall = z.output<typeof callSchema>;
+/** A cron trigger as given, and as answered (with its next tick). */
+export type TriggerInput = z.input<typeof cronTriggerInputSchema>;
+export type Trigger = z.output<typeof cronTriggerSchema> & { nextTick?: string };
 
-/** The registerFunction multipart form as sent (every field a string); `module` is the package. */
-export const registerFunctionFormSchema = z.object({
+/**
+ * The registerFunction multipart form: the fields the route validates (every one a string, as forms
+ * send them), and `module`, the package.
+ */
+export const registerFunctionFormSchema = functionOptionsSchema.extend({
   module: z.string().describe('the package: a .tar.gz or .zip with the code at its root (binary)'),
-  handler: z.string().optional().describe('handler mode: module.attribute, default handler.handle'),
-  preload: z.enum(['none', 'runtime', 'function']).optional(),
-  idempotent: z.enum(['true', 'false']).optional(),
-  outputs: z.enum(['true', 'false']).optional().describe('keep what each call writes to /out'),
-  env: z.string().optional().describe('a JSON object of environment variables; FAAS_ names and loader, shell and interpreter variables (LD_*, NODE_OPTIONS, PYTHONPATH...) are refused'),
-  args: z.string().optional().describe('a JSON array of extra run-command arguments (process mode)'),
-  timeout: z.string().optional().describe('ms'),
-  memory: z.string().optional().describe('MB'),
-  cpus: z.string().optional(),
-  concurrency: z.string().optional(),
-  network: z.enum(['true', 'false']).optional(),
 });

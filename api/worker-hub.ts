@@ -70,10 +70,16 @@ export class WorkerHub extends EventEmitter {
   /** Calls that ended through this hub, oldest first (bounded). */
   private readonly ended = new Set<number>();
   private readonly queue = new CallQueue();
+  /** Calls waiting for their time to be queued (retries after their backoff): held all the same. */
+  private readonly delayed = new Map<number, NodeJS.Timeout>();
   /** Invocations made in this turn, by worker, sent together when the turn ends. */
   private readonly outgoing = new Map<string, Invocation[]>();
   private timer?: NodeJS.Timeout;
   private closed = false;
+  /** Whether workers send callsStarted (someone follows the events that need them). */
+  private callStarts = false;
+  /** Calls whose logs someone follows: a call still queued is followed once it is sent. */
+  private readonly followed = new Set<number>();
 
   constructor(private readonly options: WorkerHubOptions) {
     super();
@@ -92,7 +98,16 @@ export class WorkerHub extends EventEmitter {
         },
         draining: (_, from) => {
           const worker = this.registered(from, 'draining');
-          if (worker) worker.draining = true;
+          if (!worker || worker.draining) return;
+          worker.draining = true;
+          this.emit('workerDraining', worker);
+        },
+        callsStarted: ({ calls }, from) => this.onCallsStarted(from, calls),
+        callLogs: (piece, from) => {
+          const worker = this.registered(from, 'callLogs');
+          if (!worker) return;
+          if (!worker.inflight.has(piece.callNum) && !worker.reported.has(piece.callNum)) return this.channel.drop('not_held', from, `call ${piece.callNum}`, 'callLogs');
+          this.emit('callLogs', piece);
         },
         handBack: ({ callNum }, from) => this.onHandBack(from, callNum),
         bye: (_, from) => {
@@ -114,6 +129,8 @@ export class WorkerHub extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    for (const timer of this.delayed.values()) clearTimeout(timer);
+    this.delayed.clear();
     await this.channel.close();
   }
 
@@ -136,6 +153,7 @@ export class WorkerHub extends EventEmitter {
   heldCalls(): Set<number> {
     const held = this.ownedCalls();
     for (const callNum of this.queue.callNumbers()) held.add(callNum);
+    for (const callNum of this.delayed.keys()) held.add(callNum);
     return held;
   }
 
@@ -152,10 +170,42 @@ export class WorkerHub extends EventEmitter {
     return this.queue.countFor(funcName);
   }
 
+  /** Asks every worker, now and when one joins, for callsStarted or no more of them. */
+  watchStarts(on: boolean): void {
+    if (on === this.callStarts) return;
+    this.callStarts = on;
+    this.broadcast('watch', { callStarts: on });
+  }
+
+  /**
+   * Asks the worker holding a call to send (or stop sending) what it writes as it writes it. A call
+   * still queued is asked for when it is sent; one no worker holds is not followed (it has ended, or
+   * recovery will end it).
+   */
+  followLogs(callNum: number, follow: boolean): void {
+    if (follow) this.followed.add(callNum);
+    else this.followed.delete(callNum);
+    for (const worker of this.workers.values()) {
+      if (worker.inflight.has(callNum) || worker.reported.has(callNum)) return this.send(worker.routingId, 'followLogs', { callNum, follow });
+    }
+  }
+
   /** Queues a call for the next free worker slot. */
   dispatch(invocation: Invocation): void {
     this.queue.add(invocation, 'back');
     this.pump();
+  }
+
+  /** Queues the call after `delayMs`; until then the sweep counts it as held. */
+  dispatchLater(invocation: Invocation, delayMs: number): void {
+    const callNum = invocation.call.callNum;
+    if (this.delayed.has(callNum) || this.closed) return;
+    const timer = setTimeout(() => {
+      this.delayed.delete(callNum);
+      this.dispatch(invocation);
+    }, delayMs);
+    timer.unref();
+    this.delayed.set(callNum, timer);
   }
 
   broadcast<K extends keyof ApiToWorker>(msgType: K, content: ApiToWorker[K]): void {
@@ -201,6 +251,9 @@ export class WorkerHub extends EventEmitter {
         const part = invocations.slice(i, i + perMessage);
         if (part.length === 1) this.send(routingId, 'invoke', part[0]!);
         else this.send(routingId, 'invokes', { invocations: part });
+      }
+      if (this.followed.size > 0) {
+        for (const { call } of invocations) if (this.followed.has(call.callNum)) this.send(routingId, 'followLogs', { callNum: call.callNum, follow: true });
       }
     }
     this.outgoing.clear();
@@ -289,10 +342,22 @@ export class WorkerHub extends EventEmitter {
     }
     worker.inflight.delete(call.callNum);
     worker.reported.delete(call.callNum);
+    this.followed.delete(call.callNum);
     this.remember(call.callNum);
     const done: Call = invocation ? { ...call, callNum: invocation.call.callNum, funcName: invocation.call.funcName } : call;
     this.emit('callDone', done);
     this.pump();
+  }
+
+  /** Calls a worker handed to its miniworkers: those it holds, named with the api's own record of them. */
+  private onCallsStarted(from: Peer, calls: { callNum: number }[]): void {
+    const worker = this.registered(from, 'callsStarted');
+    if (!worker) return;
+    for (const { callNum } of calls) {
+      const invocation = worker.inflight.get(callNum);
+      if (invocation) this.emit('started', invocation.call, worker);
+      else if (!worker.reported.has(callNum)) this.channel.drop('not_held', from, `call ${callNum}`, 'callsStarted');
+    }
   }
 
   private onHandBack(from: Peer, callNum: number): void {
@@ -334,10 +399,12 @@ export class WorkerHub extends EventEmitter {
       const snapshot = await this.options.snapshot();
       if (this.workers.get(routingId) !== worker) return;
       this.send(routingId, 'welcome', { ...snapshot, heartbeatMs: this.options.heartbeatMs });
+      if (this.callStarts) this.send(routingId, 'watch', { callStarts: true });
     } catch (err) {
       this.options.log.warn({ err: String(err) }, 'could not send the snapshot to a new worker');
     }
-    this.emit('workerJoined', worker);
+    // A hello of a worker already registered (it missed a welcome, say) is not a new node.
+    this.emit('workerJoined', worker, existing === undefined);
     this.pump();
   }
 

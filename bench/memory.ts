@@ -3,14 +3,14 @@
  * now, not the peak), divided by the warm containers they keep. The containers' own memory is not
  * in it: that is the function's, not the platform's.
  */
-import type { TestPlatform } from '../test/helpers/platform';
-import { handlerPackage, uploadWithFields, waitWarm, workers } from './functions';
-import { descendantPids, isNodeProcess, pssMb, rssMb } from './procfs';
+import { TestPlatform } from '../test/helpers/platform';
+import { handlerPackage, uploadWithFields, workers } from './functions';
+import { descendantPids, isNodeProcess, pssMb, rssMb, threadCount } from './procfs';
 import { since } from './stats';
 
 export interface WorkerSideMemory {
   workerRssMb: number;
-  /** Summed over the node processes under the worker; 0 when miniworkers are threads of the worker. */
+  /** Summed over the node processes under the worker; 0 when miniworkers are threads of the worker (they are in workerRssMb). */
   miniworkersRssMb: number;
   miniworkers: number;
   /** The same with shared pages divided among the processes that share them (Pss). */
@@ -55,30 +55,45 @@ export async function memoryPerWarmContainer(platform: TestPlatform): Promise<Wa
 export interface WarmContainersRss extends WarmContainerMemory {
   requested: number;
   warmupMs: number;
+  /** The worker process's threads at the end (its miniworkers, when they are threads, among them). */
+  workerThreads: number;
 }
 
 /**
- * The 500-warm-containers row, ready to call (main() does not yet): registers `count` functions
- * with `preload: function` on `runtime` (which must be registered already), waits until each has
- * a warm container, then measures the worker side's memory.
- *
- * The platform must have been started with FAAS_WORKER_CAPACITY of at least the containers it
- * already runs plus `count` (and a FAAS_KEEP_ALIVE_MS long enough to keep them), or the worker
- * cannot keep them all warm: this is checked first, through GET /workers.
+ * The 500-warm-containers row: a platform of its own, whose one node may hold `count` containers
+ * and keeps `count / functions` warm for each of `functions` functions (FAAS_PREWARM, the
+ * function preload policy), so that `count` containers start without `count` image builds. It
+ * waits until they are all warm, then measures the worker side's memory as above.
  */
-export async function warmContainersRss(platform: TestPlatform, count: number, options: { runtime?: string; prefix?: string; timeoutMs?: number } = {}): Promise<WarmContainersRss> {
-  const runtime = options.runtime ?? 'python';
-  const prefix = options.prefix ?? 'rss';
-  const capacity = (await workers(platform)).reduce((sum, w) => sum + w.capacity, 0);
-  const running = (await platform.containers()).length;
-  if (capacity < running + count) {
-    throw new Error(`${count} more warm containers do not fit: the workers' capacity is ${capacity} and ${running} containers run already (start the platform with FAAS_WORKER_CAPACITY >= ${running + count})`);
+export async function warmContainersRss(count: number, options: { functions?: number; timeoutMs?: number } = {}): Promise<WarmContainersRss> {
+  const functions = options.functions ?? Math.ceil(count / 250);
+  const perFunction = Math.ceil(count / functions);
+  const platform = await TestPlatform.start({
+    env: {
+      FAAS_LOG_LEVEL: 'warn',
+      FAAS_WORKER_CAPACITY: String(count + 8),
+      FAAS_PRELOAD: 'function',
+      FAAS_PREWARM: String(perFunction),
+      FAAS_KEEP_ALIVE_MS: '3600000',
+      FAAS_IDLE_EXIT_MS: '3600000',
+    },
+  });
+  try {
+    await platform.json('POST', '/registerRuntime', { name: 'python', image: 'pythonruntime', path: '/ws', dependencies: 'pip3 install -r requirements.txt', run: 'python3 /opt/faas/handler.py', mode: 'handler' });
+    const code = await handlerPackage('def handle(params):\n    return params\n');
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < functions; i++) await uploadWithFields(platform, 'python', `rss${i}`, code, {});
+    const deadline = Date.now() + (options.timeoutMs ?? Math.max(300_000, count * 1_500));
+    for (;;) {
+      const warm = (await workers(platform)).reduce((sum, w) => sum + w.warm.reduce((n, f) => n + f.containers, 0), 0);
+      if (warm >= count) break;
+      if (Date.now() > deadline) throw new Error(`${warm} of ${count} containers warm after ${Math.round(since(started) / 1000)} s`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const warmupMs = since(started);
+    const workerPid = platform.procs.get('worker')!.pid!;
+    return { requested: count, warmupMs, workerThreads: threadCount(workerPid), ...(await memoryPerWarmContainer(platform)) };
+  } finally {
+    await platform.stop();
   }
-  const names = Array.from({ length: count }, (_, i) => `${prefix}${String(i).padStart(4, '0')}`);
-  const code = await handlerPackage('def handle(params):\n    return params\n');
-  const started = process.hrtime.bigint();
-  for (const name of names) await uploadWithFields(platform, runtime, name, code, { preload: 'function' });
-  await waitWarm(platform, names, options.timeoutMs ?? Math.max(240_000, count * 2_000));
-  const warmupMs = since(started);
-  return { requested: count, warmupMs, ...(await memoryPerWarmContainer(platform)) };
 }

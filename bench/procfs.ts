@@ -153,3 +153,12 @@ export function pssMb(pid: number): number {
     return 0;
   }
 }
+
+/** The threads of a process (its /proc tasks): a node process has about a dozen, plus one per worker thread. */
+export function threadCount(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/task`).length;
+  } catch {
+    return 0;
+  }
+}

@@ -16,12 +16,15 @@ import { cpuDelta, cpuPerCall, formatCpuTable, takeCpuSnapshot, type CpuScope } 
 import { createStartFloor, execFloor, httpFloor, stdioFloor } from './floors';
 import { handlerPackage, uploadWithFields, waitFunctionImage, waitStem, waitWarm, workers } from './functions';
 import { requestJson } from './http';
-import { memoryPerWarmContainer } from './memory';
+import { memoryPerWarmContainer, warmContainersRss } from './memory';
 import { autocannonInvoke } from './outside-load';
-import { descendantPids, isNodeProcess, peakRssMb } from './procfs';
+import { descendantPids, isNodeProcess, peakRssMb, threadCount } from './procfs';
 import { median, percentile, round, runConcurrent, since } from './stats';
+import { readEvents } from '../cli/sse';
 
 const ROOT = path.resolve(__dirname, '..', '..');
+/** The warm containers of the memory row: BENCH_WARM_CONTAINERS, default 500. */
+const WARM_CONTAINERS_ROW = Number(process.env.BENCH_WARM_CONTAINERS ?? 500);
 const docker = new Docker();
 const rows: Array<[string, string]> = [];
 /** Numbers, and a few objects (CPU per call by process) keyed by what they break down. */
@@ -54,10 +57,13 @@ async function measuredThroughput(platform: TestPlatform, concurrency: number, c
   return { wallMs, durations, cpu: cpuDelta(before, after, containerIds) };
 }
 
-/** Miniworker processes under the worker and warm containers on every worker: what grows when load does. */
+/**
+ * Miniworkers (processes under the worker, or the worker's threads, one per miniworker thread
+ * beside its own dozen) and warm containers on every worker: what grows when load does.
+ */
 async function poolSize(platform: TestPlatform): Promise<{ miniworkers: number; warm: number }> {
   const worker = platform.procs.get('worker')?.pid;
-  const miniworkers = worker === undefined ? 0 : descendantPids(worker).filter((pid) => isNodeProcess(pid)).length;
+  const miniworkers = worker === undefined ? 0 : descendantPids(worker).filter((pid) => isNodeProcess(pid)).length + threadCount(worker);
   const warm = (await workers(platform)).reduce((sum, w) => sum + w.warm.reduce((n, f) => n + f.containers, 0), 0);
   return { miniworkers, warm };
 }
@@ -74,7 +80,7 @@ async function warmUp(platform: TestPlatform, concurrency: number, call: (i: num
     const grew = now.miniworkers > size.miniworkers || now.warm > size.warm;
     size = now;
     if (!grew || round >= maxRounds) {
-      return `warm-up: ${round} rounds of 500 calls${grew ? ', the pool still growing' : ''}; ${now.miniworkers} miniworker processes, ${now.warm} warm containers`;
+      return `warm-up: ${round} rounds of 500 calls${grew ? ', the pool still growing' : ''}; ${now.miniworkers} miniworker processes and worker threads, ${now.warm} warm containers`;
     }
   }
 }
@@ -172,6 +178,67 @@ async function main(): Promise<void> {
       process.stdout.write(`${table}\n`);
     }
 
+    process.stdout.write('events on the warm path\n');
+    {
+      // Alternating pairs at 16 clients: no subscriber, then one reading every event (call starts
+      // included, which workers send only while someone watches).
+      const call = async (i: number) => void (await timeCall('noop', { i }));
+      const without: { perS: number; cpuUs: number }[] = [];
+      const withOne: { perS: number; cpuUs: number; events: number }[] = [];
+      for (let pair = 0; pair < 2; pair++) {
+        const count = 3000;
+        const plain = await measuredThroughput(platform, 16, count, call);
+        without.push({ perS: (count / plain.wallMs) * 1000, cpuUs: cpuPerCall(plain.cpu, count).platformUs });
+        const abort = new AbortController();
+        let events = 0;
+        let open = false;
+        const reading = (async () => {
+          try {
+            for await (const event of readEvents(`${platform.url}/v1/events`, { signal: abort.signal, onOpen: () => (open = true) })) if (event.event.startsWith('call.')) events += 1;
+          } catch {
+            /* aborted */
+          }
+        })();
+        while (!open) await new Promise((r) => setTimeout(r, 10));
+        const watched = await measuredThroughput(platform, 16, count, call);
+        // The last events are on their way when the last answer came.
+        for (let i = 0; i < 100 && events < count * 3; i++) await new Promise((r) => setTimeout(r, 20));
+        abort.abort();
+        await reading;
+        withOne.push({ perS: (count / watched.wallMs) * 1000, cpuUs: cpuPerCall(watched.cpu, count).platformUs, events });
+      }
+      const med = (xs: number[]) => median(xs);
+      record('events_none_c16_per_s', med(without.map((r) => r.perS)), 'warm sync calls/s at 16 clients, no event subscriber (median of 2 × 3000, alternating with the next)', '/s');
+      record('events_one_c16_per_s', med(withOne.map((r) => r.perS)), 'warm sync calls/s at 16 clients, one subscriber reading every event', '/s');
+      record('events_none_cpu_us_per_call', med(without.map((r) => r.cpuUs)), 'platform CPU per warm call at 16 clients, no subscriber', 'µs');
+      record('events_one_cpu_us_per_call', med(withOne.map((r) => r.cpuUs)), 'platform CPU per warm call at 16 clients, one subscriber', 'µs');
+      record('events_received_per_call', med(withOne.map((r) => r.events / 3000)), 'call events the subscriber got per call (3: accepted, started, ended)', '');
+    }
+
+    process.stdout.write('the function as an HTTP endpoint\n');
+    {
+      // Alternating pairs at 16 clients: the call API (a CALL object back), then the function's endpoint
+      // (its own answer: here its params, echoed, as JSON).
+      const viaApi = async (i: number) => void (await timeCall('noop', { i }));
+      const viaEndpoint = async (i: number) => {
+        const { status, body } = await requestJson(base, 'POST', '/function/noop', { i });
+        if (status !== 200 || body?.method !== 'POST') throw new Error(`the endpoint answered ${status}: ${JSON.stringify(body).slice(0, 200)}`);
+      };
+      const api: { perS: number; cpuUs: number }[] = [];
+      const endpoint: { perS: number; cpuUs: number }[] = [];
+      for (let pair = 0; pair < 2; pair++) {
+        const count = 3000;
+        const a = await measuredThroughput(platform, 16, count, viaApi);
+        api.push({ perS: (count / a.wallMs) * 1000, cpuUs: cpuPerCall(a.cpu, count).platformUs });
+        const e = await measuredThroughput(platform, 16, count, viaEndpoint);
+        endpoint.push({ perS: (count / e.wallMs) * 1000, cpuUs: cpuPerCall(e.cpu, count).platformUs });
+      }
+      record('endpoint_api_c16_per_s', median(api.map((r) => r.perS)), 'warm sync calls/s at 16 clients through POST /invokeFunction?wait=true (median of 2 × 3000, alternating with the next)', '/s');
+      record('endpoint_c16_per_s', median(endpoint.map((r) => r.perS)), 'warm calls/s at 16 clients through POST /function/noop (the HTTP endpoint)', '/s');
+      record('endpoint_api_cpu_us_per_call', median(api.map((r) => r.cpuUs)), 'platform CPU per warm call at 16 clients, call API', 'µs');
+      record('endpoint_cpu_us_per_call', median(endpoint.map((r) => r.cpuUs)), 'platform CPU per warm call at 16 clients, HTTP endpoint', 'µs');
+    }
+
     process.stdout.write('outside load generator\n');
     const outside = await autocannonInvoke(base, 'noop', 64, 10);
     if ('skipped' in outside) {
@@ -186,12 +253,18 @@ async function main(): Promise<void> {
 
     process.stdout.write('10,000 asynchronous calls\n');
     const accepted = new Set<number>();
+    const acceptIds = new Set((await platform.containers()).map((c) => c.Id));
+    const acceptBefore = takeCpuSnapshot(cpuScope(platform));
     const t0 = process.hrtime.bigint();
     await runConcurrent(10_000, 64, async (i) => {
       const { status, body } = await invoke('noop', { i }, false);
       if (status === 202) accepted.add(body.callNum);
     });
     const acceptMs = since(t0);
+    // The accept window also runs the calls accepted so far: its CPU is the accepts' and those calls'.
+    const acceptCpu = cpuDelta(acceptBefore, takeCpuSnapshot(cpuScope(platform)), acceptIds);
+    results.cpu_us_per_async_accept_by_process = cpuPerCall(acceptCpu, 10_000).byRole;
+    tables.push(formatCpuTable('CPU per async call accepted, over the accept window (the calls run meanwhile included)', acceptCpu, 10_000));
     record('async10k_accept_per_s', (accepted.size / acceptMs) * 1000, 'async calls accepted/s (10,000, 64 clients)', '/s');
     const deadline = Date.now() + 180_000;
     let final = 0;
@@ -214,8 +287,12 @@ async function main(): Promise<void> {
     await waitWarm(platform, names, 240_000);
     record('distinct100_warmup_ms', since(tReg), 'registering 100 functions until all are warm');
     await runConcurrent(500, 16, async (i) => void (await timeCall(names[i % 100]!, { i })));
-    const { wallMs } = await runConcurrent(4000, 16, async (i) => void (await timeCall(names[i % 100]!, { i })));
-    record('distinct100_per_s', (4000 / wallMs) * 1000, 'calls/s across 100 distinct functions, round-robin, 16 clients', '/s');
+    const distinct = await measuredThroughput(platform, 16, 4000, async (i) => void (await timeCall(names[i % 100]!, { i })));
+    record('distinct100_per_s', (4000 / distinct.wallMs) * 1000, 'calls/s across 100 distinct functions, round-robin, 16 clients', '/s');
+    const distinctPerCall = cpuPerCall(distinct.cpu, 4000);
+    record('cpu_us_per_call_distinct100', distinctPerCall.platformUs, 'platform CPU per call across 100 distinct functions', 'µs');
+    results.cpu_us_per_call_by_process_distinct100 = distinctPerCall.byRole;
+    tables.push(formatCpuTable('CPU per call across 100 distinct functions, 16 clients', distinct.cpu, 4000));
     // Right after, while the most containers are warm: the worker side's memory now, not its peak.
     const perWarm = await memoryPerWarmContainer(platform);
     record('mem_per_warm_container_mb', perWarm.perContainerRssMb, `platform memory per warm container: (worker + ${perWarm.miniworkers} miniworkers) RSS / ${perWarm.warmContainers} warm containers`, 'MB');
@@ -226,8 +303,9 @@ async function main(): Promise<void> {
     const miniworkers = descendantPids(platform.procs.get('worker')!.pid!)
       .filter((pid) => isNodeProcess(pid))
       .map(peakRssMb);
-    record('rss_miniworker_max_mb', Math.max(0, ...miniworkers), `peak RSS of one miniworker (max of ${miniworkers.length})`, 'MB');
-    record('miniworkers', miniworkers.length, 'miniworkers at the end', '');
+    record('rss_miniworker_max_mb', Math.max(0, ...miniworkers), `peak RSS of one miniworker process (max of ${miniworkers.length}; 0 when miniworkers are threads of the worker)`, 'MB');
+    record('miniworkers', miniworkers.length, 'miniworker processes at the end', '');
+    record('worker_threads', threadCount(platform.procs.get('worker')!.pid!), 'threads of the worker process at the end (its miniworker threads among them)', '');
     const warmContainers = (await platform.containers(['io.faas.role=warm'])).length;
     record('warm_containers', warmContainers, 'warm containers at the end', '');
   } finally {
@@ -235,6 +313,18 @@ async function main(): Promise<void> {
     const floors = await docker.listContainers({ all: true, filters: { label: ['io.faas.platform=bench-floor'] } });
     for (const c of floors) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
   }
+
+  // Last, on a platform of its own: 500 containers kept warm on one node.
+  process.stdout.write('500 warm containers on one node\n');
+  try {
+    const five = await warmContainersRss(WARM_CONTAINERS_ROW);
+    record('warm_containers_500_rss_mb', five.workerRssMb + five.miniworkersRssMb, `worker side RSS with ${five.warmContainers} warm containers (${five.workerThreads} worker threads, ${five.miniworkers} miniworker processes; warm in ${Math.round(five.warmupMs / 1000)} s)`, 'MB');
+    record('warm_containers_500_per_container_mb', five.perContainerRssMb, 'the same per warm container', 'MB');
+    record('warm_containers_500_per_container_pss_mb', five.perContainerPssMb, 'the same counted as Pss', 'MB');
+  } catch (err) {
+    notes.push(`500 warm containers: not measured: ${err instanceof Error ? err.message : String(err)}`);
+  }
+
   results.bench_seconds = round((Date.now() - started) / 1000, 1);
   writeFileSync(path.join(ROOT, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
   const width = Math.max(...rows.map(([l]) => l.length));

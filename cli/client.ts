@@ -4,6 +4,14 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { Call, CallStatus, FunctionRecord, Runtime } from '../protocol/types';
+import type { SecretInfo } from '../protocol/schemas';
+import { readEvents, StreamRefused, type StreamEvent } from './sse';
+import type { CallLogs, FunctionVersion, Health, Trigger, TriggerInput, Worker } from '../api/schemas';
+
+/** The api's answers, typed by the schemas the api validates and documents them with. */
+export type { CallLogs, FunctionVersion };
+export type WorkerInfo = Worker;
+export type HealthInfo = Health;
 
 /** An error answered by the platform ({error: {code, message}}), or the platform not answering at all. */
 export class ClientError extends Error {
@@ -29,36 +37,9 @@ export interface CallFilter {
   until?: string;
   limit?: number;
   cursor?: string;
+  /** Only calls whose retries ran out. */
+  deadLetter?: boolean;
 }
-
-export interface CallLogs {
-  callNum: number;
-  status: CallStatus;
-  stdout: string;
-  stderr: string;
-  truncated: boolean;
-}
-
-export interface WorkerInfo {
-  nodeId: string;
-  state: string;
-  capacity: number;
-  load: number;
-  queued: number;
-  warm: { function: string; version: string; containers: number }[];
-  stems: { runtime: string; containers: number }[];
-  connectedAt: string;
-  lastSeen: string;
-}
-
-export interface HealthInfo {
-  status: 'ok' | 'degraded';
-  db: { connected: boolean; error?: string; calls?: number };
-  workers: { connected: number; nodes: string[] };
-  queue: number;
-}
-
-export type FunctionVersion = FunctionRecord & { current: boolean };
 
 /** The typed HTTP client of the platform: every command talks to the platform through this. */
 export class FaasClient {
@@ -177,6 +158,30 @@ export class FaasClient {
     return this.get('/v1/functions');
   }
 
+  async putTrigger(trigger: TriggerInput): Promise<Trigger> {
+    return (await this.request<Trigger>('POST', '/v1/triggers', { json: trigger })).data;
+  }
+
+  async putSecret(name: string, value: string): Promise<SecretInfo> {
+    return (await this.request<SecretInfo>('POST', '/v1/secrets', { json: { name, value } })).data;
+  }
+
+  listSecrets(): Promise<Array<SecretInfo & { usedBy?: string[] }>> {
+    return this.get('/v1/secrets');
+  }
+
+  async removeSecret(name: string): Promise<void> {
+    await this.request('DELETE', `/v1/secrets/${encodeURIComponent(name)}`);
+  }
+
+  listTriggers(): Promise<Trigger[]> {
+    return this.get('/v1/triggers');
+  }
+
+  async removeTrigger(name: string): Promise<void> {
+    await this.request('DELETE', `/v1/triggers/${encodeURIComponent(name)}`);
+  }
+
   getFunction(name: string): Promise<FunctionRecord> {
     return this.get(`/v1/functions/${encodeURIComponent(name)}`);
   }
@@ -190,8 +195,13 @@ export class FaasClient {
   }
 
   /** Invokes a function; with `wait`, 200 carries the final call and 202 a call still going. */
-  async invoke(funcName: string, params: unknown, wait: boolean, extra: { args?: string[]; env?: Record<string, string> } = {}): Promise<{ status: number; call: Call }> {
-    const body = { params, ...(extra.args?.length ? { args: extra.args } : {}), ...(extra.env && Object.keys(extra.env).length ? { env: extra.env } : {}) };
+  async invoke(funcName: string, params: unknown, wait: boolean, extra: { args?: string[]; env?: Record<string, string>; callbackUrl?: string } = {}): Promise<{ status: number; call: Call }> {
+    const body = {
+      params,
+      ...(extra.args?.length ? { args: extra.args } : {}),
+      ...(extra.env && Object.keys(extra.env).length ? { env: extra.env } : {}),
+      ...(extra.callbackUrl ? { callbackUrl: extra.callbackUrl } : {}),
+    };
     const { status, data } = await this.request<Call>('POST', `/v1/functions/${encodeURIComponent(funcName)}/calls${wait ? '?wait=true' : ''}`, { json: body });
     return { status, call: data };
   }
@@ -224,5 +234,36 @@ export class FaasClient {
 
   workers(): Promise<WorkerInfo[]> {
     return this.get('/v1/workers');
+  }
+
+  /**
+   * An event stream of the platform (docs/EVENTS.md): `/v1/events…` or a call's followed logs. Each
+   * event's data is made safe like every other answer; a refusal is a ClientError.
+   */
+  async *stream(route: string, init: { signal?: AbortSignal; lastEventId?: string } = {}): AsyncGenerator<StreamEvent> {
+    const headers = { ...this.authorization(), ...(init.lastEventId ? { 'last-event-id': init.lastEventId } : {}) };
+    let events: AsyncGenerator<StreamEvent>;
+    try {
+      events = readEvents(`${this.baseUrl}${route}`, { headers, signal: init.signal });
+      for await (const event of events) {
+        yield { ...event, data: JSON.stringify(JSON.parse(event.data, (_key, value: unknown) => (typeof value === 'string' ? this.text(value) : value))) };
+      }
+    } catch (err) {
+      if (err instanceof StreamRefused) {
+        let error: { code?: string; message?: string } | undefined;
+        try {
+          error = (JSON.parse(err.body) as { error?: { code?: string; message?: string } }).error;
+        } catch {
+          /* not the platform's error */
+        }
+        throw new ClientError(error?.message ?? `HTTP ${err.status}`, err.status, error?.code ?? `HTTP_${err.status}`);
+      }
+      if (init.signal?.aborted) return;
+      if ((err as Error).name === 'TypeError') {
+        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        throw new ClientError(`cannot reach the platform at ${this.baseUrl} (${cause?.code ?? cause?.message ?? (err as Error).message})`, null, 'UNREACHABLE');
+      }
+      throw err;
+    }
   }
 }

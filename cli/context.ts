@@ -64,12 +64,14 @@ const LIST_HINT: Record<string, string> = {
 };
 
 /** A platform error as one actionable sentence for a person, and the exit code it means. */
-export function explain(err: ClientError, target: Pick<Target, 'url' | 'user'>): { message: string; exit: number } {
+export function explain(err: ClientError, target: Pick<Target, 'url' | 'user' | 'userSource'>): { message: string; exit: number } {
   if (err.unreachable) {
     return { message: `${err.message}: is the platform running? \`faas up\` starts one, or give its address with --url`, exit: EXIT.unreachable };
   }
   if (err.status === 401) {
     const who = target.user ? `the platform at ${target.url} refused user "${target.user}"` : `the platform at ${target.url} asks for a user`;
+    // FAAS_USER/FAAS_PASSWORD beat a saved login: logging in again would not help while they are set.
+    if (target.userSource === 'env') return { message: `${who} of FAAS_USER/FAAS_PASSWORD: correct them, or unset them to use \`faas login\``, exit: EXIT.unreachable };
     return { message: `${who}: run \`faas login\` (or give --user and --password)`, exit: EXIT.unreachable };
   }
   const hint = LIST_HINT[err.code];

@@ -8,6 +8,8 @@ import { callCommands } from './commands/calls';
 import { fnCommands } from './commands/fn';
 import { platformCommands } from './commands/platform';
 import { runtimeCommands } from './commands/runtime';
+import { triggerCommands } from './commands/trigger';
+import { secretCommands } from './commands/secret';
 import type { Act } from './commands/types';
 import { CommandFailed, EXIT, UsageError, explain, makeContext, makeOutput, type GlobalFlags } from './context';
 import { configPath, DEFAULT_URL, readConfig, resolveTarget } from './settings';
@@ -21,9 +23,9 @@ function packageVersion(): string {
 }
 
 const HELP_AFTER = `
-Where the platform is: --url, else the address saved by \`faas login\` (${configPath()}),
-else FAAS_URL, else ${DEFAULT_URL}. Credentials: --user/--password, else those saved by
-\`faas login\` for that address, else FAAS_USER/FAAS_PASSWORD.
+Where the platform is: --url, else FAAS_URL, else the address saved by \`faas login\`
+(${configPath()}), else ${DEFAULT_URL}. Credentials: --user/--password, else
+FAAS_USER/FAAS_PASSWORD, else those saved by \`faas login\` for that address.
 
 Exit codes:
   0  ok
@@ -66,6 +68,8 @@ export function buildProgram(): Command {
     };
   runtimeCommands(program, act);
   fnCommands(program, act);
+  triggerCommands(program, act);
+  secretCommands(program, act);
   callCommands(program, act);
   platformCommands(program, act);
   // Subcommands report their own usage errors the same way.

@@ -30,6 +30,18 @@ export function wantsColor(flag: boolean | undefined, stream: { isTTY?: boolean 
   return Boolean(stream.isTTY) && env.TERM !== 'dumb';
 }
 
+/**
+ * A time the platform recorded, in the one convention of every command: UTC, the zone said
+ * (`2026-12-02 02:57:02 UTC`; with milliseconds where one call is shown). --json keeps ISO 8601.
+ */
+export function formatTime(iso: string | undefined, withMs = false): string {
+  if (!iso) return '-';
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  const text = date.toISOString();
+  return `${text.slice(0, 10)} ${text.slice(11, withMs ? 23 : 19)} UTC`;
+}
+
 export interface Column<T> {
   header: string;
   value: (row: T) => string;

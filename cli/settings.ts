@@ -16,6 +16,8 @@ export interface Target {
   user?: string;
   password?: string;
   source: 'flag' | 'config' | 'env' | 'default';
+  /** Where the user came from, when there is one. */
+  userSource?: 'flag' | 'env' | 'config';
 }
 
 /** The user's config folder: FAAS_CONFIG names the file itself; else XDG, APPDATA, ~/.config. */
@@ -57,21 +59,24 @@ export function normalizeUrl(url: string): string {
 }
 
 /**
- * The platform's address: --url, else the config file, else FAAS_URL, else the default. Credentials:
- * the flags, else those saved for that address, else FAAS_USER/FAAS_PASSWORD. Saved credentials are
- * only ever sent to the address they were saved for.
+ * The platform's address: --url, else FAAS_URL, else the address saved by `faas login`, else the
+ * default (the environment beats the config file, as DOCKER_HOST beats docker's context). Credentials
+ * the same way: the flags, else FAAS_USER/FAAS_PASSWORD, else those saved for that address. Saved
+ * credentials are only ever sent to the address they were saved for.
  */
 export function resolveTarget(flags: { url?: string; user?: string; password?: string }, config: ConfigFile, env: NodeJS.ProcessEnv = process.env): Target {
   let url: string;
   let source: Target['source'];
   if (flags.url) [url, source] = [flags.url, 'flag'];
-  else if (config.url) [url, source] = [config.url, 'config'];
   else if (env.FAAS_URL) [url, source] = [env.FAAS_URL, 'env'];
+  else if (config.url) [url, source] = [config.url, 'config'];
   else [url, source] = [DEFAULT_URL, 'default'];
   url = normalizeUrl(url);
   const saved = config.platforms?.[url];
-  const user = flags.user ?? saved?.user ?? env.FAAS_USER;
+  const user = flags.user ?? (env.FAAS_USER || undefined) ?? saved?.user;
   if (!user) return { url, source };
-  const password = flags.password ?? (user === saved?.user ? saved.password : undefined) ?? (user === env.FAAS_USER ? env.FAAS_PASSWORD : undefined) ?? '';
-  return { url, source, user, password };
+  const userSource = flags.user !== undefined ? 'flag' : env.FAAS_USER ? 'env' : 'config';
+  const fromEnv = user === env.FAAS_USER && env.FAAS_PASSWORD !== undefined ? env.FAAS_PASSWORD : undefined;
+  const password = flags.password ?? fromEnv ?? (user === saved?.user ? saved.password : undefined) ?? '';
+  return { url, source, user, password, userSource };
 }

@@ -22,6 +22,8 @@ const BY_STATUS = 'ix:s:';
 const BY_FUNCTION_STATUS = 'ix:fs:';
 const BY_TIME = 'ix:t:';
 const CALL = 'call:';
+/** Dead letters: calls whose retries ran out, `dl:<padded callNum>` (kept apart from the rebuildable indexes). */
+export const DEAD_LETTER = 'dl:';
 
 /** What a listing may return at most, encoded, per page: well under the 16 MiB frame cap, since one call may be ~7 MiB. */
 export const PAGE_BYTES = 4 * 1024 * 1024;
@@ -106,6 +108,12 @@ type ListQuery = DbRequest<'listCalls'>;
 /** Candidate call numbers, in listing order, from the key range that fits the filters. */
 async function* candidates(db: Level<string, unknown>, q: ListQuery): AsyncGenerator<number> {
   const reverse = q.newestFirst === true;
+  if (q.deadLetter) {
+    // Few: every other filter is checked on the records.
+    const range = { gt: DEAD_LETTER + (q.afterCallNum ? padCallNum(q.afterCallNum) : ''), lt: DEAD_LETTER + (q.beforeCallNum ? padCallNum(q.beforeCallNum) : '\xff'), reverse };
+    for await (const key of db.keys(range)) yield Number(key.slice(DEAD_LETTER.length));
+    return;
+  }
   const inTime = (createdAt: unknown) =>
     typeof createdAt === 'string' && (q.since === undefined || createdAt >= q.since) && (q.until === undefined || createdAt < q.until);
   if (q.funcName !== undefined || q.status !== undefined) {

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { commonEnv, decimal, endpoint, int, parseEnv, text } from '../protocol/config';
+import { commonEnv, decimal, endpoint, int, optionalText, parseEnv, text } from '../protocol/config';
 import { checkExposure, loadCurveConfig } from '../protocol/curve';
 
 export interface DbConfig {
@@ -13,6 +13,9 @@ export interface DbConfig {
   retentionMaxCalls: number;
   /** How often retention runs. FAAS_RETENTION_INTERVAL_MS, default 60000. */
   retentionIntervalMs: number;
+  /** The key that seals secrets: FAAS_SECRETS_KEY, else the file FAAS_SECRETS_KEY_FILE (default <FAAS_DB_DIR>.secrets.key, made on first start). */
+  secretsKey?: string;
+  secretsKeyFile: string;
 }
 
 /** db-service's environment: every variable it reads, with its default. */
@@ -22,6 +25,8 @@ export const dbEnv = commonEnv.extend({
   FAAS_RETENTION_DAYS: decimal(30, { min: 0, max: 36_500 }),
   FAAS_RETENTION_MAX_CALLS: int(1_000_000, { min: 0 }),
   FAAS_RETENTION_INTERVAL_MS: int(60_000, { min: 100, max: 86_400_000 }),
+  FAAS_SECRETS_KEY: optionalText(),
+  FAAS_SECRETS_KEY_FILE: optionalText(),
 });
 
 export function loadDbConfig(env: NodeJS.ProcessEnv = process.env): DbConfig {
@@ -33,5 +38,7 @@ export function loadDbConfig(env: NodeJS.ProcessEnv = process.env): DbConfig {
     retentionDays: e.FAAS_RETENTION_DAYS,
     retentionMaxCalls: e.FAAS_RETENTION_MAX_CALLS,
     retentionIntervalMs: e.FAAS_RETENTION_INTERVAL_MS,
+    ...(e.FAAS_SECRETS_KEY ? { secretsKey: e.FAAS_SECRETS_KEY } : {}),
+    secretsKeyFile: path.resolve(e.FAAS_SECRETS_KEY_FILE ?? `${path.resolve(e.FAAS_DB_DIR)}.secrets.key`),
   };
 }

@@ -3,12 +3,13 @@ import { startZap } from '../protocol/curve';
 import { createLogger } from '../protocol/log';
 import { loadDbConfig } from './config';
 import { DbServer } from './server';
+import { SecretBox } from './secret-box';
 import { PlatformStore } from './store';
 
 runMain('db-service', async () => {
   const config = loadDbConfig();
   const log = createLogger('db-service');
-  const store = await PlatformStore.open(config.dir);
+  const store = await PlatformStore.open(config.dir, SecretBox.load(config.secretsKey, config.secretsKeyFile));
   // With CURVE, the allow-list's gatekeeper runs before the socket exists, so no key slips past it.
   const zap = await startZap(log);
   const server = new DbServer(store, log);

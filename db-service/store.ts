@@ -3,8 +3,14 @@ import { Level } from 'level';
 import { applyCommand, type CallCommand, type CommandResult } from '../protocol/call-lifecycle';
 import type { CallPage, DbRequest } from '../protocol/db-messages';
 import { PlatformError } from '../protocol/errors';
+import type { CallbackRecord, CronTrigger, SecretInfo } from '../protocol/schemas';
+import { SecretBox, type SealedValue } from './secret-box';
+
+interface StoredSecret extends SecretInfo {
+  sealed: SealedValue;
+}
 import { isFinal, type Call, type FunctionRecord, type Runtime } from '../protocol/types';
-import { indexOps, listCallPage, rebuildIndexes, unindexOps } from './call-index';
+import { DEAD_LETTER, indexOps, listCallPage, padCallNum, rebuildIndexes, unindexOps } from './call-index';
 import { GroupCommit, type BatchOp } from './group-commit';
 
 const SEQ_KEY = 'meta:callSeq';
@@ -18,7 +24,19 @@ const IDEMPOTENCY = 'idem:';
 const OUTPUTS = 'out:';
 /** Nodes registered with the api and not seen leave: `node:<nodeId>`. */
 const NODE = 'node:';
+/** Callbacks of calls: `cb:<padded callNum>`, where the end goes and how its deliveries went. */
+const CALLBACK = 'cb:';
+/** Callbacks still to deliver: `cbp:<padded callNum>`, removed when the delivery ends. */
+const CALLBACK_PENDING = 'cbp:';
+/** Secrets: `sec:<name>`, the value sealed (SecretBox), never stored in clear. */
+const SECRET = 'sec:';
+/** Cron triggers: `trg:<name>`, with the last tick each fired. */
+const TRIGGER = 'trg:';
 const PROBE_KEY = 'meta:writeProbe';
+
+function callbackKey(callNum: number): string {
+  return CALLBACK + String(callNum).padStart(12, '0');
+}
 
 function outputsKey(callNum: number): string {
   return OUTPUTS + String(callNum).padStart(12, '0');
@@ -42,15 +60,20 @@ export class PlatformStore {
   private readonly live = new Map<number, Call>();
   private static readonly MAX_LIVE = 200_000;
 
-  private constructor(private readonly db: Level<string, unknown>) {
+  private constructor(
+    private readonly db: Level<string, unknown>,
+    private readonly secrets: SecretBox,
+  ) {
     this.commits = new GroupCommit(db);
   }
 
-  static async open(dir: string): Promise<PlatformStore> {
+  /** `secrets`: the box that seals secrets' values; by default its key file beside the store's folder. */
+  static async open(dir: string, secrets?: SecretBox): Promise<PlatformStore> {
     mkdirSync(dir, { recursive: true });
+    const box = secrets ?? SecretBox.load(undefined, `${dir.replace(/\/+$/, '')}.secrets.key`);
     const db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
     await db.open();
-    const store = new PlatformStore(db);
+    const store = new PlatformStore(db, box);
     await store.loadSequence();
     // A store written before the indexes (or by another version of them) is indexed once, here.
     await rebuildIndexes(db, (ops, sync) => store.commits.write(ops, sync));
@@ -94,6 +117,125 @@ export class PlatformStore {
 
   listRuntimes(): Promise<Runtime[]> {
     return this.values<Runtime>(RUNTIME);
+  }
+
+  /** Seals and stores a secret's value; answers what is told of it. */
+  async putSecret(name: string, value: string): Promise<{ created: boolean; secret: SecretInfo }> {
+    return this.serialized(SECRET + name, async () => {
+      const current = (await this.db.get(SECRET + name)) as StoredSecret | undefined;
+      const now = new Date().toISOString();
+      const stored: StoredSecret = { name, createdAt: current?.createdAt ?? now, updatedAt: now, sealed: this.secrets.seal(name, value) };
+      await this.write([{ type: 'put', key: SECRET + name, value: stored }]);
+      return { created: current === undefined, secret: { name, createdAt: stored.createdAt, updatedAt: now } };
+    });
+  }
+
+  async listSecrets(): Promise<SecretInfo[]> {
+    return (await this.values<StoredSecret>(SECRET)).map(({ name, createdAt, updatedAt }) => ({ name, createdAt, updatedAt }));
+  }
+
+  async getSecret(name: string): Promise<SecretInfo | null> {
+    const stored = (await this.db.get(SECRET + name)) as StoredSecret | undefined;
+    return stored ? { name: stored.name, createdAt: stored.createdAt, updatedAt: stored.updatedAt } : null;
+  }
+
+  /** Removes a secret no function uses; one in use is refused with the names of its functions. */
+  async deleteSecret(name: string): Promise<{ deleted: boolean }> {
+    return this.serialized(SECRET + name, async () => {
+      if ((await this.db.get(SECRET + name)) === undefined) return { deleted: false };
+      const users = (await this.listFunctions()).filter((f) => f.secrets?.includes(name)).map((f) => f.functionName);
+      if (users.length > 0) throw new PlatformError('SECRET_IN_USE', `secret "${name}" is used by ${users.slice(0, 10).join(', ')}${users.length > 10 ? ` and ${users.length - 10} more` : ''}`, { functions: users });
+      await this.write([{ type: 'del', key: SECRET + name }]);
+      return { deleted: true };
+    });
+  }
+
+  /** The values of these secrets, opened; a missing one is SECRET_NOT_FOUND. */
+  async getSecretValues(names: string[]): Promise<Record<string, string>> {
+    const values: Record<string, string> = {};
+    for (const name of names) {
+      const stored = (await this.db.get(SECRET + name)) as StoredSecret | undefined;
+      if (!stored) throw new PlatformError('SECRET_NOT_FOUND', `no secret named "${name.slice(0, 64)}"`);
+      values[name] = this.secrets.open(name, stored.sealed);
+    }
+    return values;
+  }
+
+  async putDeadLetter(callNum: number): Promise<{ ok: true }> {
+    await this.write([{ type: 'put', key: DEAD_LETTER + padCallNum(callNum), value: Date.now() }]);
+    return { ok: true };
+  }
+
+  /** A callback's deliveries so far; a record of a delivery that ended is not reopened. */
+  async putCallback(record: CallbackRecord): Promise<{ ok: true }> {
+    await this.serialized(callbackKey(record.callNum), async () => {
+      const current = (await this.db.get(callbackKey(record.callNum))) as CallbackRecord | undefined;
+      if (!current) throw new PlatformError('CALL_NOT_FOUND', `call ${record.callNum} has no callback`);
+      if (current.state !== 'pending') return;
+      await this.write([
+        { type: 'put', key: callbackKey(record.callNum), value: { ...record, url: current.url } },
+        ...(record.state === 'pending' ? [] : [{ type: 'del' as const, key: CALLBACK_PENDING + padCallNum(record.callNum) }]),
+      ]);
+    });
+    return { ok: true };
+  }
+
+  async getCallback(callNum: number): Promise<CallbackRecord | null> {
+    return ((await this.db.get(callbackKey(callNum))) as CallbackRecord | undefined) ?? null;
+  }
+
+  /** Pending callbacks whose calls have ended, oldest first: the ones a delivery may start on. */
+  async pendingCallbacks(limit = 1000): Promise<CallbackRecord[]> {
+    const found: CallbackRecord[] = [];
+    for await (const key of this.db.keys({ gte: CALLBACK_PENDING, lt: CALLBACK_PENDING + '\xff' })) {
+      const callNum = Number(key.slice(CALLBACK_PENDING.length));
+      // Calls still running are in the live map; a call read from disk may have ended.
+      if (this.live.has(callNum)) continue;
+      const call = (await this.db.get(callKey(callNum))) as Call | undefined;
+      const record = (await this.db.get(callbackKey(callNum))) as CallbackRecord | undefined;
+      if (call && isFinal(call.status) && record?.state === 'pending') found.push(record);
+      if (found.length >= limit) break;
+    }
+    return found;
+  }
+
+  async putTrigger(trigger: CronTrigger): Promise<{ created: boolean; trigger: CronTrigger }> {
+    return this.serialized(TRIGGER + trigger.name, async () => {
+      const created = (await this.db.get(TRIGGER + trigger.name)) === undefined;
+      await this.write([{ type: 'put', key: TRIGGER + trigger.name, value: trigger }]);
+      return { created, trigger };
+    });
+  }
+
+  async getTrigger(name: string): Promise<CronTrigger | null> {
+    return ((await this.db.get(TRIGGER + name)) as CronTrigger | undefined) ?? null;
+  }
+
+  listTriggers(): Promise<CronTrigger[]> {
+    return this.values<CronTrigger>(TRIGGER);
+  }
+
+  async deleteTrigger(name: string): Promise<{ deleted: boolean }> {
+    return this.serialized(TRIGGER + name, async () => {
+      if ((await this.db.get(TRIGGER + name)) === undefined) return { deleted: false };
+      await this.write([{ type: 'del', key: TRIGGER + name }]);
+      return { deleted: true };
+    });
+  }
+
+  /**
+   * A trigger's tick: its call and the tick as its last, in one synced write, or nothing when the
+   * trigger is gone or already fired this tick or a later one. So a tick makes one call at most,
+   * even when asked twice (an api restarted in between), and a call is never made without its tick.
+   */
+  async fireTrigger(name: string, tick: string, input: DbRequest<'createCall'>): Promise<{ fired: boolean; call?: Call; trigger?: CronTrigger }> {
+    return this.serialized(TRIGGER + name, async () => {
+      const trigger = (await this.db.get(TRIGGER + name)) as CronTrigger | undefined;
+      if (!trigger || Date.parse(trigger.lastTick) >= Date.parse(tick)) return { fired: false, ...(trigger ? { trigger } : {}) };
+      const updated = { ...trigger, lastTick: tick };
+      const call = await this.createCall({ ...input, durable: true }, () => [{ type: 'put', key: TRIGGER + name, value: updated }]);
+      return { fired: true, call, trigger: updated };
+    });
   }
 
   /** Removes a runtime no function uses; a runtime in use is refused with the names of its functions. */
@@ -166,7 +308,7 @@ export class PlatformStore {
         }
         return { call: earlier, created: false };
       }
-      const call = await this.createCall(input, [{ type: 'put', key, value: 0 }], deadline);
+      const call = await this.createCall(input, (callNum) => [{ type: 'put', key, value: callNum }], deadline);
       return { call, created: true };
     });
   }
@@ -175,7 +317,7 @@ export class PlatformStore {
    * `deadline` (ms since the epoch): when the sender stops waiting. A create still queued for the disk
    * at that time is not written, so that a request answered with an error never becomes a call.
    */
-  async createCall(input: DbRequest<'createCall'>, extra: Array<{ type: 'put'; key: string; value: unknown }> = [], deadline?: number): Promise<Call> {
+  async createCall(input: DbRequest<'createCall'>, extra: (callNum: number) => BatchOp[] = () => [], deadline?: number): Promise<Call> {
     // The number is taken before the first await, so concurrent creates never share one; a number
     // whose write fails is skipped, never handed out again.
     const callNum = ++this.lastCallNum;
@@ -190,6 +332,11 @@ export class PlatformStore {
     if (input.functionVersion) call.functionVersion = input.functionVersion;
     if (input.runtimeName) call.runtimeName = input.runtimeName;
     if (input.rerunOf) call.rerunOf = input.rerunOf;
+    if (input.trigger) call.trigger = input.trigger;
+    if (input.callbackUrl) call.callbackUrl = input.callbackUrl;
+    if (input.async) call.async = true;
+    if (input.retryOf) call.retryOf = input.retryOf;
+    if (input.retryAttempt) call.retryAttempt = input.retryAttempt;
     if (input.args?.length) call.args = input.args;
     if (input.env && Object.keys(input.env).length > 0) call.env = input.env;
     await this.write(
@@ -197,7 +344,13 @@ export class PlatformStore {
         { type: 'put', key: callKey(callNum), value: call },
         ...indexOps(undefined, call),
         { type: 'put', key: SEQ_KEY, value: this.lastCallNum },
-        ...extra.map((op) => ({ ...op, value: callNum })),
+        ...extra(callNum),
+        ...(input.callbackUrl
+          ? [
+              { type: 'put' as const, key: callbackKey(callNum), value: { callNum, url: input.callbackUrl, state: 'pending', attempts: [] } satisfies CallbackRecord },
+              { type: 'put' as const, key: CALLBACK_PENDING + padCallNum(callNum), value: 0 },
+            ]
+          : []),
       ],
       input.durable !== false,
       deadline,
@@ -367,7 +520,14 @@ export class PlatformStore {
       const tooOld = options.olderThan !== undefined && call.createdAt < options.olderThan;
       if (excess <= 0 && !tooOld) break;
       if (!isFinal(call.status) || this.live.has(call.callNum)) continue;
-      batch.push({ type: 'del', key }, { type: 'del', key: outputsKey(call.callNum) }, ...unindexOps(call));
+      batch.push(
+        { type: 'del', key },
+        { type: 'del', key: outputsKey(call.callNum) },
+        { type: 'del', key: callbackKey(call.callNum) },
+        { type: 'del', key: CALLBACK_PENDING + padCallNum(call.callNum) },
+        { type: 'del', key: DEAD_LETTER + padCallNum(call.callNum) },
+        ...unindexOps(call),
+      );
       excess -= 1;
       deleted += 1;
       highestDeleted = call.callNum;

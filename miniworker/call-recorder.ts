@@ -1,5 +1,5 @@
 import type { FinishCommand } from '../protocol/call-lifecycle';
-import type { DbClient } from '../protocol/db-client';
+import type { MiniworkerDb } from '../protocol/db-client';
 import { MAX_FRAME_BYTES } from '../protocol/envelope';
 import type { Logger } from '../protocol/log';
 import type { CallPatch } from '../protocol/types';
@@ -16,7 +16,7 @@ export class CallRecorder {
   private stopped = false;
 
   constructor(
-    private readonly db: DbClient,
+    private readonly db: MiniworkerDb,
     private readonly options: { nodeId: string; log: Logger },
   ) {}
 

@@ -9,6 +9,7 @@ import { workerEnv } from '../worker/config';
 export const miniworkerEnv = workerEnv.pick({ FAAS_LOG_LEVEL: true, FAAS_DB_ENDPOINT: true, FAAS_NODE_ID: true, FAAS_PLATFORM_LABEL: true }).extend({
   FAAS_MINIWORKER_ENDPOINT: requiredText('set by the worker', { pattern: ENDPOINT, hint: ENDPOINT_HINT }),
   FAAS_MINIWORKER_ID: requiredText('set by the worker'),
+  FAAS_MINIWORKER_SECRETS_DIR: optionalText({ doc: "set by the worker: the node's secrets folder" }),
   FAAS_MINIWORKER_CHANNEL_DIR: optionalText({ doc: 'set by the worker: the node\'s channel folder, none for attach' }),
 });
 
@@ -22,6 +23,7 @@ export interface MiniworkerConfig {
   platformLabel: string;
   /** This miniworker's folder of container channels, when the node uses them. */
   channelDir?: string;
+  secretsDir?: string;
 }
 
 export function loadMiniworkerConfig(env: NodeJS.ProcessEnv = process.env): MiniworkerConfig {
@@ -32,6 +34,7 @@ export function loadMiniworkerConfig(env: NodeJS.ProcessEnv = process.env): Mini
     dbEndpoint: e.FAAS_DB_ENDPOINT,
     nodeId: e.FAAS_NODE_ID,
     platformLabel: e.FAAS_PLATFORM_LABEL,
+    ...(e.FAAS_MINIWORKER_SECRETS_DIR ? { secretsDir: e.FAAS_MINIWORKER_SECRETS_DIR } : {}),
     ...(e.FAAS_MINIWORKER_CHANNEL_DIR ? { channelDir: path.join(e.FAAS_MINIWORKER_CHANNEL_DIR, e.FAAS_MINIWORKER_ID) } : {}),
   };
 }

@@ -126,6 +126,16 @@ export interface RunSpec {
   sandbox: Sandbox;
   maxStdoutBytes: number;
   maxStderrBytes: number;
+  /** Given what the process has written so far, readable while it runs (logs followed live). */
+  onOutput?: (output: LiveOutput) => void;
+  /** Extra read-only binds (the function's secrets). */
+  binds?: string[];
+}
+
+/** What a running call has written so far. */
+export interface LiveOutput {
+  stdout(): string;
+  stderr(): string;
 }
 
 export interface RunOutcome {
@@ -192,6 +202,7 @@ export class ContainerDriver {
     const outputText = spec.sandbox.outputs ? new CappedBuffer(Math.ceil(((spec.sandbox.maxOutputBytes + 1024 * 1024) * 4) / 3)) : undefined;
     const channel = outputText ? new OutputChannel(stderr, outputText) : undefined;
     channel?.on('error', () => undefined);
+    spec.onOutput?.({ stdout: () => stdout.text(), stderr: () => stderr.text() });
     const flushed = () => (channel ? new Promise<void>((resolve) => channel.end(() => resolve())) : Promise.resolve());
     // Extra arguments are the script's "$@": each one word, never parsed by the shell.
     const args = spec.args ?? [];
@@ -210,7 +221,7 @@ export class ContainerDriver {
       OpenStdin: true,
       StdinOnce: true,
       Tty: false,
-      HostConfig: sandboxHostConfig(spec.sandbox, undefined, volumes),
+      HostConfig: { ...sandboxHostConfig(spec.sandbox, undefined, volumes), ...(spec.binds?.length ? { Binds: spec.binds } : {}) },
     });
     let timedOut = false;
     let timer: NodeJS.Timeout | undefined;

@@ -20,6 +20,7 @@ import {
 import { OUTPUT_DIR, type Sandbox } from '../protocol/limits';
 import { createLogger, type Logger } from '../protocol/log';
 import { CHANNEL_SOCKET, ContainerChannel } from './container-channel';
+import type { SecretFiles } from './secret-files';
 import { SANDBOX_ENV, sandboxHostConfig, truncationMarker, type ContainerDriver } from './container-driver';
 import { keptOutputs, type CollectedOutputs } from './outputs';
 
@@ -44,6 +45,8 @@ export interface HandlerSpec {
    * go through `docker attach`.
    */
   channelDir?: string;
+  /** The function's secrets as files, mounted at /run/secrets; removed with the container. */
+  secrets?: SecretFiles;
 }
 
 export type HandlerOutcome =
@@ -101,6 +104,9 @@ export class HandlerContainer {
   /** Call ids whose stderr end mark has come, and the call waiting for its own. */
   private readonly marks = new Set<number>();
   private markWaiter?: { id: number; done: () => void };
+  /** The call in hand, and what its `stdout` frames brought so far (its whole stdout comes with its result). */
+  private current?: number;
+  private liveOut = '';
   /** Frames that arrived before anyone waited for them. */
   private readonly early: BootstrapFrame[] = [];
   private exited?: Promise<{ StatusCode: number }>;
@@ -159,7 +165,8 @@ export class HandlerContainer {
         })
       : undefined;
     const hostConfig = sandboxHostConfig(spec.sandbox, spec.load === false ? spec.workingDir : undefined, volumes);
-    if (channel) hostConfig.Binds = [channel.bind];
+    hostConfig.Binds = [...(channel ? [channel.bind] : []), ...(spec.secrets ? [spec.secrets.bind] : [])];
+    if (hostConfig.Binds.length === 0) delete hostConfig.Binds;
     let container: Docker.Container;
     try {
       container = await driver.docker.createContainer({
@@ -190,6 +197,7 @@ export class HandlerContainer {
       });
     } catch (err) {
       await channel?.close();
+      await spec.secrets?.remove();
       throw err;
     }
     handler = new HandlerContainer(driver, container, spec, token);
@@ -259,8 +267,13 @@ export class HandlerContainer {
     } catch (err) {
       return { kind: 'error', error: `params could not be sent: ${err instanceof Error ? err.message : String(err)}`, exited: false, ...this.logs('') };
     }
+    this.current = id;
+    this.liveOut = '';
     try {
       const frame = await this.request(request, 'result', timeoutMs, id);
+      // From here the result's stdout is the call's, whole.
+      this.current = undefined;
+      this.liveOut = '';
       await this.endOfStderr(id, 2000);
       const logs = this.logs(frame.stdout, Boolean(frame.stdoutTruncated));
       this.lastUsed = Date.now();
@@ -270,6 +283,7 @@ export class HandlerContainer {
       if (frame.ok) return { kind: 'ok', result: frame.result ?? 'null', ...logs, ...(outputs ? { outputs } : {}) };
       return { kind: 'error', error: frame.error ?? 'the handler failed', ...logs, exited: Boolean(frame.exit), ...(outputs ? { outputs } : {}) };
     } catch (err) {
+      this.current = undefined;
       if (err instanceof RefusedError) return { kind: 'error', error: err.message, exited: false, ...this.logs('') };
       if (err instanceof TimeoutError) {
         await this.dispose();
@@ -286,6 +300,19 @@ export class HandlerContainer {
       await this.dispose();
       return { kind: 'crashed', exitCode: status?.StatusCode ?? null, oomKilled: Boolean(info?.State?.OOMKilled), ...this.logs('') };
     }
+  }
+
+  /** What the call in hand has written to stderr so far. */
+  liveStderr(): string {
+    return this.logErr;
+  }
+
+  /**
+   * What the call in hand has printed to its stdout so far, as its bootstrap's `stdout` frames
+   * brought it: the start of the stdout its result carries whole.
+   */
+  liveStdout(): string {
+    return this.liveOut;
   }
 
   /** Resolves when the call's stderr end mark has come, or after `timeoutMs` (a function may close its stderr). */
@@ -352,6 +379,7 @@ export class HandlerContainer {
     this.fail(new Error('the container was stopped'));
     await this.driver.remove(this.container.id).catch(() => undefined);
     await this.channel?.close();
+    await this.spec.secrets?.remove().catch(() => undefined);
   }
 
   private request<T extends FrameType>(body: BootstrapRequest, type: T, timeoutMs: number, id?: number): Promise<FrameOf<T>> {
@@ -402,6 +430,15 @@ export class HandlerContainer {
     }
     if (decoded.skipped > 0) this.countDropped(`${decoded.skipped} characters before a frame`);
     const frame = decoded.frame;
+    if (frame.type === 'stdout') {
+      if (frame.id !== this.current) {
+        this.countDropped('a stdout frame of no call in hand');
+        return;
+      }
+      const room = this.spec.sandbox.maxLogBytes - this.liveOut.length;
+      if (room > 0) this.liveOut += frame.text.slice(0, room);
+      return;
+    }
     const waiting = this.waiting;
     if (frame.type === 'rejected') {
       this.countDropped(`the bootstrap refused a request: ${frame.error.slice(0, 200)}`);

@@ -2,25 +2,25 @@ import * as zmq from 'zeromq';
 import { Channel } from '../protocol/channel';
 import { DbClient } from '../protocol/db-client';
 import { createLogger } from '../protocol/log';
-import { miniworkerToWorkerSchemas, workerToMiniworkerSchemas, type Prewarm, type Stem } from '../protocol/worker-messages';
+import { miniworkerToWorkerSchemas, workerToMiniworkerSchemas } from '../protocol/worker-messages';
 import { loadMiniworkerConfig } from './config';
 import { ContainerDriver } from './container-driver';
 import { Miniworker } from './miniworker';
+import { MiniworkerService } from './service';
 
 /**
- * A miniworker: a process of its own, started by its worker, that asks for work and drives one
- * container at a time. It reports each call's end to its worker, which writes it to db-service.
+ * A miniworker as a process of its own (FAAS_MINIWORKER_KIND=process), started by its worker: it
+ * asks for work on the worker's ROUTER and drives one container at a time. It reports each call's
+ * end to its worker, which writes it to db-service. The thread kind is thread-main.ts.
  */
 async function main(): Promise<void> {
-  const { endpoint, routingId, dbEndpoint, nodeId, platformLabel, channelDir } = loadMiniworkerConfig();
+  const { endpoint, routingId, dbEndpoint, nodeId, platformLabel, channelDir, secretsDir } = loadMiniworkerConfig();
   const log = createLogger('miniworker', { node: nodeId, miniworker: routingId });
   const db = new DbClient(dbEndpoint, { log }).start();
-  const miniworker = new Miniworker(new ContainerDriver(), db, { nodeId, platformLabel, miniworkerId: routingId, log, channelDir });
+  const miniworker = new Miniworker(new ContainerDriver(), db, { nodeId, platformLabel, miniworkerId: routingId, log, channelDir, secretsDir });
   // A short linger: the last report leaves before the process exits.
   const socket = new zmq.Dealer({ routingId, linger: 1000 });
 
-  let busy = false;
-  let stopping = false;
   let exiting = false;
   const exit = async (code: number) => {
     if (exiting) return;
@@ -33,63 +33,24 @@ async function main(): Promise<void> {
     db.close();
     process.exit(code);
   };
-  /** One message at a time (the channel is serial); a stop asked for meanwhile waits for it. */
-  const serving =
-    <T>(handle: (content: T) => Promise<void>) =>
-    async (content: T): Promise<void> => {
-      busy = true;
-      try {
-        await handle(content);
-      } finally {
-        busy = false;
-      }
-      if (stopping) await exit(0);
-    };
-  const warm = async (msgType: 'prewarm' | 'stem', warming: Promise<void>, runtime: string) => {
-    const error = await warming.then(
-      () => undefined,
-      (err: unknown) => (err instanceof Error ? err.message : String(err)),
-    );
-    if (error) log.warn({ msgType, runtime, err: error }, 'warming a container failed');
-    channel.send('warmed', { warm: miniworker.warmKey, ...(error ? { error: error.slice(0, 60_000) } : {}) });
-  };
-
+  const service = new MiniworkerService(miniworker, { send: (msgType, content) => channel.send(msgType, content) }, log, exit);
   const channel: Channel<typeof workerToMiniworkerSchemas, typeof miniworkerToWorkerSchemas> = new Channel({
     name: 'worker',
     socket,
     inbound: workerToMiniworkerSchemas,
     log,
-    serial: true,
+    // One message at a time, but a follow at once (see MiniworkerService.take).
     handlers: {
-      job: serving(async (job) => {
-        try {
-          // The outcome goes to the worker as soon as the container is free; the worker writes it.
-          const finish = await miniworker.run(job);
-          channel.send('done', { finish, warm: miniworker.warmKey });
-          await miniworker.cleanUp();
-        } catch (err) {
-          // The call could not be run to an outcome (the worker is gone, outputs could not be kept): crash,
-          // so that the worker, if it is there, ends the job as lost.
-          log.error({ callNum: job.call.callNum, err: String(err) }, 'call could not be completed');
-          await exit(1);
-        }
-      }),
-      prewarm: serving((request: Prewarm) => warm('prewarm', miniworker.prewarm(request), request.runtime.name)),
-      stem: serving((request: Stem) => warm('stem', miniworker.stem(request), request.runtime.name)),
-      retire: serving(async () => {
-        await miniworker.retire();
-        channel.send('warmed', { warm: null });
-      }),
+      job: (content) => service.take('job', content),
+      prewarm: (content) => service.take('prewarm', content),
+      stem: (content) => service.take('stem', content),
+      retire: (content) => service.take('retire', content),
+      follow: (content) => service.take('follow', content),
     },
   });
 
-  const stop = () => {
-    stopping = true;
-    // A call in flight is finished first; its worker waits for us.
-    if (!busy) void exit(0);
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  process.on('SIGTERM', () => service.stop());
+  process.on('SIGINT', () => service.stop());
   // The worker is our parent; if it goes, so do we (and our container).
   process.on('disconnect', () => {
     miniworker.abandon();

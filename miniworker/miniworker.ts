@@ -1,4 +1,4 @@
-import { DbClient } from '../protocol/db-client';
+import type { MiniworkerDb } from '../protocol/db-client';
 import { LABELS } from '../protocol/labels';
 import type { Sandbox } from '../protocol/limits';
 import type { Logger } from '../protocol/log';
@@ -6,10 +6,11 @@ import { stemKey, warmKey, type WarmKey } from '../protocol/warm-key';
 import { functionEnv, type Job, type Prewarm, type Stem } from '../protocol/worker-messages';
 import type { FinishCommand } from '../protocol/call-lifecycle';
 import type { CallPatch, Runtime } from '../protocol/types';
-import type { ContainerDriver } from './container-driver';
+import type { ContainerDriver, LiveOutput } from './container-driver';
 import { HandlerContainer, HandlerStartError, type HandlerSpec } from './handler-container';
-import { CallRunner, handlerPatch, keepOutputs } from './runner';
+import { CallRunner, errorHead, handlerPatch, keepOutputs } from './runner';
 import { CallRecorder } from './call-recorder';
+import { SecretFiles } from './secret-files';
 
 const DEFAULT_HANDLER = 'handler.handle';
 /** A handler call still running after this long is marked RUNNING. */
@@ -22,6 +23,8 @@ const RUNNING_AFTER_MS = 20;
  */
 export class Miniworker {
   private warm?: { key: WarmKey; container: HandlerContainer };
+  /** The call in hand and what it has written so far. */
+  private live?: { callNum: number; output: LiveOutput };
   private readonly detached: HandlerContainer[] = [];
   /** Set when the worker is gone: the call in flight is the api's to end (node_lost), not ours. */
   private abandoned = false;
@@ -30,8 +33,8 @@ export class Miniworker {
 
   constructor(
     private readonly driver: ContainerDriver,
-    private readonly db: DbClient,
-    private readonly options: { nodeId: string; platformLabel: string; miniworkerId: string; log: Logger; channelDir?: string },
+    private readonly db: MiniworkerDb,
+    private readonly options: { nodeId: string; platformLabel: string; miniworkerId: string; log: Logger; channelDir?: string; secretsDir?: string },
   ) {
     this.recorder = new CallRecorder(db, options);
     this.runner = new CallRunner(driver, db, this.recorder, options);
@@ -43,6 +46,11 @@ export class Miniworker {
     this.recorder.stop();
   }
 
+  /** What the call in hand has written so far, while it runs (see MiniworkerService's follow). */
+  liveOutput(callNum: number): LiveOutput | undefined {
+    return this.live?.callNum === callNum ? this.live.output : undefined;
+  }
+
   get warmKey(): WarmKey | null {
     return this.warm?.container.alive ? this.warm.key : null;
   }
@@ -51,7 +59,11 @@ export class Miniworker {
   async run(job: Job): Promise<FinishCommand> {
     if (job.runtime.mode !== 'handler') {
       await this.retire();
-      return this.runner.run(job);
+      try {
+        return await this.runner.run(job, (output) => (this.live = { callNum: job.call.callNum, output }));
+      } finally {
+        this.live = undefined;
+      }
     }
     const { call } = job;
     const started = new Date();
@@ -62,6 +74,7 @@ export class Miniworker {
     let patch: CallPatch;
     try {
       const { container, reused } = await this.ensure(job, job.sandbox);
+      this.live = { callNum: call.callNum, output: { stdout: () => container.liveStdout(), stderr: () => container.liveStderr() } };
       const outcome = await container.invoke(call.callNum, call.params ?? {}, job.timeoutMs, call.env);
       const outputs = outcome.kind === 'ok' || outcome.kind === 'error' ? await keepOutputs(this.db, call.callNum, outcome.outputs) : {};
       patch = { ...handlerPatch(outcome, job.timeoutMs, job.sandbox), coldStart: !reused, ...outputs };
@@ -70,13 +83,14 @@ export class Miniworker {
     } catch (err) {
       await this.retire();
       if (err instanceof HandlerStartError) {
-        patch = { status: 'ERROR', reason: 'load_failed', error: `${err.message}: ${err.log.slice(-2000)}`, stderr: err.log };
+        patch = { status: 'ERROR', reason: 'load_failed', error: `${err.message}: ${errorHead(err.log, 2000)}`, stderr: err.log };
       } else {
         this.options.log.error({ callNum: call.callNum, err: String(err) }, 'the container could not run');
         patch = { status: 'ERROR', reason: 'docker_error', error: `the container could not run: ${err instanceof Error ? err.message : String(err)}` };
       }
     }
     clearTimeout(markRunning);
+    this.live = undefined;
     const ended = new Date();
     patch.startedAt = started.toISOString();
     patch.endedAt = ended.toISOString();
@@ -88,6 +102,8 @@ export class Miniworker {
 
   /** Starts a warm container of this function version (handler mode), replacing any other. */
   async prewarm(request: Prewarm): Promise<void> {
+    // A container with secrets starts for a call only: its values are asked for that call's function.
+    if (request.fn.secrets?.length) return;
     await this.ensure({ ...request, injectable: false }, request.sandbox);
   }
 
@@ -125,7 +141,8 @@ export class Miniworker {
     const key = warmKey(job.fn);
     const handler = job.fn.handler ?? DEFAULT_HANDLER;
     if (this.warm && this.warm.key === key && this.warm.container.alive) return { container: this.warm.container, reused: true };
-    if (this.warm?.key === stemKey(job.runtime.name) && this.warm.container.alive && job.injectable && job.packagePath) {
+    const secrets = job.fn.secrets ?? [];
+    if (this.warm?.key === stemKey(job.runtime.name) && this.warm.container.alive && job.injectable && job.packagePath && secrets.length === 0) {
       const stem = this.warm.container;
       this.warm = undefined;
       try {
@@ -138,8 +155,10 @@ export class Miniworker {
       return { container: stem, reused: false };
     }
     await this.retire();
+    const secretFiles = secrets.length > 0 ? await SecretFiles.forCall(this.db, secrets, sandbox.user, this.options) : undefined;
     const container = await HandlerContainer.start(this.driver, {
       ...this.containerSpec(job.runtime, job.image, handler, sandbox, functionEnv(job.fn)),
+      ...(secretFiles ? { secrets: secretFiles } : {}),
       labels: {
         [LABELS.platform]: this.options.platformLabel,
         [LABELS.node]: this.options.nodeId,

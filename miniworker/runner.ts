@@ -1,4 +1,4 @@
-import { DbClient } from '../protocol/db-client';
+import type { MiniworkerDb } from '../protocol/db-client';
 import { retrying } from '../protocol/retry';
 import { LABELS } from '../protocol/labels';
 import { OUTPUT_DIR, type Sandbox } from '../protocol/limits';
@@ -6,10 +6,11 @@ import type { Logger } from '../protocol/log';
 import { functionEnv, type Job } from '../protocol/worker-messages';
 import type { FinishCommand } from '../protocol/call-lifecycle';
 import type { CallPatch } from '../protocol/types';
-import { tail, truncationMarker, type ContainerDriver, type RunOutcome } from './container-driver';
+import { tail, truncationMarker, type ContainerDriver, type LiveOutput, type RunOutcome } from './container-driver';
 import type { CollectedOutputs } from './outputs';
 import type { HandlerOutcome } from './handler-container';
 import type { CallRecorder } from './call-recorder';
+import { SecretFiles } from './secret-files';
 
 /** Linux refuses a single environment string past 128 KiB; larger params travel on stdin only. */
 const MAX_ENV_PARAMS = 100 * 1024;
@@ -21,12 +22,12 @@ const MAX_ENV_PARAMS = 100 * 1024;
 export class CallRunner {
   constructor(
     private readonly driver: ContainerDriver,
-    private readonly db: DbClient,
+    private readonly db: MiniworkerDb,
     private readonly recorder: CallRecorder,
-    private readonly options: { nodeId: string; platformLabel: string; miniworkerId: string; log: Logger },
+    private readonly options: { nodeId: string; platformLabel: string; miniworkerId: string; log: Logger; secretsDir?: string },
   ) {}
 
-  async run(job: Job): Promise<FinishCommand> {
+  async run(job: Job, onOutput?: (output: LiveOutput) => void): Promise<FinishCommand> {
     const { call, runtime, fn } = job;
     const log = this.options.log.child({ callNum: call.callNum, function: fn.functionName });
     const started = new Date();
@@ -34,8 +35,13 @@ export class CallRunner {
     const running = this.recorder.start(job, started);
     const params = JSON.stringify(call.params ?? {});
     let patch: CallPatch;
+    let secrets: SecretFiles | undefined;
     try {
+      if (fn.secrets?.length) {
+        secrets = await SecretFiles.forCall(this.db, fn.secrets, job.sandbox.user, this.options);
+      }
       const outcome = await this.driver.runOnce({
+        ...(secrets ? { binds: [secrets.bind] } : {}),
         image: job.image,
         cmd: runtime.run,
         args: [...(fn.args ?? []), ...(call.args ?? [])],
@@ -58,6 +64,7 @@ export class CallRunner {
         },
         stdin: params,
         timeoutMs: job.timeoutMs,
+        ...(onOutput ? { onOutput } : {}),
         sandbox: job.sandbox,
         maxStdoutBytes: job.sandbox.maxResultBytes,
         maxStderrBytes: job.sandbox.maxLogBytes,
@@ -67,6 +74,8 @@ export class CallRunner {
     } catch (err) {
       log.error({ err: String(err) }, 'the container could not run');
       patch = { status: 'ERROR', reason: 'docker_error', error: `the container could not run: ${err instanceof Error ? err.message : String(err)}` };
+    } finally {
+      await secrets?.remove().catch(() => undefined);
     }
     const ended = new Date();
     patch.endedAt = ended.toISOString();
@@ -77,6 +86,14 @@ export class CallRunner {
     await running;
     return this.recorder.command(job, patch);
   }
+}
+
+/** A handler's error starts with its exception line: past `max` that line stays, and what follows is cut from its start. */
+export function errorHead(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const end = text.indexOf('\n');
+  const first = (end < 0 ? text : text.slice(0, end)).slice(0, max / 2);
+  return `${first}\n…${tail(text.slice(first.length), max - first.length - 2)}`;
 }
 
 function tooLarge(limit: number): CallPatch {
@@ -93,7 +110,7 @@ export function handlerPatch(outcome: HandlerOutcome, timeoutMs: number, sandbox
     case 'too_large':
       return { ...logs, ...tooLarge(sandbox.maxResultBytes) };
     case 'error':
-      return { ...logs, status: 'ERROR', reason: 'handler_error', error: tail(outcome.error, 4000) };
+      return { ...logs, status: 'ERROR', reason: 'handler_error', error: errorHead(outcome.error, 4000) };
     case 'timeout':
       return { ...logs, status: 'TIMEOUT', reason: 'timeout', error: `the call ran past its timeout of ${timeoutMs} ms` };
     case 'crashed':
@@ -134,7 +151,7 @@ export function finalPatch(outcome: RunOutcome, timeoutMs: number, sandbox: Pick
 }
 
 /** Stores a call's outputs before its final state is written, and says what was kept. */
-export async function keepOutputs(db: DbClient, callNum: number, outputs: CollectedOutputs | undefined): Promise<Pick<CallPatch, 'outputs'>> {
+export async function keepOutputs(db: MiniworkerDb, callNum: number, outputs: CollectedOutputs | undefined): Promise<Pick<CallPatch, 'outputs'>> {
   if (!outputs) return {};
   if (outputs.zip) await retrying(() => db.putOutputs(callNum, outputs.zip!));
   return { outputs: { bytes: outputs.bytes, ...(outputs.truncated ? { truncated: true } : {}) } };

@@ -76,10 +76,16 @@ export const resultFrameSchema = z.object({
   outputsTooLarge: z.number().nonnegative().optional(),
   outputsError: errorText.optional(),
 });
+/**
+ * What a running call printed through the language's stdout since its previous piece, sent while it
+ * runs (at most every 100 ms) so that it can be followed live. Optional: the `result` frame carries
+ * the whole stdout all the same, and pieces are only a preview of its start.
+ */
+export const stdoutFrameSchema = z.object({ v: version, type: z.literal('stdout'), id: callId, text: z.string() });
 /** A request line the bootstrap could not read: not JSON, another version, an unknown type, too long. */
 export const rejectedFrameSchema = z.object({ v: version, type: z.literal('rejected'), id: callId.optional(), error: errorText });
 
-export const bootstrapFrameSchema = z.discriminatedUnion('type', [readyFrameSchema, filesFrameSchema, loadedFrameSchema, resultFrameSchema, rejectedFrameSchema]);
+export const bootstrapFrameSchema = z.discriminatedUnion('type', [readyFrameSchema, filesFrameSchema, loadedFrameSchema, resultFrameSchema, stdoutFrameSchema, rejectedFrameSchema]);
 
 export type BootstrapFrame = z.infer<typeof bootstrapFrameSchema>;
 export type ResultFrame = z.infer<typeof resultFrameSchema>;

@@ -5,6 +5,7 @@ import type { Logger } from './log';
 import { RpcClient } from './rpc-client';
 import type { CommandResult, FailCommand, FinishCommand, RequeueCommand, StartCommand } from './call-lifecycle';
 import type { Call, FunctionRecord, Runtime } from './types';
+import type { CallbackRecord, CronTrigger, SecretInfo } from './schemas';
 
 /** One command's answer in a finishCalls request. */
 export type FinishOutcome = { ok: true; result: CommandResult } | { ok: false; error: ErrorShape };
@@ -81,6 +82,65 @@ export class DbClient {
 
   createCall(input: DbRequest<'createCall'>): Promise<Call> {
     return this.call('createCall', input);
+  }
+
+  /** Sealed by db-service; the answer never holds the value. */
+  putSecret(name: string, value: string): Promise<{ created: boolean; secret: SecretInfo }> {
+    return this.call('putSecret', { name, value });
+  }
+
+  listSecrets(): Promise<SecretInfo[]> {
+    return this.call('listSecrets', {});
+  }
+
+  getSecret(name: string): Promise<SecretInfo | null> {
+    return this.call('getSecret', { name });
+  }
+
+  deleteSecret(name: string): Promise<{ deleted: boolean }> {
+    return this.call('deleteSecret', { name });
+  }
+
+  /** For a node starting a container of a function that uses these secrets. */
+  getSecretValues(names: string[]): Promise<Record<string, string>> {
+    return this.call('getSecretValues', { names });
+  }
+
+  putDeadLetter(callNum: number): Promise<{ ok: true }> {
+    return this.call('putDeadLetter', { callNum });
+  }
+
+  putCallback(record: CallbackRecord): Promise<{ ok: true }> {
+    return this.call('putCallback', { record });
+  }
+
+  getCallback(callNum: number): Promise<CallbackRecord | null> {
+    return this.call('getCallback', { callNum });
+  }
+
+  pendingCallbacks(limit?: number): Promise<CallbackRecord[]> {
+    return this.call('pendingCallbacks', limit === undefined ? {} : { limit });
+  }
+
+  putTrigger(trigger: CronTrigger): Promise<{ created: boolean; trigger: CronTrigger }> {
+    return this.call('putTrigger', { trigger });
+  }
+
+  getTrigger(name: string): Promise<CronTrigger | null> {
+    return this.call('getTrigger', { name });
+  }
+
+  listTriggers(): Promise<CronTrigger[]> {
+    return this.call('listTriggers', {});
+  }
+
+  deleteTrigger(name: string): Promise<{ deleted: boolean }> {
+    return this.call('deleteTrigger', { name });
+  }
+
+  /** A tick's call and the tick, in one write; `fired` false when the tick (or a later one) fired already. */
+  fireTrigger(name: string, tick: string, call: DbRequest<'createCall'>): Promise<{ fired: boolean; call?: Call; trigger?: CronTrigger }> {
+    return this.call('fireTrigger', { name, tick, call });
   }
 
   createCallOnce(input: DbRequest<'createCallOnce'>): Promise<{ call: Call; created: boolean }> {
@@ -161,3 +221,6 @@ export class DbClient {
     return calls;
   }
 }
+
+/** What a miniworker asks of db-service: RUNNING and a call's outputs (its worker writes the rest). */
+export type MiniworkerDb = Pick<DbClient, 'startCall' | 'putOutputs' | 'getSecretValues'>;

@@ -1,10 +1,32 @@
 import { z } from 'zod';
 import { failCommandSchema, finishCommandSchema, requeueCommandSchema, startCommandSchema } from './call-lifecycle';
-import { argsSchema, callStatusSchema, envSchema, functionSchema, runtimeSchema } from './schemas';
+import { argsSchema, callbackRecordSchema, callStatusSchema, cronTriggerSchema, envSchema, functionSchema, nameSchema, runtimeSchema, triggerSchema } from './schemas';
 import type { Call } from './types';
 
 /** At most this many finish commands travel in one finishCalls request. */
 export const MAX_FINISH_BATCH = 256;
+
+/** A new call as the api asks db-service to store it. */
+const createCallSchema = z.object({
+  funcName: z.string(),
+  params: z.unknown(),
+  functionVersion: z.string().optional(),
+  runtimeName: z.string().optional(),
+  /**
+   * false: not fsynced before the answer (it survives a crash of db-service, not of the machine).
+   * For synchronous calls, whose caller is acknowledged only by the final, synced write.
+   */
+  durable: z.boolean().optional(),
+  rerunOf: z.number().int().positive().optional(),
+  args: argsSchema.optional(),
+  env: envSchema.optional(),
+  trigger: triggerSchema.optional(),
+  /** Where the call's end is POSTed: its callback record is written with the call. */
+  callbackUrl: z.string().max(2048).optional(),
+  async: z.boolean().optional(),
+  retryOf: z.number().int().positive().optional(),
+  retryAttempt: z.number().int().min(2).max(11).optional(),
+});
 
 /** The operations db-service answers, with the schema of each one's `content`. */
 export const dbRequestSchemas = {
@@ -19,32 +41,30 @@ export const dbRequestSchemas = {
   deleteFunction: z.object({ name: z.string() }),
   listFunctionVersions: z.object({ name: z.string() }),
   getFunctionVersion: z.object({ name: z.string(), version: z.string() }),
-  createCall: z.object({
-    funcName: z.string(),
-    params: z.unknown(),
-    functionVersion: z.string().optional(),
-    runtimeName: z.string().optional(),
-    /**
-     * false: not fsynced before the answer (it survives a crash of db-service, not of the machine).
-     * For synchronous calls, whose caller is acknowledged only by the final, synced write.
-     */
-    durable: z.boolean().optional(),
-    rerunOf: z.number().int().positive().optional(),
-    args: argsSchema.optional(),
-    env: envSchema.optional(),
-  }),
+  createCall: createCallSchema,
+  /** A secret's value, sealed by db-service before it is written; answers what is told of it, never the value. */
+  putSecret: z.object({ name: nameSchema, value: z.string().max(64 * 1024) }),
+  listSecrets: z.object({}).passthrough(),
+  getSecret: z.object({ name: z.string() }),
+  deleteSecret: z.object({ name: z.string() }),
+  /** The values of the secrets a function uses, for the node that starts its container (workers may ask). */
+  getSecretValues: z.object({ names: z.array(z.string()).max(32) }),
+  putCallback: z.object({ record: callbackRecordSchema }),
+  getCallback: z.object({ callNum: z.number().int().positive() }),
+  /** Callbacks not yet delivered nor given up, oldest call first. */
+  pendingCallbacks: z.object({ limit: z.number().int().positive().max(10_000).optional() }),
+  putTrigger: z.object({ trigger: cronTriggerSchema }),
+  getTrigger: z.object({ name: z.string() }),
+  listTriggers: z.object({}).passthrough(),
+  deleteTrigger: z.object({ name: z.string() }),
+  /**
+   * A cron trigger's tick: the call is created and the tick recorded as the trigger's last in one write,
+   * only when the tick is later than the last one recorded, so that a tick fires one call at most,
+   * whoever asks and however often.
+   */
+  fireTrigger: z.object({ name: z.string(), tick: z.string(), call: createCallSchema }),
   /** createCall under an idempotency key: the same key gives back the call it made the first time. */
-  createCallOnce: z.object({
-    key: z.string().min(1).max(256),
-    funcName: z.string(),
-    params: z.unknown(),
-    args: argsSchema.optional(),
-    env: envSchema.optional(),
-    functionVersion: z.string().optional(),
-    runtimeName: z.string().optional(),
-    durable: z.boolean().optional(),
-    rerunOf: z.number().int().positive().optional(),
-  }),
+  createCallOnce: createCallSchema.extend({ key: z.string().min(1).max(256) }),
   /** The call lifecycle's commands (protocol/call-lifecycle.ts): the only writes of a call after its creation. */
   startCall: startCommandSchema,
   finishCall: finishCommandSchema,
@@ -79,7 +99,11 @@ export const dbRequestSchemas = {
     /** createdAt bounds, ISO 8601: since inclusive, until exclusive. */
     since: z.string().optional(),
     until: z.string().optional(),
+    /** Only calls whose retries ran out (dead letters). */
+    deadLetter: z.boolean().optional(),
   }),
+  /** A call whose retries ran out: listed with listCalls { deadLetter: true }. */
+  putDeadLetter: z.object({ callNum: z.number().int().positive() }),
 } as const;
 
 /** A call as lists show it: its logs (stdout, stderr) are left out. */

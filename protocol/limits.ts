@@ -31,15 +31,16 @@ const intField = (name: string) =>
 
 /** The limit fields of the registerFunction form (multipart fields arrive as strings). */
 export const limitFieldsSchema = z.object({
-  timeout: intField('timeout').optional(),
-  memory: intField('memory').optional(),
+  timeout: intField('timeout').optional().describe('a call longer than this many milliseconds ends TIMEOUT'),
+  memory: intField('memory').optional().describe("the container's memory in MB"),
   cpus: z
     .string()
     .regex(/^\d{1,3}(\.\d{1,3})?$/, 'cpus must be a number such as 0.5 or 2')
     .transform(Number)
-    .optional(),
-  concurrency: intField('concurrency').optional(),
-  network: z.enum(['true', 'false']).optional(),
+    .optional()
+    .describe("the container's CPUs, such as 0.5 or 2"),
+  concurrency: intField('concurrency').optional().describe("this function's calls running at once, on all nodes"),
+  network: z.enum(['true', 'false']).optional().describe('the container may reach the network (if the platform allows it)'),
 });
 
 export type LimitFields = z.output<typeof limitFieldsSchema>;

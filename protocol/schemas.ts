@@ -89,10 +89,75 @@ export const userEnvSchema = envSchema.superRefine((env, ctx) => {
   }
 });
 
+/**
+ * A cron trigger as given at POST /v1/triggers: a schedule of 5 fields (minute hour day month weekday)
+ * or 6 (seconds first), in `timezone` (IANA, default UTC), calling `function` with `params` at each tick.
+ * `catchUp`: a tick missed while the platform was down fires once when it is back (else it is skipped).
+ */
+export const cronTriggerInputSchema = z
+  .object({
+    name: nameSchema,
+    schedule: z
+      .string()
+      .max(200)
+      .refine((s) => [5, 6].includes(s.trim().split(/\s+/).length), 'must have 5 fields (minute hour day month weekday), or 6 with seconds first'),
+    function: nameSchema,
+    params: z.unknown().optional(),
+    timezone: z.string().min(1).max(64).optional(),
+    catchUp: z.boolean().optional(),
+  })
+  .strict();
+
+/** A cron trigger as stored: `lastTick` is the last tick it fired (or its creation), written with that tick's call. */
+export const cronTriggerSchema = cronTriggerInputSchema.extend({ createdAt: z.string(), lastTick: z.string() });
+export type CronTrigger = z.infer<typeof cronTriggerSchema>;
+
+/** A secret as given at POST /v1/secrets; its value never comes back out of any route. */
+export const secretInputSchema = z.object({ name: nameSchema, value: z.string().max(64 * 1024, 'a secret is at most 64 KiB') }).strict();
+/** What is told of a secret: never its value. */
+export const secretInfoSchema = z.object({ name: z.string(), createdAt: z.string(), updatedAt: z.string() });
+export type SecretInfo = z.infer<typeof secretInfoSchema>;
+/** The secrets a function uses (names), listed at registration. */
+export const secretNamesSchema = z.array(nameSchema).max(32, 'at most 32 secrets');
+
+/** One delivery of a call's callback: when, and the HTTP status or the error (no answer, refused...). */
+export const callbackAttemptSchema = z.object({ at: z.string(), status: z.number().int().optional(), error: z.string().max(200).optional(), ms: z.number().nonnegative() });
+export type CallbackAttempt = z.infer<typeof callbackAttemptSchema>;
+
+/** A call's callback: where its end goes, and how the deliveries went (`failed`: given up after FAAS_CALLBACK_MAX_MS). */
+export const callbackRecordSchema = z.object({
+  callNum: z.number().int().positive(),
+  url: z.string().max(2048),
+  /** superseded: the call failed and a retry carries the callback on. */
+  state: z.enum(['pending', 'delivered', 'failed', 'superseded']),
+  /** The first attempt and the latest ones (at most MAX_KEPT_ATTEMPTS); `tries` counts them all. */
+  attempts: z.array(callbackAttemptSchema).max(100),
+  tries: z.number().int().nonnegative().optional(),
+});
+export type CallbackRecord = z.infer<typeof callbackRecordSchema>;
+
+/** What made a call besides the call API: `http` (GET/POST… /function/:name), or `cron:<trigger name>`. */
+export const triggerSchema = z.string().regex(/^(?:http|cron:[a-z0-9][a-z0-9_-]{0,62})$/, 'must be http or cron:<trigger name>');
+
 /** Extra arguments for a process-mode run command; each is passed as one shell word. */
 export const argsSchema = z
   .array(z.string().max(4096, 'an argument is at most 4096 characters').regex(/^[^\0]*$/, 'an argument may not hold NUL'))
   .max(64, 'at most 64 arguments');
+
+/**
+ * Retries of a function's async calls (idempotent functions only): up to `max` more calls, the n-th
+ * after backoffMs × 2^(n-1) (± a random half), when a call ends ERROR for a platform reason (its node,
+ * worker or container lost), or for a timeout with `timeouts`, or for any error with `on: "any"`.
+ */
+export const retriesSchema = z
+  .object({
+    max: z.number().int().min(1).max(10),
+    backoffMs: z.number().int().min(100).max(3_600_000).optional(),
+    on: z.enum(['platform', 'any']).optional(),
+    timeouts: z.boolean().optional(),
+  })
+  .strict();
+export type Retries = z.infer<typeof retriesSchema>;
 
 export const functionSchema = z.object({
   functionName: nameSchema,
@@ -104,6 +169,9 @@ export const functionSchema = z.object({
   handler: z.string().optional(),
   preload: z.enum(['none', 'runtime', 'function']).optional(),
   idempotent: z.boolean().optional(),
+  public: z.boolean().optional(),
+  retries: retriesSchema.optional(),
+  secrets: secretNamesSchema.optional(),
   limits: functionLimitsSchema.optional(),
   env: envSchema.optional(),
   args: argsSchema.optional(),
@@ -127,15 +195,21 @@ function jsonField<T extends z.ZodTypeAny>(schema: T, notJson: string) {
 
 /** Optional fields of the registerFunction multipart form, beside the `module` file. */
 export const functionOptionsSchema = z.object({
-  handler: z.string().regex(/^[A-Za-z_][A-Za-z0-9_./-]{0,127}$/, 'must look like module.attribute').optional(),
-  preload: z.enum(['none', 'runtime', 'function']).optional(),
-  idempotent: z.enum(['true', 'false']).optional(),
-  /** Keep what each call writes to /out. */
-  outputs: z.enum(['true', 'false']).optional(),
-  /** A JSON object of environment variables, {"NAME": "value"}. */
-  env: jsonField(userEnvSchema, 'must be a JSON object such as {"NAME":"value"}').optional(),
-  /** A JSON array of extra arguments for the run command (process mode). */
-  args: jsonField(argsSchema, 'must be a JSON array such as ["--verbose"]').optional(),
+  handler: z.string().regex(/^[A-Za-z_][A-Za-z0-9_./-]{0,127}$/, 'must look like module.attribute').optional().describe('handler mode: module.attribute, default handler.handle'),
+  preload: z.enum(['none', 'runtime', 'function']).optional().describe('what is made ready before the first call: nothing, the image, or warm containers'),
+  idempotent: z.enum(['true', 'false']).optional().describe('a call lost with its node may run again'),
+  public: z.enum(['true', 'false']).optional().describe('its HTTP endpoint /function/<name> answers without credentials on a platform with users'),
+  secrets: jsonField(secretNamesSchema, 'must be a JSON array of secret names such as ["db-password"]')
+    .optional()
+    .describe('a JSON array of the secrets it uses: each is the file /run/secrets/<name> in its containers'),
+  retries: jsonField(retriesSchema, 'must be a JSON object such as {"max": 3, "backoffMs": 1000}')
+    .optional()
+    .describe('retries of its async calls, for idempotent functions: a JSON object {max, backoffMs, on: "platform" | "any", timeouts}'),
+  outputs: z.enum(['true', 'false']).optional().describe('keep what each call writes to /out'),
+  env: jsonField(userEnvSchema, 'must be a JSON object such as {"NAME":"value"}')
+    .optional()
+    .describe('a JSON object of environment variables; FAAS_ names and loader, shell and interpreter variables (LD_*, NODE_OPTIONS, PYTHONPATH...) are refused'),
+  args: jsonField(argsSchema, 'must be a JSON array such as ["--verbose"]').optional().describe('a JSON array of extra run-command arguments (process mode)'),
 }).merge(limitFieldsSchema);
 
 export const callPatchSchema = z
@@ -164,4 +238,6 @@ export const invokeInputSchema = z.object({
   funcName: z.string({ required_error: 'funcName is required' }),
   params: z.unknown().optional(),
   wait: z.boolean().optional(),
+  /** Where the call's final state is POSTed when it ends (or the X-Callback-Url header). */
+  callbackUrl: z.string().max(2048).optional(),
 });

@@ -43,6 +43,12 @@ export interface FunctionRecord {
   preload?: PreloadPolicy;
   /** Safe to run twice: a call that loses its node is queued once more instead of ending ERROR. */
   idempotent?: boolean;
+  /** Its HTTP endpoint (/function/<name>) answers without credentials, on a platform with users. */
+  public?: boolean;
+  /** Secrets it uses: files /run/secrets/<name> in its containers. */
+  secrets?: string[];
+  /** Retries of its async calls (idempotent functions only). */
+  retries?: { max: number; backoffMs?: number; on?: 'platform' | 'any'; timeouts?: boolean };
   /** Limits set at registration; what is not set takes the node's default. */
   limits?: FunctionLimits;
   /** Environment variables of the function's containers, set at registration. */
@@ -100,6 +106,15 @@ export interface Call {
   env?: Record<string, string>;
   /** The call this one runs again (POST /v1/calls/:n/rerun): same function version, same params. */
   rerunOf?: number;
+  /** What made the call besides the call API: `http` (its function's endpoint) or `cron:<trigger name>`. */
+  trigger?: string;
+  /** Where its final state is POSTed when it ends (X-Callback-Url, callbackUrl). */
+  callbackUrl?: string;
+  /** Made without a waiting client (202): such a call may be retried. */
+  async?: boolean;
+  /** The call this one retries, and which attempt of the chain it is (2 for the first retry). */
+  retryOf?: number;
+  retryAttempt?: number;
   /** What the call left in its output folder: the archive is stored beside the call. */
   outputs?: { bytes: number; truncated?: boolean };
   /** The call started a container (every process-mode call; a handler-mode call without a warm one). */

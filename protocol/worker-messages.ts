@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { finishCommandSchema } from './call-lifecycle';
 import { MAX_FRAME_BYTES } from './envelope';
 import { imageRefSchema } from './image-ref';
-import { argsSchema, callReasonSchema, callStatusSchema, envSchema, functionSchema, nameSchema, runtimeSchema } from './schemas';
+import { argsSchema, callReasonSchema, callStatusSchema, envSchema, functionSchema, nameSchema, runtimeSchema, triggerSchema } from './schemas';
 import type { Sandbox } from './limits';
 import type { Call, FunctionRecord, Runtime } from './types';
 import { warmCountsSchema, warmKeySchema } from './warm-key';
@@ -37,6 +37,8 @@ export const MAX_INVOKES = 64;
 export const MAX_CALLS_DONE = 256;
 /** A call whose texts (result, logs, error) pass this many characters is reported alone. */
 export const MAX_BATCHED_CALL_CHARS = 64 * 1024;
+/** The most text one piece of a followed call's logs carries (a longer increment goes in several). */
+export const MAX_LOG_PIECE_CHARS = 256 * 1024;
 
 export const callSchema = z
   .object({
@@ -63,6 +65,11 @@ export const callSchema = z
     args: argsSchema.optional(),
     env: envSchema.optional(),
     rerunOf: callNumSchema.optional(),
+    trigger: triggerSchema.optional(),
+    callbackUrl: z.string().max(2048).optional(),
+    async: z.boolean().optional(),
+    retryOf: callNumSchema.optional(),
+    retryAttempt: z.number().int().min(2).max(11).optional(),
     outputs: z.object({ bytes: z.number().int().nonnegative().finite(), truncated: z.boolean().optional() }).strict().optional(),
     coldStart: z.boolean().optional(),
   })
@@ -130,6 +137,12 @@ export type Stem = z.output<typeof stemSchema>;
 
 const empty = z.object({}).strip();
 
+/** A piece of a running call's output: what it wrote since the previous piece. */
+export const logPieceSchema = z
+  .object({ callNum: callNumSchema, stdout: z.string().max(MAX_LOG_PIECE_CHARS).optional(), stderr: z.string().max(MAX_LOG_PIECE_CHARS).optional() })
+  .strict();
+export type LogPiece = z.output<typeof logPieceSchema>;
+
 export const workerToApiSchemas = {
   /** `inflight`: the calls this worker holds (accepted, not yet reported), so that a restarted api knows their owner. */
   hello: z.object({ nodeId: nodeIdSchema, capacity: z.number().int().min(1).max(1024), pid: z.number().int().nonnegative().max(2 ** 32), inflight: callNumList.optional() }).strict(),
@@ -150,6 +163,10 @@ export const workerToApiSchemas = {
   /** A call the worker will not run (it is stopping): queue it for another worker. */
   handBack: z.object({ callNum: callNumSchema }).strict(),
   bye: empty,
+  /** Calls handed to a miniworker (sent only while the api asks for them, see `watch`). */
+  callsStarted: z.object({ calls: z.array(z.object({ callNum: callNumSchema }).strict()).min(1).max(MAX_CALLS_DONE) }).strict(),
+  /** What a followed call wrote since the last piece (see `followLogs`). */
+  callLogs: logPieceSchema,
 };
 
 /**
@@ -193,6 +210,12 @@ export const apiToWorkerSchemas = {
   functionRegistered: z.object({ fn: functionSchema }),
   /** The function was removed: its idle warm containers are stopped. */
   functionRemoved: z.object({ name: nameSchema }),
+  /** A secret these functions use changed: their containers holding the old value are retired. */
+  secretChanged: z.object({ functions: z.array(nameSchema).max(10_000) }),
+  /** What the api wants to hear besides the calls' ends: `callStarts`, a callsStarted per batch of calls handed to miniworkers. */
+  watch: z.object({ callStarts: z.boolean() }).strict(),
+  /** Send (or stop sending) what this call writes as it writes it, as callLogs. */
+  followLogs: z.object({ callNum: callNumSchema, follow: z.boolean() }).strict(),
 };
 
 export const miniworkerToWorkerSchemas = {
@@ -202,6 +225,8 @@ export const miniworkerToWorkerSchemas = {
   done: z.object({ finish: finishCommandSchema, warm: warmKeySchema.nullable() }),
   /** Answer to prewarm and retire. */
   warmed: z.object({ warm: warmKeySchema.nullable(), error: z.string().max(65_536).optional() }),
+  /** What the followed call in hand wrote since the last piece. */
+  logs: logPieceSchema,
 };
 
 export const workerToMiniworkerSchemas = {
@@ -212,6 +237,8 @@ export const workerToMiniworkerSchemas = {
   stem: stemSchema,
   /** Stop the warm container. */
   retire: empty,
+  /** Send (or stop sending) what this call writes while it runs, as logs; taken at once, even during a job. */
+  follow: z.object({ callNum: callNumSchema, follow: z.boolean() }).strict(),
 };
 
 /** The content type of each message, by msgType. */

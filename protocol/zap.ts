@@ -51,6 +51,8 @@ export const DB_OPERATION_ROLES: Readonly<Record<string, readonly PeerRole[]>> =
   finishCall: NODE_ROLES,
   finishCalls: NODE_ROLES,
   failCall: NODE_ROLES,
+  // A node starts the containers of functions that use secrets (a miniworker process asks itself).
+  getSecretValues: NODE_ROLES,
 };
 
 export function roleMay(role: PeerRole, operation: string): boolean {

@@ -21,6 +21,8 @@ export interface WorkerConfig {
   capacity: number;
   /** Miniworkers kept when idle. FAAS_MIN_MINIWORKERS, default 1. */
   minMiniworkers: number;
+  /** Miniworkers as threads of the worker (the default) or as processes. FAAS_MINIWORKER_KIND. */
+  miniworkerKind: 'thread' | 'process';
   /** Preload policy: none (a container per call), runtime, function. FAAS_PRELOAD, default function. */
   preload: PreloadPolicy;
   /** Warm containers started per function on registration under the function policy. FAAS_PREWARM, default 1. */
@@ -40,6 +42,12 @@ export interface WorkerConfig {
    * Docker engine. FAAS_CONTAINER_CHANNEL=attach turns the sockets off.
    */
   channelDir?: string;
+  /**
+   * Where containers' secrets are written, a folder of this node on a tmpfs, bind-mounted read-only at
+   * /run/secrets into the one container they are for. FAAS_SECRETS_DIR, default /dev/shm/faas-secrets;
+   * like the channel folder it must be the same path for this process and the Docker engine.
+   */
+  secretsDir: string;
   /** Label value on everything this platform creates in Docker. FAAS_PLATFORM_LABEL, default "faas". */
   platformLabel: string;
   /** Default call timeout. FAAS_CALL_TIMEOUT_MS, default 60000. */
@@ -104,14 +112,16 @@ export const workerEnv = commonEnv.extend({
   FAAS_API_USER: optionalText({ pattern: /^[^:]*$/, hint: 'must not contain ":"' }),
   FAAS_API_PASSWORD: optionalText(),
   FAAS_DB_ENDPOINT: endpoint('tcp://127.0.0.1:5555'),
-  FAAS_WORKER_CAPACITY: int(8, { min: 1, max: 256 }),
+  FAAS_WORKER_CAPACITY: int(8, { min: 1, max: 1024 }),
   FAAS_MIN_MINIWORKERS: int(1, { min: 0, max: 256 }),
+  FAAS_MINIWORKER_KIND: oneOf('thread', ['thread', 'process']),
   FAAS_PRELOAD: oneOf('function', ['none', 'runtime', 'function']),
   FAAS_PREWARM: int(1, { min: 0, max: 256 }),
   FAAS_KEEP_ALIVE_MS: int(300_000, { min: 100, max: 86_400_000 }),
   FAAS_IDLE_EXIT_MS: int(60_000, { min: 100, max: 86_400_000 }),
   FAAS_SCALE_UP_AFTER_MS: int(50, { min: 0, max: 60_000 }),
   FAAS_WORKER_DATA_DIR: optionalText({ doc: './data/worker-<node>' }),
+  FAAS_SECRETS_DIR: text('/dev/shm/faas-secrets'),
   FAAS_CHANNEL_DIR: optionalText({ pattern: /^\/[A-Za-z0-9._/-]{0,60}$/, hint: 'must be an absolute path of at most 60 characters (letters, digits, . _ - /)', doc: '<data dir>/ch' }),
   FAAS_CONTAINER_CHANNEL: oneOf('socket', ['socket', 'attach']),
   FAAS_CALL_TIMEOUT_MS: int(60_000, { min: 100, max: 3_600_000 }),
@@ -156,6 +166,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     dbEndpoint: e.FAAS_DB_ENDPOINT,
     capacity: e.FAAS_WORKER_CAPACITY,
     minMiniworkers: e.FAAS_MIN_MINIWORKERS,
+    miniworkerKind: e.FAAS_MINIWORKER_KIND,
     preload: e.FAAS_PRELOAD,
     prewarm: e.FAAS_PREWARM,
     keepAliveMs: e.FAAS_KEEP_ALIVE_MS,
@@ -165,6 +176,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     ...(e.FAAS_CONTAINER_CHANNEL === 'socket'
       ? { channelDir: path.join(e.FAAS_CHANNEL_DIR ?? path.join(path.resolve(e.FAAS_WORKER_DATA_DIR ?? `./data/worker-${e.FAAS_NODE_ID}`), 'ch'), e.FAAS_NODE_ID) }
       : {}),
+    secretsDir: path.join(path.resolve(e.FAAS_SECRETS_DIR), e.FAAS_NODE_ID),
     platformLabel: e.FAAS_PLATFORM_LABEL,
     callTimeoutMs: e.FAAS_CALL_TIMEOUT_MS,
     memoryMb: e.FAAS_MEMORY_MB,

@@ -188,6 +188,31 @@ export class TailBuffer extends Writable {
   }
 }
 
+const REQUIREMENT = /^(?:-r|--requirement)(?:=(.+))?$/;
+const SAFE_FILE = /^[\w./-]+$/;
+
+/**
+ * A dependencies command that only installs requirement files with pip (the python runtime's
+ * `pip3 install -r requirements.txt`) has nothing to install when the package holds none of them:
+ * the file is optional, as a user expects, so the command runs only when one is there. Any other
+ * command is left as it is.
+ */
+export function optionalRequirements(command: string): string {
+  const words = command.split(/\s+/).filter(Boolean);
+  let at = words[0] === 'python3' || words[0] === 'python' ? (words[1] === '-m' && words[2] === 'pip' ? 3 : -1) : /^pip3?$/.test(words[0] ?? '') ? 1 : -1;
+  if (at < 0 || words[at] !== 'install') return command;
+  const files: string[] = [];
+  for (at += 1; at < words.length; at++) {
+    const requirement = REQUIREMENT.exec(words[at]!);
+    const file = requirement ? (requirement[1] ?? words[++at]) : undefined;
+    if (requirement && file !== undefined && SAFE_FILE.test(file)) files.push(file);
+    else if (requirement || !/^--?[\w-]+(?:=[\w./:-]*)?$/.test(words[at]!)) return command;
+  }
+  if (files.length === 0) return command;
+  const present = files.map((f) => `[ -e '${f}' ]`).join(' || ');
+  return `if ${present}; then ${command}; else echo 'faas: no ${files.join(', ')} in the package: nothing to install'; fi`;
+}
+
 export function mb(bytes: number): string {
   return `${Math.ceil(bytes / (1024 * 1024))} MB`;
 }
@@ -229,7 +254,7 @@ export class DependencyBuilder {
     if (hidden) throw new BuildError(`the runtime image declares VOLUME ${hidden}, over the function's folder ${spec.workingDir} or a folder of the platform: such a runtime image cannot hold functions`, '');
     const container = await docker.createContainer({
       Image: spec.runtimeImage,
-      Cmd: ['sh', '-c', spec.dependencies.trim() || 'true'],
+      Cmd: ['sh', '-c', optionalRequirements(spec.dependencies.trim()) || 'true'],
       WorkingDir: spec.workingDir,
       Env: BUILD_ENV,
       User: this.limits.user,

@@ -14,21 +14,34 @@ import {
   type WorkerToMiniworker,
 } from '../protocol/worker-messages';
 import { startChild, type ChildHandle } from '../protocol/supervisor';
-import type { Call } from '../protocol/types';
+import type { MiniworkerDb } from '../protocol/db-client';
+import { asPlatformError, PlatformError } from '../protocol/errors';
+import type { FromMiniworkerThread, MiniworkerThreadData, ThreadDbAsk } from '../protocol/miniworker-thread';
+import { MiniworkerThread } from './miniworker-thread';
 
-/** Miniworkers started at once: each start costs a process and a container. */
+/**
+ * Miniworkers started at once: each start costs a process or a thread, and a container. A slot
+ * holds its start until it is first idle, its warm-up (if any) done: a prewarm of hundreds of
+ * containers starts them a few at a time instead of all at once.
+ */
 const MAX_STARTING = 4;
+/** A start that has not ended after this long (a miniworker stuck before its first idle) lets the next one begin. */
+const START_HOLD_MS = 120_000;
 /** Pause before starting stem cells again for a runtime whose stem cell failed to start. */
 const STEM_RETRY_MS = 30_000;
 
 type Warming = { msgType: 'prewarm'; content: Prewarm; key: WarmKey } | { msgType: 'stem'; content: Stem; key: WarmKey };
+
+type MiniworkerExit = { code: number | null; signal: NodeJS.Signals | null; error?: Error };
 
 type SlotState = 'starting' | 'idle' | 'busy' | 'stopping' | 'stopped';
 
 interface Slot {
   id: number;
   routingId: string;
+  /** The miniworker: a process, or a thread of this worker. */
   child?: ChildHandle;
+  thread?: MiniworkerThread;
   state: SlotState;
   job?: Job;
   /** The function version whose container this miniworker keeps, if any. */
@@ -41,6 +54,10 @@ interface Slot {
   busySince: number;
   /** Its current job runs in the container it kept warm (no container start). */
   warmCall?: boolean;
+  /** Holds one of the MAX_STARTING starts: from its launch until it is first idle or gone. */
+  launching?: NodeJS.Timeout;
+  /** Its container is retired as soon as its call ends (a secret of its function changed meanwhile). */
+  retireWhenDone?: boolean;
 }
 
 export interface PoolOptions {
@@ -53,8 +70,12 @@ export interface PoolOptions {
   keepAliveMs: number;
   /** A miniworker without a container, idle this long above minSize, exits. */
   idleExitMs: number;
+  /** Processes (the miniworker's main.js, a ZeroMQ DEALER each) or threads of the worker (thread-main.js). */
+  kind?: 'process' | 'thread';
   script: string;
   env: NodeJS.ProcessEnv;
+  /** Threads: the entry file, what each is started with, and the db client their requests go through. */
+  thread?: { script: string; data: Omit<MiniworkerThreadData, 'routingId'>; db: MiniworkerDb };
   log: Logger;
   /** Grace between SIGTERM and SIGKILL when stopping. */
   stopGraceMs?: number;
@@ -77,6 +98,9 @@ export class MiniworkerPool extends EventEmitter {
   /** Stem cells to keep, by runtime: under the runtime preload policy. */
   private readonly stemTargets = new Map<string, { stem: Stem; count: number; failedAt?: number }>();
   private nextId = 0;
+  /** Slots waiting for a start, in order; `launching` of them hold one. */
+  private readonly launchQueue: Slot[] = [];
+  private launching = 0;
   private closing = false;
   private closed?: Promise<Job[]>;
   private timer?: NodeJS.Timeout;
@@ -93,13 +117,16 @@ export class MiniworkerPool extends EventEmitter {
         ready: (_, from) => this.onReady(from),
         done: (done, from) => this.onDone(from, done),
         warmed: (warmed, from) => this.onWarmed(from, warmed),
+        logs: (piece, from) => this.onLogs(from, piece),
       },
     });
   }
 
   async start(): Promise<void> {
-    await this.socket.bind(this.options.endpoint);
-    this.channel.start();
+    if (!this.threads) {
+      await this.socket.bind(this.options.endpoint);
+      this.channel.start();
+    }
     for (let i = 0; i < this.options.minSize; i++) this.spawn();
     this.timer = setInterval(() => this.tick(), Math.min(1000, Math.max(50, this.options.keepAliveMs / 4)));
     this.timer.unref();
@@ -111,6 +138,11 @@ export class MiniworkerPool extends EventEmitter {
 
   get busy(): number {
     return this.count((s) => s.state === 'busy' && s.job !== undefined);
+  }
+
+  /** Miniworkers ready for a job now. */
+  get idleCount(): number {
+    return this.count((s) => s.state === 'idle');
   }
 
   /** The function versions with a warm container here, and how many of each. */
@@ -146,6 +178,19 @@ export class MiniworkerPool extends EventEmitter {
     slot.job = job;
     this.send(slot, 'job', job);
     return true;
+  }
+
+  /**
+   * Asks the miniworker running this call to send (or stop sending) its output as it is written;
+   * false when no miniworker runs it now.
+   */
+  follow(callNum: number, on: boolean): boolean {
+    for (const slot of this.slots.values()) {
+      if (slot.job?.call.callNum !== callNum) continue;
+      this.send(slot, 'follow', { callNum, follow: on });
+      return true;
+    }
+    return false;
   }
 
   /**
@@ -254,8 +299,13 @@ export class MiniworkerPool extends EventEmitter {
     return n;
   }
 
+  private get threads(): boolean {
+    return this.options.kind === 'thread';
+  }
+
   private send<K extends keyof WorkerToMiniworker & string>(slot: Slot, msgType: K, content: WorkerToMiniworker[K]): void {
-    this.channel.send(msgType, content, slot.routingId);
+    if (slot.thread) slot.thread.post({ msgType, content } as never);
+    else this.channel.send(msgType, content, slot.routingId);
   }
 
   private startPrewarm(slot: Slot): void {
@@ -270,17 +320,37 @@ export class MiniworkerPool extends EventEmitter {
     const id = this.nextId++;
     const slot: Slot = { id, routingId: `mw-${id}-${process.pid}`, state: 'starting', warm: null, lastUsed: 0, idleSince: Date.now(), busySince: 0 };
     this.slots.set(id, slot);
-    const child = startChild({
-      name: `miniworker ${slot.routingId}`,
-      script: this.options.script,
-      env: { ...this.options.env, FAAS_MINIWORKER_ENDPOINT: this.options.endpoint, FAAS_MINIWORKER_ID: slot.routingId },
-      stdio: 'inherit',
-      // A node can hold a hundred miniworkers: keep each one's heap small.
-      execArgv: [...process.execArgv, '--max-semi-space-size=1', '--max-old-space-size=192'],
-      graceMs: this.options.stopGraceMs ?? 5000,
-    });
-    slot.child = child;
-    void child.exited.then(({ code, signal, error }) => {
+    this.launchQueue.push(slot);
+    this.launchNext();
+    return slot;
+  }
+
+  /** Starts queued miniworkers while fewer than MAX_STARTING are starting. */
+  private launchNext(): void {
+    while (!this.closing && this.launching < MAX_STARTING && this.launchQueue.length > 0) {
+      const slot = this.launchQueue.shift()!;
+      if (slot.state !== 'starting') continue;
+      this.launching += 1;
+      slot.launching = setTimeout(() => this.launchDone(slot), START_HOLD_MS);
+      slot.launching.unref();
+      this.launch(slot);
+    }
+  }
+
+  /** A slot is first idle, or gone: its start is over, and the next queued one may begin. */
+  private launchDone(slot: Slot): void {
+    if (!slot.launching) return;
+    clearTimeout(slot.launching);
+    slot.launching = undefined;
+    this.launching -= 1;
+    this.launchNext();
+  }
+
+  private launch(slot: Slot): void {
+    const id = slot.id;
+    const exited = this.threads ? this.startThread(slot) : this.startProcess(slot);
+    void exited.then(({ code, signal, error }) => {
+      this.launchDone(slot);
       const job = slot.job;
       const wasStopping = slot.state === 'stopping';
       slot.job = undefined;
@@ -296,23 +366,54 @@ export class MiniworkerPool extends EventEmitter {
       if (this.size < this.options.minSize) setTimeout(() => !this.closing && this.size < this.options.minSize && this.spawn(), 200);
       this.emit('idle');
     });
-    return slot;
+  }
+
+  private startProcess(slot: Slot): Promise<MiniworkerExit> {
+    const child = startChild({
+      name: `miniworker ${slot.routingId}`,
+      script: this.options.script,
+      env: { ...this.options.env, FAAS_MINIWORKER_ENDPOINT: this.options.endpoint, FAAS_MINIWORKER_ID: slot.routingId },
+      stdio: 'inherit',
+      // A node can hold a hundred miniworkers: keep each one's heap small.
+      execArgv: [...process.execArgv, '--max-semi-space-size=1', '--max-old-space-size=192'],
+      graceMs: this.options.stopGraceMs ?? 5000,
+    });
+    slot.child = child;
+    return child.exited;
+  }
+
+  private startThread(slot: Slot): Promise<MiniworkerExit> {
+    const { script, data } = this.options.thread!;
+    const thread = new MiniworkerThread(script, { ...data, routingId: slot.routingId }, (message) => this.onThreadMessage(slot, message), this.options.stopGraceMs ?? 5000);
+    slot.thread = thread;
+    return thread.exited;
   }
 
   private async stopSlot(slot: Slot): Promise<void> {
-    const child = slot.child;
-    if (!child?.alive) return;
+    if (!slot.child && !slot.thread) {
+      // Still waiting for its start: it never ran.
+      slot.state = 'stopped';
+      this.slots.delete(slot.id);
+      return;
+    }
+    const miniworker = slot.child ?? slot.thread;
+    if (!miniworker?.alive) return;
     if (slot.state !== 'busy') slot.state = 'stopping';
-    await child.stop();
+    await miniworker.stop();
   }
 
-  /** Stops the idle warm containers of a removed function; busy ones end their call and then idle out. */
-  retireFunction(name: string): void {
+  /**
+   * Stops the idle warm containers of a function; busy ones end their call and then idle out, or, with
+   * `busyToo` (a secret of the function changed), are retired as soon as their call ends.
+   */
+  retireFunction(name: string, busyToo = false): void {
     for (const slot of this.slots.values()) {
       if (slot.state === 'idle' && slot.warm && isKeyOfFunction(slot.warm, name)) {
         slot.state = 'busy';
         slot.busySince = Date.now();
         this.send(slot, 'retire', {});
+      } else if (busyToo && slot.state === 'busy' && slot.job?.fn.functionName === name) {
+        slot.retireWhenDone = true;
       }
     }
   }
@@ -377,10 +478,26 @@ export class MiniworkerPool extends EventEmitter {
     slot.warm = done.warm;
     slot.lastUsed = Date.now();
     this.emit('done', finish, job);
+    if (slot.retireWhenDone) {
+      slot.retireWhenDone = false;
+      if (slot.warm) {
+        slot.busySince = Date.now();
+        this.send(slot, 'retire', {});
+        return;
+      }
+    }
     this.becomeIdle(slot);
   }
 
   /** The answer to a prewarm, stem or retire: only while one of those is under way. */
+  /** A piece of the output of the call a miniworker runs, handed on as a 'logs' event; of any other call, dropped. */
+  private onLogs(from: Peer, piece: MiniworkerToWorker['logs']): void {
+    const slot = this.known(from, 'logs');
+    if (!slot) return;
+    if (slot.job?.call.callNum !== piece.callNum) return this.channel.drop('not_held', from, `call ${piece.callNum}`, 'logs');
+    this.emit('logs', piece);
+  }
+
   private onWarmed(from: Peer, warmed: MiniworkerToWorker['warmed']): void {
     const slot = this.known(from, 'warmed');
     if (!slot) return;
@@ -399,11 +516,63 @@ export class MiniworkerPool extends EventEmitter {
   }
 
   private becomeIdle(slot: Slot): void {
+    this.launchDone(slot);
     if (slot.state === 'stopping' || slot.state === 'stopped') return;
     slot.state = 'idle';
     slot.idleSince = Date.now();
     if (this.closing) return;
     this.emit('idle');
+  }
+
+  /**
+   * A message from a miniworker thread: checked against the same schemas as a process's frames
+   * (the thread runs the platform's code, but the outputs it carries are a function's), and
+   * handed to the same handlers.
+   */
+  private onThreadMessage(slot: Slot, message: FromMiniworkerThread): void {
+    const from = slot.routingId;
+    const msgType = typeof message === 'object' && message !== null ? (message as { msgType?: unknown }).msgType : undefined;
+    if (msgType === 'db') return this.onThreadDb(slot, (message as { content: ThreadDbAsk }).content);
+    if (typeof msgType !== 'string' || !Object.prototype.hasOwnProperty.call(miniworkerToWorkerSchemas, msgType)) {
+      this.channel.drop('unknown_type', from, undefined, typeof msgType === 'string' ? msgType : undefined);
+      return;
+    }
+    const parsed = miniworkerToWorkerSchemas[msgType as keyof typeof miniworkerToWorkerSchemas].safeParse((message as { content?: unknown }).content);
+    if (!parsed.success) {
+      this.channel.drop('bad_content', from, parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.')} ${i.message}`).join('; '), msgType);
+      return;
+    }
+    if (msgType === 'ready') this.onReady(from);
+    else if (msgType === 'done') this.onDone(from, parsed.data as MiniworkerToWorker['done']);
+    else if (msgType === 'logs') this.onLogs(from, parsed.data as MiniworkerToWorker['logs']);
+    else this.onWarmed(from, parsed.data as MiniworkerToWorker['warmed']);
+  }
+
+  /**
+   * A thread's db-service request, made on the worker's client: RUNNING and outputs, and only for
+   * the call the thread holds, as db-service would check for a miniworker of its own.
+   */
+  private onThreadDb(slot: Slot, ask: ThreadDbAsk): void {
+    const answer = (result: Promise<unknown>) =>
+      void result.then(
+        (data) => slot.thread?.post({ msgType: 'dbAnswer', content: { id: ask.id, ok: true, data } }),
+        (err: unknown) => slot.thread?.post({ msgType: 'dbAnswer', content: { id: ask.id, ok: false, error: asPlatformError(err).toJSON() } }),
+      );
+    const db = this.options.thread?.db;
+    const held = slot.job?.call.callNum;
+    if (!db || typeof ask !== 'object' || ask === null || !Number.isSafeInteger(ask.id)) {
+      this.channel.drop('malformed', slot.routingId, 'a db request without an id', 'db');
+      return;
+    }
+    if (ask.op === 'startCall' && ask.command?.callNum === held && ask.command.by === 'miniworker') return answer(db.startCall(ask.command));
+    if (ask.op === 'putOutputs' && ask.callNum === held && ask.zip instanceof Uint8Array) return answer(db.putOutputs(held, Buffer.from(ask.zip.buffer, ask.zip.byteOffset, ask.zip.byteLength)));
+    // The secrets of the function whose call it holds, and no other.
+    const secrets = slot.job?.fn.secrets ?? [];
+    if (ask.op === 'getSecretValues' && Array.isArray(ask.names) && ask.names.length > 0 && ask.names.every((n) => typeof n === 'string' && secrets.includes(n))) {
+      return answer(db.getSecretValues(ask.names));
+    }
+    this.channel.drop('not_held', slot.routingId, `${String(ask.op).slice(0, 32)} for a call it does not hold`, 'db');
+    answer(Promise.reject(new PlatformError('FORBIDDEN', 'a miniworker records only the call it holds')));
   }
 
   private onSendFailed(err: unknown, routingId: Peer): void {

@@ -8,7 +8,7 @@ import { Channel } from '../protocol/channel';
 import { PlatformError } from '../protocol/errors';
 import { LABELS } from '../protocol/labels';
 import type { Logger } from '../protocol/log';
-import { apiToWorkerSchemas, MAX_BATCHED_CALL_CHARS, MAX_CALLS_DONE, workerToApiSchemas, type ApiToWorker, type Invocation, type Job, type WorkerToApi } from '../protocol/worker-messages';
+import { apiToWorkerSchemas, MAX_BATCHED_CALL_CHARS, MAX_CALLS_DONE, workerToApiSchemas, type ApiToWorker, type Invocation, type Job, type LogPiece, type WorkerToApi } from '../protocol/worker-messages';
 import type { FailCommand, FinishCommand } from '../protocol/call-lifecycle';
 import type { Call, FunctionRecord, Runtime } from '../protocol/types';
 import { changesContainer, type Sandbox } from '../protocol/limits';
@@ -65,6 +65,11 @@ export class Worker {
   private readonly cpu = new CpuGauge();
   /** Calls ended in this turn, reported together. */
   private ended: Call[] = [];
+  /** Calls handed to miniworkers and not yet told to the api (only while it watches for starts). */
+  private starts: { callNum: number }[] = [];
+  private watchStarts = false;
+  /** Held calls whose output the api follows. */
+  private readonly followed = new Set<number>();
   private preparing = 0;
   private lastHeardFromApi = Date.now();
   /** When the api last sent anything (hello again or not). */
@@ -104,7 +109,10 @@ export class Worker {
         runtimeRegistered: ({ runtime }) => this.heard(() => this.learnRuntime(runtime)),
         functionRegistered: ({ fn }) => this.heard(() => this.onFunctionRegistered(fn)),
         functionRemoved: ({ name }) => this.heard(() => this.onFunctionRemoved(name)),
+        secretChanged: ({ functions }) => this.heard(() => functions.forEach((name) => this.pool.retireFunction(name, true))),
         heartbeat: () => this.heard(() => undefined),
+        watch: ({ callStarts }) => this.heard(() => void (this.watchStarts = callStarts)),
+        followLogs: ({ callNum, follow }) => this.heard(() => this.followLogs(callNum, follow)),
       },
     });
     this.packages = new PackageCache(path.join(config.dataDir, 'packages'), config.apiUrl, config.apiCredentials);
@@ -147,13 +155,20 @@ export class Worker {
       keepAliveMs: config.keepAliveMs,
       idleExitMs: config.idleExitMs,
       stopGraceMs: config.drainGraceMs,
+      kind: config.miniworkerKind,
       script: path.join(__dirname, '..', 'miniworker', 'main.js'),
+      thread: {
+        script: path.join(__dirname, '..', 'miniworker', 'thread-main.js'),
+        data: { nodeId: config.nodeId, platformLabel: config.platformLabel, secretsDir: config.secretsDir, ...(config.channelDir ? { channelDir: config.channelDir } : {}) },
+        db: this.db,
+      },
       env: {
         ...process.env,
         FAAS_DB_ENDPOINT: config.dbEndpoint,
         FAAS_NODE_ID: config.nodeId,
         FAAS_PLATFORM_LABEL: config.platformLabel,
         FAAS_MINIWORKER_CHANNEL_DIR: config.channelDir ?? '',
+        FAAS_MINIWORKER_SECRETS_DIR: config.secretsDir,
       },
       log,
     });
@@ -177,6 +192,9 @@ export class Worker {
     });
     this.pool.on('lost', (job: Job) => void this.onMiniworkerLost(job));
     this.pool.on('idle', () => this.pump());
+    this.pool.on('logs', (piece: LogPiece) => {
+      if (this.followed.has(piece.callNum)) this.send('callLogs', piece);
+    });
   }
 
   async start(): Promise<void> {
@@ -186,6 +204,8 @@ export class Worker {
     await mkdir(this.config.dataDir, { recursive: true });
     // The channel folders of an earlier run went with its containers.
     if (this.config.channelDir) await rm(this.config.channelDir, { recursive: true, force: true });
+    // Secrets of containers gone with an earlier run of this node.
+    await rm(this.config.secretsDir, { recursive: true, force: true });
     await this.packages.init();
     this.db.start();
     await this.pool.start();
@@ -242,6 +262,9 @@ export class Worker {
   }
 
   private onWelcome(welcome: ApiToWorker['welcome']): void {
+    // An api (re)starting wants nothing beyond the calls' ends until it says so.
+    this.watchStarts = false;
+    this.followed.clear();
     this.log.info({ runtimes: welcome.runtimes.length, functions: welcome.functions.length, heartbeatMs: welcome.heartbeatMs }, 'registered with the api');
     this.setHeartbeat(welcome.heartbeatMs);
     // A runtime an older version stored with an image that is not a reference is never used here:
@@ -343,7 +366,7 @@ export class Worker {
     if (this.closing) return;
     // db-service is slow or away: no more calls run until their outcomes can be written.
     if (this.finals.pending >= MAX_WAITING_FINALS) return;
-    while (this.ready.length > 0 && this.pool.assign(this.ready[0]!.job)) this.ready.shift();
+    while (this.ready.length > 0 && this.pool.assign(this.ready[0]!.job)) this.started(this.ready.shift()!.job.call.callNum);
     if (this.ready.length === 0) return;
     // A new miniworker (and container) costs hundreds of milliseconds; a busy one is usually free
     // again in a few. Grow only for calls that have waited a while.
@@ -429,6 +452,7 @@ export class Worker {
    */
   private report(call: Call): void {
     this.holding.delete(call.callNum);
+    this.followed.delete(call.callNum);
     this.callImages.delete(call.callNum);
     const chars = (call.result?.length ?? 0) + (call.stdout?.length ?? 0) + (call.stderr?.length ?? 0) + (call.error?.length ?? 0);
     if (chars > MAX_BATCHED_CALL_CHARS) {
@@ -437,6 +461,31 @@ export class Worker {
     }
     this.ended.push(call);
     if (this.ended.length === 1) setImmediate(() => this.sendEnded());
+  }
+
+  /** A call handed to a miniworker: told to the api while it watches for starts; followed, if asked before. */
+  private started(callNum: number): void {
+    if (this.followed.has(callNum)) this.pool.follow(callNum, true);
+    if (!this.watchStarts) return;
+    this.starts.push({ callNum });
+    if (this.starts.length === 1) setImmediate(() => this.sendStarts());
+  }
+
+  private sendStarts(): void {
+    while (this.starts.length > 0) this.send('callsStarted', { calls: this.starts.splice(0, MAX_CALLS_DONE) });
+  }
+
+  /** The api asks for a held call's output as it is written (or no more): the miniworker running it sends it. */
+  private followLogs(callNum: number, follow: boolean): void {
+    if (!follow) {
+      this.followed.delete(callNum);
+      this.pool.follow(callNum, false);
+      return;
+    }
+    if (!this.holding.has(callNum)) return;
+    this.followed.add(callNum);
+    // A call not yet with a miniworker is followed when it gets one (see started).
+    this.pool.follow(callNum, true);
   }
 
   private sendEnded(): void {
@@ -492,6 +541,10 @@ export class Worker {
       const alive = this.pool.liveMiniworkers();
       await Promise.all(folders.filter((name) => !alive.has(name)).map((name) => rm(path.join(channelDir, name), { recursive: true, force: true })));
     }
+    // And their secrets' folders, which live on a tmpfs.
+    const secretFolders = await readdir(this.config.secretsDir).catch(() => [] as string[]);
+    const owners = this.pool.liveMiniworkers();
+    await Promise.all(secretFolders.filter((name) => !owners.has(name)).map((name) => rm(path.join(this.config.secretsDir, name), { recursive: true, force: true })));
   }
 
   /**

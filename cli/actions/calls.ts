@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { isFinal, type Call, type CallStatus } from '../../protocol/types';
 import { CommandFailed, UsageError, type Context } from '../context';
-import { paintStatus } from '../output';
+import { formatTime, paintStatus } from '../output';
 import { parseEnv } from './fn';
 
 export interface InvokeOptions {
@@ -13,6 +13,8 @@ export interface InvokeOptions {
   arg: string[];
   /** This call's environment variables, KEY=value. */
   env: string[];
+  /** Where the call's end is POSTed. */
+  callback?: string;
 }
 
 async function readStdin(): Promise<string> {
@@ -59,7 +61,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 export async function invoke(ctx: Context, name: string, o: InvokeOptions): Promise<void> {
   const params = await invokeParams(o);
-  const extra = { args: o.arg ?? [], env: parseEnv(o.env ?? []) };
+  const extra = { args: o.arg ?? [], env: parseEnv(o.env ?? []), ...(o.callback ? { callbackUrl: o.callback } : {}) };
   await follow(ctx, o, (wait) => ctx.client.invoke(name, params, wait, extra));
 }
 
@@ -103,9 +105,20 @@ async function follow(ctx: Context, o: Pick<InvokeOptions, 'wait' | 'async'>, st
   throw new CommandFailed(failureText(call));
 }
 
+/**
+ * The start of an error (a handler's exception line, an exit code) says what went wrong: it is always
+ * kept; past `maxLines` the lines after it are cut from their start (a traceback's outer frames go first).
+ */
+export function errorExcerpt(error: string, maxLines = 30): string {
+  const lines = error.trim().split('\n');
+  if (lines.length <= maxLines) return lines.join('\n');
+  const rest = lines.slice(1 - maxLines);
+  return [lines[0]!, `  … ${lines.length - 1 - rest.length} lines cut (\`faas call get\` shows the whole error)`, ...rest].join('\n');
+}
+
 function failureText(call: Call): string {
   const why = call.reason ? ` (${call.reason})` : '';
-  const detail = (call.error ?? '').trim().split('\n').slice(-5).join('\n');
+  const detail = errorExcerpt(call.error ?? '');
   return `call ${call.callNum} ended ${call.status}${why}${detail ? `: ${detail}` : ''}; \`faas logs ${call.callNum}\` shows its output`;
 }
 
@@ -125,9 +138,9 @@ export async function showCall(ctx: Context, n: string): Promise<void> {
         `function:  ${call.funcName}${call.functionVersion ? ` @ ${call.functionVersion.slice(0, 12)}` : ''}`,
         `status:    ${status}${call.reason ? ` (${call.reason})` : ''}`,
         `params:    ${JSON.stringify(call.params)}`,
-        `created:   ${call.createdAt}`,
-        ...(call.startedAt ? [`started:   ${call.startedAt}`] : []),
-        ...(call.endedAt ? [`ended:     ${call.endedAt}${call.durationMs !== undefined ? ` (${call.durationMs} ms)` : ''}`] : []),
+        `created:   ${formatTime(call.createdAt, true)}`,
+        ...(call.startedAt ? [`started:   ${formatTime(call.startedAt, true)}`] : []),
+        ...(call.endedAt ? [`ended:     ${formatTime(call.endedAt, true)}${call.durationMs !== undefined ? ` (${call.durationMs} ms)` : ''}`] : []),
         ...(call.node ? [`node:      ${call.node}`] : []),
         ...(call.exitCode !== undefined ? [`exit code: ${call.exitCode}`] : []),
         ...(call.error ? [`error:     ${call.error.trim().split('\n').join('\n           ')}`] : []),
@@ -146,6 +159,7 @@ export interface ListCallsOptions {
   until?: string;
   limit: string;
   cursor?: string;
+  dead?: boolean;
 }
 
 const STATUSES: CallStatus[] = ['PENDING', 'RUNNING', 'DONE', 'ERROR', 'TIMEOUT'];
@@ -161,6 +175,7 @@ export async function listCalls(ctx: Context, o: ListCallsOptions): Promise<void
     until: o.until,
     limit: Number(o.limit),
     cursor: o.cursor,
+    ...(o.dead ? { deadLetter: true } : {}),
   });
   if (ctx.out.mode.json) return ctx.out.result(page, () => '');
   ctx.out.table(
@@ -169,7 +184,7 @@ export async function listCalls(ctx: Context, o: ListCallsOptions): Promise<void
       { header: 'CALL', value: (c) => String(c.callNum) },
       { header: 'FUNCTION', value: (c) => c.funcName },
       { header: 'STATUS', value: (c) => c.status + (c.reason && c.status !== 'DONE' ? ` ${c.reason}` : ''), paint: (text, c) => paintStatus(text, c.status) },
-      { header: 'CREATED', value: (c) => c.createdAt.slice(0, 19).replace('T', ' ') },
+      { header: 'CREATED', value: (c) => formatTime(c.createdAt) },
       { header: 'DURATION', value: (c) => (c.durationMs !== undefined ? `${c.durationMs} ms` : '-') },
       { header: 'NODE', value: (c) => c.node ?? '-' },
     ],
@@ -178,14 +193,33 @@ export async function listCalls(ctx: Context, o: ListCallsOptions): Promise<void
   if (page.next) ctx.out.note(`more: \`faas calls --cursor ${page.next}${o.fn ? ` --fn ${o.fn}` : ''}${status ? ` --status ${status.toLowerCase()}` : ''}\``);
 }
 
+/**
+ * Whether what the call printed on stdout became its result (process mode): the runtime says so, or,
+ * when it is gone, the call itself (process-mode calls keep no stdout of their own).
+ */
+async function stdoutIsResult(ctx: Context, call: Call): Promise<boolean> {
+  const runtime = call.runtimeName ? await ctx.client.getRuntime(call.runtimeName).catch(() => undefined) : undefined;
+  return runtime ? runtime.mode !== 'handler' : call.stdout === undefined;
+}
+
 /** The call's stdout on stdout and its stderr on stderr, as the function wrote them. */
 export async function showLogs(ctx: Context, n: string): Promise<void> {
-  const logs = await ctx.client.callLogs(parseCallNum(n));
+  const callNum = parseCallNum(n);
+  const logs = await ctx.client.callLogs(callNum);
   if (ctx.out.mode.json) return ctx.out.result(logs, () => '');
+  // In process mode a call's stdout is its result, not a log: say so rather than "wrote nothing".
+  let intoResult: string | undefined;
+  if (!logs.stdout && isFinal(logs.status)) {
+    const call = await ctx.client.getCall(callNum);
+    if (call.result && (await stdoutIsResult(ctx, call))) intoResult = call.result;
+  }
   if (logs.stdout) process.stdout.write(logs.stdout.endsWith('\n') ? logs.stdout : `${logs.stdout}\n`);
   if (logs.stderr) process.stderr.write(logs.stderr.endsWith('\n') ? logs.stderr : `${logs.stderr}\n`);
-  if (!logs.stdout && !logs.stderr) ctx.out.note(isFinal(logs.status) ? `call ${logs.callNum} wrote nothing` : `call ${logs.callNum} is ${logs.status}; its logs are kept when it ends`);
-  else if (logs.truncated) ctx.out.note(`(the platform cut these logs at its size limit)`);
+  if (intoResult !== undefined) {
+    const size = Buffer.byteLength(intoResult);
+    ctx.out.note(`call ${callNum} printed ${size} byte${size === 1 ? '' : 's'} on stdout, which became its result: \`faas call get ${callNum}\` shows it${logs.stderr ? '' : '; it wrote nothing on stderr'}`);
+  } else if (!logs.stdout && !logs.stderr) ctx.out.note(isFinal(logs.status) ? `call ${callNum} wrote nothing` : `call ${callNum} is ${logs.status}; its logs are kept when it ends`);
+  if (logs.truncated) ctx.out.note(`(the platform cut these logs at its size limit)`);
 }
 
 /** Saves the zip of what call n wrote to /out: to a file (default call-N-outputs.zip) or, with -o -, to stdout. */

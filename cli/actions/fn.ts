@@ -2,6 +2,7 @@ import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { FunctionRecord } from '../../protocol/types';
 import { UsageError, type Context } from '../context';
+import { formatTime } from '../output';
 import { archiveFor } from './pack';
 
 /** Above this size a person watching gets an upload progress line. */
@@ -20,6 +21,12 @@ export interface DeployOptions {
   handler?: string;
   preload?: string;
   idempotent?: boolean;
+  public?: boolean;
+  secret?: string[];
+  retries?: string;
+  retryBackoff?: string;
+  retryOn?: string;
+  retryTimeouts?: boolean;
   network?: boolean;
 }
 
@@ -60,6 +67,20 @@ export function deployFields(o: DeployOptions): Record<string, string> {
   if (o.handler !== undefined) fields.handler = o.handler;
   if (o.preload !== undefined) fields.preload = o.preload;
   if (o.idempotent) fields.idempotent = 'true';
+  if (o.public) fields.public = 'true';
+  if (o.secret?.length) fields.secrets = JSON.stringify(o.secret);
+  if (o.retries !== undefined) {
+    if (!/^\d{1,2}$/.test(o.retries)) throw new UsageError(`--retries takes how many more attempts, 1 to 10; got "${o.retries}"`);
+    if (o.retryOn !== undefined && o.retryOn !== 'platform' && o.retryOn !== 'any') throw new UsageError('--retry-on is platform (lost nodes, workers, containers) or any (every error)');
+    fields.retries = JSON.stringify({
+      max: Number(o.retries),
+      ...(o.retryBackoff !== undefined ? { backoffMs: parseDuration(o.retryBackoff, '--retry-backoff') } : {}),
+      ...(o.retryOn ? { on: o.retryOn } : {}),
+      ...(o.retryTimeouts ? { timeouts: true } : {}),
+    });
+  } else if (o.retryBackoff !== undefined || o.retryOn !== undefined || o.retryTimeouts) {
+    throw new UsageError('--retry-backoff, --retry-on and --retry-timeouts go with --retries N');
+  }
   if (o.network) fields.network = 'true';
   if (o.env.length > 0) fields.env = JSON.stringify(parseEnv(o.env));
   if (o.arg?.length) fields.args = JSON.stringify(o.arg);
@@ -104,7 +125,7 @@ export async function listFunctions(ctx: Context): Promise<void> {
       { header: 'VERSION', value: (f) => f.version.slice(0, 12) },
       { header: 'SIZE', value: (f) => formatBytes(f.size) },
       { header: 'LIMITS', value: (f) => limitsText(f) || '-' },
-      { header: 'REGISTERED', value: (f) => f.registeredAt.slice(0, 19).replace('T', ' ') },
+      { header: 'REGISTERED', value: (f) => formatTime(f.registeredAt) },
     ],
     'no functions yet: `faas fn deploy FOLDER --runtime RUNTIME` adds one',
   );
@@ -120,10 +141,13 @@ export async function showFunction(ctx: Context, name: string): Promise<void> {
         `runtime:     ${f.runtimeName}`,
         `version:     ${f.version}`,
         `package:     ${f.format}, ${formatBytes(f.size)}`,
-        `registered:  ${f.registeredAt}`,
+        `registered:  ${formatTime(f.registeredAt, true)}`,
         ...(f.handler ? [`handler:     ${f.handler}`] : []),
         ...(f.preload ? [`preload:     ${f.preload}`] : []),
         ...(f.idempotent ? ['idempotent:  yes'] : []),
+        ...(f.secrets?.length ? [`secrets:     ${f.secrets.join(', ')} (files in /run/secrets)`] : []),
+        ...(f.retries ? [`retries:     ${f.retries.max} more, from ${f.retries.backoffMs ?? 1000} ms apart, on ${f.retries.on ?? 'platform'} errors${f.retries.timeouts ? ' and timeouts' : ''}`] : []),
+        ...(f.public ? ['public:      yes: /function/' + f.functionName + ' answers without credentials'] : []),
         `limits:      ${limitsText(f) || 'the platform defaults'}`,
         ...(f.env ? [`env:         ${Object.keys(f.env).sort().join(', ')}`] : []),
         ...(f.args ? [`args:        ${JSON.stringify(f.args)}`] : []),
@@ -147,7 +171,7 @@ export async function listVersions(ctx: Context, name: string): Promise<void> {
       { header: 'CURRENT', value: (v) => (v.current ? '*' : '') },
       { header: 'SIZE', value: (v) => formatBytes(v.size) },
       { header: 'FORMAT', value: (v) => v.format },
-      { header: 'REGISTERED', value: (v) => v.registeredAt.slice(0, 19).replace('T', ' ') },
+      { header: 'REGISTERED', value: (v) => formatTime(v.registeredAt) },
     ],
     `function ${name} has no recorded versions`,
   );

@@ -1,6 +1,7 @@
 import { read } from 'read';
 import { ClientError, FaasClient } from '../client';
 import { CommandFailed, EXIT, UsageError, type Context } from '../context';
+import { formatTime } from '../output';
 import { configPath, normalizeUrl, writeConfig } from '../settings';
 
 /** Exit 0 when the platform is ok (db-service answers and a worker is connected), 1 when degraded. */
@@ -23,7 +24,7 @@ export async function workers(ctx: Context): Promise<void> {
       { header: 'QUEUED', value: (w) => String(w.queued) },
       { header: 'WARM', value: (w) => (w.warm.length ? w.warm.map((x) => `${x.function}×${x.containers}`).join(' ') : '-') },
       { header: 'STEMS', value: (w) => (w.stems.length ? w.stems.map((x) => `${x.runtime}×${x.containers}`).join(' ') : '-') },
-      { header: 'SINCE', value: (w) => w.connectedAt.slice(0, 19).replace('T', ' ') },
+      { header: 'SINCE', value: (w) => formatTime(w.connectedAt) },
     ],
     'no workers connected: `faas up` starts a node, or start `node dist/worker/main.js` on one',
   );
@@ -60,9 +61,13 @@ export async function login(ctx: Context, flags: { url?: string; user?: string; 
       throw err;
     },
   );
-  if (open && user === undefined) {
+  if (open) {
+    // It would take any name and password: saving them would make a login out of nothing.
+    if (user !== undefined || password !== undefined) {
+      throw new CommandFailed(`the platform at ${url} has no users: there is nothing to log in to, and no credentials were checked or saved (\`faas login\` without --user saves its address only)`);
+    }
     await save(ctx, url);
-    ctx.out.result({ url, user: null }, () => `the platform at ${url} asks for no user; saved it as the default address in ${configPath()}`);
+    ctx.out.result({ url, user: null }, () => `the platform at ${url} has no users (nothing to log in to); saved it as the default address in ${configPath()}`);
     return;
   }
   if (user === undefined) {

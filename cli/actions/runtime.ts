@@ -3,9 +3,10 @@ import path from 'node:path';
 import type Docker from 'dockerode';
 import { dockerClient } from '../../protocol/docker-client';
 import * as tar from 'tar';
+import { nameFromImage } from '../../protocol/names';
 import type { Runtime } from '../../protocol/types';
 import { UsageError, type Context } from '../context';
-import type { Output } from '../output';
+import { formatTime, type Output } from '../output';
 import { buildImage, chooseBase, followImageStream } from './images';
 
 export interface RegisterRuntimeOptions {
@@ -30,7 +31,9 @@ export async function registerRuntime(ctx: Context, o: RegisterRuntimeOptions): 
   } else {
     if (!o.image || !o.run) throw new UsageError('give --image and --run (or --file with a RUNTIME object)');
     body = { image: o.image, path: o.path ?? '/ws', dependencies: o.deps ?? '', run: o.run };
-    if (o.name) body.name = o.name;
+    // Without --name the runtime is named after the image: 127.0.0.1:5000/pythonruntime → pythonruntime.
+    const name = o.name ?? nameFromImage(o.image);
+    if (name) body.name = name;
     if (o.mode) body.mode = o.mode as Runtime['mode'];
   }
   const runtime = await ctx.client.registerRuntime(body);
@@ -46,7 +49,7 @@ export async function listRuntimes(ctx: Context): Promise<void> {
       { header: 'IMAGE', value: (r) => r.image },
       { header: 'MODE', value: (r) => r.mode },
       { header: 'PATH', value: (r) => r.path },
-      { header: 'REGISTERED', value: (r) => r.registeredAt.slice(0, 19).replace('T', ' ') },
+      { header: 'REGISTERED', value: (r) => formatTime(r.registeredAt) },
     ],
     'no runtimes yet: `faas runtime register --image IMAGE --run CMD` adds one',
   );
@@ -62,7 +65,7 @@ export async function showRuntime(ctx: Context, name: string): Promise<void> {
       `path:          ${r.path}`,
       `dependencies:  ${r.dependencies || '(none)'}`,
       `run:           ${r.run}`,
-      `registered:    ${r.registeredAt}`,
+      `registered:    ${formatTime(r.registeredAt, true)}`,
     ].join('\n'),
   () => r.name);
 }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { invoke, listCalls, rerun, saveOutputs, showCall, showLogs, type InvokeOptions, type ListCallsOptions } from '../actions/calls';
+import { followLogs, watchCalls, watchEvents, type EventsOptions } from '../actions/watch';
 import { repeatable, type Act } from './types';
 
 export function callCommands(program: Command, act: Act): void {
@@ -12,6 +13,7 @@ export function callCommands(program: Command, act: Act): void {
     .option('-a, --async', 'print the call number at once and do not wait')
     .option('--arg <value>', "an extra argument for the run command, this call only (repeatable; process mode)", repeatable, [] as string[])
     .option('-e, --env <KEY=value>', 'an environment variable for this call only (repeatable)', repeatable, [] as string[])
+    .option('--callback <url>', 'POST the final call there when it ends (a host the platform allows: FAAS_CALLBACK_ALLOW)')
     .action(act((ctx, name: string, o: InvokeOptions) => invoke(ctx, name, o)));
 
   program
@@ -43,10 +45,20 @@ export function callCommands(program: Command, act: Act): void {
     .option('--until <date>', 'only calls made before this date (ISO 8601)')
     .option('--limit <n>', 'at most n calls', '20')
     .option('--cursor <cursor>', 'continue a listing where the previous page ended')
-    .action(act((ctx, o: ListCallsOptions) => listCalls(ctx, o)));
+    .option('--dead', 'only dead letters: async calls whose retries ran out (faas rerun N runs one again)')
+    .option('-w, --watch', 'then go on: print each call accepted, started or ended as it happens (Ctrl-C stops)')
+    .action(act((ctx, o: ListCallsOptions & { watch?: boolean }) => (o.watch ? watchCalls(ctx, o) : listCalls(ctx, o))));
+
+  program
+    .command('events')
+    .description("the platform's live events: calls, functions, runtimes, workers (--json: one JSON object per line)")
+    .option('--types <list>', 'only these event types or families, comma-separated: call, function, runtime, worker, call.ended, …')
+    .option('--fn <name>', 'only the events of this function')
+    .action(act((ctx, o: EventsOptions) => watchEvents(ctx, o)));
 
   program
     .command('logs <n>')
     .description("what call n wrote: its stdout on stdout, its stderr on stderr")
-    .action(act((ctx, n: string) => showLogs(ctx, n)));
+    .option('-f, --follow', 'while the call runs, print what it writes as it writes it, until it ends')
+    .action(act((ctx, n: string, o: { follow?: boolean }) => (o.follow ? followLogs(ctx, n) : showLogs(ctx, n))));
 }

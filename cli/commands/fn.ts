@@ -20,6 +20,12 @@ export function fnCommands(program: Command, act: Act): void {
     .option('--handler <module.attribute>', 'handler-mode entry point (default handler.handle)')
     .option('--preload <policy>', 'none, runtime or function: when its containers start')
     .option('--idempotent', 'safe to run twice: a call that loses its node runs again')
+    .option('--retries <n>', 'an async call that fails runs again, up to n more times (idempotent functions); then it is a dead letter')
+    .option('--retry-backoff <duration>', 'the wait before the first retry, doubled each time: 500ms, 2s (default 1s)')
+    .option('--retry-on <which>', 'platform (its node, worker or container lost: the default) or any error')
+    .option('--retry-timeouts', 'retry calls that ran past their timeout too')
+    .option('--secret <name>', 'a secret it reads as /run/secrets/<name> (repeatable; faas secret create makes one)', repeatable, [] as string[])
+    .option('--public', 'its HTTP endpoint /function/<name> answers without credentials')
     .option('--network', 'give it a network (the platform must allow it)')
     .action(act((ctx, target: string, o: DeployOptions) => deployFunction(ctx, target, o)));
 

@@ -10,7 +10,7 @@ export function runtimeCommands(program: Command, act: Act): void {
     .alias('add')
     .description('register a runtime (the RUNTIME object: image, path, dependencies, run)')
     .option('--file <json>', 'read the RUNTIME object from a JSON file')
-    .option('--name <name>', 'runtime name (default: the image name)')
+    .option('--name <name>', 'runtime name (default: from the image, its last path component without tag: 127.0.0.1:5000/pythonruntime:1 → pythonruntime)')
     .option('--image <image>', 'Docker image')
     .option('--path <path>', 'folder of the function inside the container', '/ws')
     .option('--deps <cmd>', 'command that installs dependencies, run once per function version', '')

@@ -105,7 +105,8 @@ describe('adversarial: forged frames on the worker channels', () => {
   }
 
   beforeAll(async () => {
-    platform = await TestPlatform.start({ env: { FAAS_CALL_TIMEOUT_MS: '20000' } });
+    // Miniworkers as processes: the miniworker socket is what the forgeries below aim at.
+    platform = await TestPlatform.start({ env: { FAAS_CALL_TIMEOUT_MS: '20000', FAAS_MINIWORKER_KIND: 'process' } });
     endpoint = platform.env.FAAS_WORKER_ENDPOINT!;
     realNode = platform.env.FAAS_NODE_ID!;
     expect((await platform.json('POST', '/registerRuntime', RUNTIME)).status).toBe(201);

@@ -8,3 +8,12 @@ export async function until<T>(probe: () => Promise<T>, ok: (value: T) => boolea
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** Waits, polling often, until a condition of this process holds (5 s at most, unless told). */
+export async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

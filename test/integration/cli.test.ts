@@ -49,11 +49,11 @@ function faas(args: string[], configFile: string, options: RunOptions = {}): Pro
 }
 
 /** A function folder for the seed's process contract (`python3 test.py`, params on stdin). */
-function functionDir(root: string, name: string, testPy: string, extra: Record<string, Buffer | string> = {}): string {
+function functionDir(root: string, name: string, testPy: string, extra: Record<string, Buffer | string> = {}, requirements = true): string {
   const dir = path.join(root, name);
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'test.py'), testPy);
-  writeFileSync(path.join(dir, 'requirements.txt'), '');
+  if (requirements) writeFileSync(path.join(dir, 'requirements.txt'), '');
   for (const [file, content] of Object.entries(extra)) writeFileSync(path.join(dir, file), content);
   return dir;
 }
@@ -120,6 +120,19 @@ describe('the faas binary against a running platform', () => {
     const got = await run(['call', 'get', String(call.callNum)]);
     expect(got.stdout).toMatch(new RegExp(`^call:\\s+${call.callNum}\\n`));
     expect(got.stdout).toMatch(/status:\s+DONE/);
+    // Times: UTC with the zone said, the same convention in tables and in one call's view.
+    expect(got.stdout).toMatch(/\ncreated:\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC\n/);
+    expect(got.stdout).toMatch(/\nended:\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC \(\d+ ms\)\n/);
+    expect(call.createdAt).toMatch(/T.*Z$/); // --json keeps ISO 8601
+    expect((await run(['calls', '--limit', '1'])).stdout).toMatch(/\n\d+\s+dice\s+DONE\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\s+\d+ ms/);
+    expect(ls.stdout).toMatch(/\ndice\s.*\d\d:\d\d:\d\d UTC\n/);
+    expect((await run(['rt', 'ls'])).stdout).toMatch(/\npythonruntime\s.*\d\d:\d\d:\d\d UTC\n/);
+    expect((await run(['workers'])).stdout).toMatch(/\d\d:\d\d:\d\d UTC\n/);
+
+    // A process-mode call's stdout became its result: `faas logs` says so rather than "wrote nothing".
+    const logs = await run(['logs', String(call.callNum)]);
+    expect(logs).toMatchObject({ code: 0, stdout: '' });
+    expect(logs.stderr).toBe(`call ${call.callNum} printed ${Buffer.byteLength(call.result)} bytes on stdout, which became its result: \`faas call get ${call.callNum}\` shows it; it wrote nothing on stderr\n`);
 
     const workers = JSON.parse((await run(['workers', '--json'])).stdout);
     expect(workers).toEqual([expect.objectContaining({ nodeId: `node-${platform.label}`, state: 'ready' })]);
@@ -151,7 +164,8 @@ describe('the faas binary against a running platform', () => {
 
     const logs = await run(['logs', String(callNum)]);
     expect(logs.code).toBe(0);
-    expect(logs.stderr).toBe('greeting ada with hello\n');
+    expect(logs.stdout).toBe('');
+    expect(logs.stderr).toBe(`greeting ada with hello\ncall ${callNum} printed ${Buffer.byteLength('"hello, ada"')} bytes on stdout, which became its result: \`faas call get ${callNum}\` shows it\n`);
     expect(JSON.parse((await run(['logs', String(callNum), '--json'])).stdout)).toMatchObject({ callNum, status: 'DONE', truncated: false });
 
     const onlyGreet = JSON.parse((await run(['calls', '--fn', 'greet', '--status', 'done', '--json'])).stdout);
@@ -299,18 +313,86 @@ describe('the faas binary against a running platform', () => {
     expect(down.stderr).toContain('`faas up` starts one');
   });
 
-  test('the address comes from --url, then the config file, then FAAS_URL, then the default', async () => {
+  test('a runtime registered from a registry image without --name is named after the image, by the CLI and by the api', async () => {
+    const image = '127.0.0.1:5000/team/newuser-rt:v1';
+    const registered = await run(['--json', 'runtime', 'register', '--image', image, '--path', '/ws', '--deps', 'pip3 install -r requirements.txt', '--run', 'python3 test.py']);
+    expect(registered).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(registered.stdout)).toMatchObject({ name: 'newuser-rt', image });
+    expect((await run(['rt', 'rm', 'newuser-rt'])).code).toBe(0);
+    // The api derives the same name when the body has none (the seed's curl).
+    const answer = await fetch(`${url}/registerRuntime`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ image: '127.0.0.1:5000/Other.Runtime_2', path: '/ws', dependencies: '', run: 'python3 test.py' }),
+    });
+    expect(answer.status).toBe(400); // upper case is not an image reference at all
+    const viaApi = await fetch(`${url}/registerRuntime`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ image: `127.0.0.1:5000/other.runtime_2@sha256:${'a'.repeat(64)}`, path: '/ws', dependencies: '', run: 'python3 test.py' }),
+    });
+    expect(viaApi.status).toBe(201);
+    expect(await viaApi.json()).toMatchObject({ name: 'other-runtime_2' });
+    expect((await run(['rt', 'rm', 'other-runtime_2'])).code).toBe(0);
+  });
+
+  test('login with a user on a platform without users is refused and saves nothing', async () => {
+    const own = path.join(work, 'open-login.json');
+    const refused = await faas(['--url', url, 'login', '--user', 'bob', '--password-stdin'], own, { input: 'any password\n' });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe(`error: the platform at ${url} has no users: there is nothing to log in to, and no credentials were checked or saved (\`faas login\` without --user saves its address only)\n`);
+    expect(() => statSync(own)).toThrow();
+  });
+
+  test('a folder without requirements.txt deploys to the python runtime and its first call runs', async () => {
+    const plain = functionDir(work, 'plain', 'import json, sys\nprint(json.dumps({"got": json.load(sys.stdin)}))\n', {}, false);
+    expect((await run(['fn', 'deploy', plain, '--runtime', 'pythonruntime'])).code).toBe(0);
+    const called = await run(['invoke', 'plain', '-p', 'x=1', '--json']);
+    expect(called.code).toBe(0);
+    expect(JSON.parse(called.stdout)).toMatchObject({ status: 'DONE', result: '{"got": {"x": "1"}}' });
+  });
+
+  test("a failing handler's error starts with the exception line, then the function's own traceback", async () => {
+    // An image of this checkout's python runtime of its own: the shared pythonruntime image may be
+    // rebuilt meanwhile from another checkout's bootstrap.
+    const image = `faas-cli-test-${platform.label}-python:1`;
+    expect((await run(['runtime', 'build', path.join(__dirname, '..', '..', 'runtimes', 'python'), '--tag', image, '-q'])).code).toBe(0);
+    expect((await run(['runtime', 'register', '--name', 'pyhandler', '--image', image, '--path', '/ws', '--run', 'python3 /opt/faas/handler.py', '--mode', 'handler'])).code).toBe(0);
+    const dir = path.join(work, 'divide');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'handler.py'), 'def ratio(a, b):\n    return a / b\n\n\ndef handle(params):\n    return ratio(1, int(params.get("b", 0)))\n');
+    expect((await run(['fn', 'deploy', dir, '--runtime', 'pyhandler'])).code).toBe(0);
+    expect(JSON.parse((await run(['invoke', 'divide', '-p', 'b=4'])).stdout)).toBe(0.25);
+    const failed = await run(['invoke', 'divide', '-p', 'b=0']);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/^error: call \d+ ended ERROR \(handler_error\): ZeroDivisionError: division by zero\nTraceback \(most recent call last\):\n {2}File "\/ws\/handler\.py", line 6, in handle\n/);
+    expect(failed.stderr).toMatch(/line 2, in ratio\n\s+return a \/ b\n/);
+    expect(failed.stderr).not.toContain('/opt/faas/handler.py');
+    const callNum = Number(/call (\d+) ended/.exec(failed.stderr)![1]);
+    const stored = JSON.parse((await run(['call', 'get', String(callNum), '--json'])).stdout);
+    expect(stored.error.split('\n')[0]).toBe('ZeroDivisionError: division by zero');
+    expect((await run(['fn', 'rm', 'divide'])).code).toBe(0);
+    expect((await run(['rt', 'rm', 'pyhandler'])).code).toBe(0);
+    await docker.getImage(image).remove({ force: true }).catch(() => undefined);
+  });
+
+  test('the address comes from --url, then FAAS_URL, then the config file, then the default', async () => {
     const own = path.join(work, 'precedence.json');
     const deadUrl = `http://127.0.0.1:${await freePort()}`;
     // Env only.
     expect((await faas(['fn', 'ls', '-q'], own, { env: { FAAS_URL: url } })).stdout).toContain('dice');
-    // The config file (written by login) wins over the env.
+    // On a platform without users, login saves the address only, and says there is nothing to log in to.
     const login = await faas(['--url', url, 'login'], own);
     expect(login.code).toBe(0);
-    expect(login.stdout).toContain('asks for no user');
+    expect(login.stdout).toContain('has no users (nothing to log in to)');
     expect(JSON.parse(readFileSync(own, 'utf8')).url).toBe(url);
-    expect((await faas(['fn', 'ls', '-q'], own, { env: { FAAS_URL: deadUrl } })).code).toBe(0);
+    expect((await faas(['fn', 'ls', '-q'], own)).stdout).toContain('dice');
+    // FAAS_URL wins over the saved address, as DOCKER_HOST wins over docker's context.
+    const envWins = await faas(['fn', 'ls', '-q'], own, { env: { FAAS_URL: deadUrl } });
+    expect(envWins.code).toBe(3);
+    expect(envWins.stderr).toContain(`cannot reach the platform at ${deadUrl}`);
     // The flag wins over both.
+    expect((await faas(['--url', url, 'fn', 'ls', '-q'], own, { env: { FAAS_URL: deadUrl } })).stdout).toContain('dice');
     expect((await faas(['--url', deadUrl, 'fn', 'ls'], own)).code).toBe(3);
     // Nothing set: the default address, where the test listens and records what comes.
     const asked: string[] = [];
@@ -373,6 +455,11 @@ describe('the faas binary against a platform with users', () => {
     // Later commands need neither the address nor the credentials.
     const after = await faas(['rt', 'ls', '--json'], config);
     expect(after).toMatchObject({ code: 0, stdout: '[]\n' });
+    // FAAS_USER/FAAS_PASSWORD beat the saved login, as FAAS_URL beats the saved address.
+    const envCredentials = await faas(['rt', 'ls'], config, { env: { FAAS_USER: 'alice', FAAS_PASSWORD: 'wrong horse' } });
+    expect(envCredentials.code).toBe(3);
+    expect(envCredentials.stderr).toBe(`error: the platform at ${platform.url} refused user "alice" of FAAS_USER/FAAS_PASSWORD: correct them, or unset them to use \`faas login\`\n`);
+    expect((await faas(['rt', 'ls', '-q'], config, { env: { FAAS_USER: 'alice' } })).code).toBe(0);
     // Saved credentials are not sent to another address.
     const other = await TestPlatform.start({ services: ['db', 'api'], env: { FAAS_AUTH_USERS: `alice:${await hashPassword('other')}` } });
     try {

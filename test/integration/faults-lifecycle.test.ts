@@ -227,7 +227,7 @@ describe('a handler-mode miniworker killed mid-call', () => {
   let platform: TestPlatform;
   let accepted: Set<number>;
   beforeAll(async () => {
-    ({ platform, accepted } = await platformWith({ FAAS_WORKER_CAPACITY: '1' }));
+    ({ platform, accepted } = await platformWith({ FAAS_WORKER_CAPACITY: '1', FAAS_MINIWORKER_KIND: 'process' }));
   });
   afterAll(async () => platform?.stop());
 

@@ -17,7 +17,8 @@ function childrenOf(pid: number): number[] {
 describe('a miniworker killed mid-call', () => {
   let platform: TestPlatform;
   beforeAll(async () => {
-    platform = await TestPlatform.start({ env: { FAAS_WORKER_CAPACITY: '1' } });
+    // Miniworkers as processes, so that one can be killed from outside (threads: test/unit/miniworker-threads.test.ts).
+    platform = await TestPlatform.start({ env: { FAAS_WORKER_CAPACITY: '1', FAAS_MINIWORKER_KIND: 'process' } });
     await platform.json('POST', '/registerRuntime', RUNTIME);
     await platform.upload('pyfixture', 'slow', await tarGzOf(path.join(FIXTURES, 'slow')));
     await platform.upload('pyfixture', 'echo', await tarGzOf(path.join(FIXTURES, 'echo')));

@@ -56,6 +56,26 @@ describe('the /v1 resources', () => {
     expect(JSON.parse(again.result)).toEqual({ mode: 'third', n: 2 });
   });
 
+  test('an older version made current again runs with its own fields; unknown versions are 404', async () => {
+    const versions = (await platform.json('GET', '/v1/functions/envy/versions')).body as { version: string; current: boolean; env?: Record<string, string> }[];
+    const oldest = versions.at(-1)!;
+    expect(oldest.current).toBe(false);
+    const made = await platform.json('POST', `/v1/functions/envy/versions/${oldest.version}/current`);
+    expect(made.status).toBe(200);
+    expect(made.body).toMatchObject({ functionName: 'envy', version: oldest.version, env: { MODE: 'first' } });
+    expect((await platform.json('GET', '/v1/functions/envy')).body.version).toBe(oldest.version);
+    const marked = (await platform.json('GET', '/v1/functions/envy/versions')).body as { version: string; current: boolean }[];
+    expect(marked.filter((v) => v.current).map((v) => v.version)).toEqual([oldest.version]);
+    const call = (await platform.json('POST', '/invokeFunction?wait=true', { funcName: 'envy', params: { n: 3 } })).body;
+    expect(call.functionVersion).toBe(oldest.version);
+    expect(JSON.parse(call.result)).toEqual({ mode: 'first', n: 3 });
+    for (const route of [`/v1/functions/envy/versions/${'0'.repeat(64)}/current`, '/v1/functions/envy/versions/not-a-hash/current', `/v1/functions/nope/versions/${oldest.version}/current`]) {
+      const refused = await platform.json('POST', route);
+      expect(refused.status).toBe(404);
+      expect(refused.body.error.code).toBe('FUNCTION_NOT_FOUND');
+    }
+  });
+
   test('calls: newest first, filtered, in pages that cover each call once; bad queries are 400', async () => {
     await platform.upload('python', 'other', await handlerPackage('def handle(params):\n    return 1\n'));
     const made: number[] = [];

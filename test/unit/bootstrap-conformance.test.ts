@@ -43,6 +43,8 @@ interface CallSeen {
 class LocalBootstrap {
   readonly token = randomBytes(12).toString('hex');
   readonly frames: BootstrapFrame[] = [];
+  /** Every frame, in the order it came (frames taken included). */
+  readonly arrived: BootstrapFrame[] = [];
   /** Lines of the frame channel the host would drop, with the reason. */
   readonly dropped: string[] = [];
   /** End marks in the order they came, and the log that came before each. */
@@ -75,6 +77,7 @@ class LocalBootstrap {
         if (decoded.kind === 'frame') {
           if (decoded.skipped > 0) this.dropped.push(`${decoded.skipped} characters before a frame`);
           this.frames.push(decoded.frame);
+          this.arrived.push(decoded.frame);
         } else this.dropped.push(decoded.kind === 'bad' ? decoded.reason : `version ${String(decoded.version)}`);
       },
       () => this.dropped.push('oversized'),
@@ -316,6 +319,21 @@ describe.each(RUNTIMES)('the $name bootstrap', ({ name, run }) => {
     expect(bootstrap.exitCode).toBeUndefined();
   });
 
+  test('a call that prints and goes on sends what it printed while it runs, in stdout frames before its result', async () => {
+    const seen = await bootstrap.call({ do: 'ticks', n: 4, every: 0.3 });
+    ok(seen, 'ticked');
+    const ofCall = bootstrap.arrived.filter((f) => 'id' in f && f.id === seen.frame.id);
+    const types = ofCall.map((f) => f.type);
+    // Prints 300 ms apart, pieces at most every 100 ms: more than one piece, all before the result.
+    expect(types.filter((t) => t === 'stdout').length).toBeGreaterThanOrEqual(2);
+    expect(types.indexOf('result')).toBe(types.length - 1);
+    const pieces = ofCall.flatMap((f) => (f.type === 'stdout' ? [f.text] : []));
+    expect(pieces[0]).toMatch(/^tick 0\n/);
+    // The pieces are the start of the stdout the result carries whole.
+    expect(seen.frame.stdout).toBe('tick 0\ntick 1\ntick 2\ntick 3\n');
+    expect(seen.frame.stdout.startsWith(pieces.join(''))).toBe(true);
+  });
+
   test("each call's stderr is its own and the end marks come in call order", async () => {
     const seen: CallSeen[] = [];
     for (let n = 0; n < 5; n++) seen.push(await bootstrap.call({ do: 'stderr', n }));
@@ -412,6 +430,8 @@ describe('the host side of the frame channel', () => {
     expect(decodeFrameLine('tok {"v":2,"type":"result","id":-1,"ok":true,"result":"1","stdout":""}', token)).toMatchObject({ kind: 'bad', reason: /result frame/ });
     expect(decodeFrameLine('tok {"v":2,"type":"result","id":1,"ok":true,"stdout":""}', token)).toMatchObject({ kind: 'bad', reason: /without a result/ });
     expect(decodeFrameLine('tok {"v":2,"type":"surprise"}', token)).toMatchObject({ kind: 'bad' });
+    expect(decodeFrameLine('tok {"v":2,"type":"stdout","id":3,"text":"hi\\n"}', token)).toEqual({ kind: 'frame', frame: { v: 2, type: 'stdout', id: 3, text: 'hi\n' }, skipped: 0 });
+    expect(decodeFrameLine('tok {"v":2,"type":"stdout","id":3}', token)).toMatchObject({ kind: 'bad', reason: /stdout frame/ });
     expect(decodeFrameLine('tok {"op":"ready"}', token)).toEqual({ kind: 'version', version: undefined, type: 'ready' });
     expect(decodeFrameLine('tok {"v":3,"type":"ready","runtime":"x"}', token)).toEqual({ kind: 'version', version: 3, type: 'ready' });
     expect(versionMismatchMessage(undefined)).toMatch(/before versioning.*rebuild the runtime image/);

@@ -4,29 +4,40 @@ import path from 'node:path';
 import { deployFields, parseDuration, parseEnv, parseMemory } from '../../cli/actions/fn';
 import { ClientError } from '../../cli/client';
 import { EXIT, UsageError, explain } from '../../cli/context';
-import { formatTable, Output, terminalSafe, wantsColor } from '../../cli/output';
+import { errorExcerpt } from '../../cli/actions/calls';
+import { describeEvent } from '../../cli/actions/watch';
+import { formatTable, formatTime, Output, terminalSafe, wantsColor } from '../../cli/output';
 import { configPath, readConfig, resolveTarget, writeConfig } from '../../cli/settings';
+import { isValidName, nameFromImage } from '../../protocol/names';
 import { functionOptionsSchema } from '../../protocol/schemas';
 import { warmKey } from '../../protocol/worker-messages';
 
 describe('cli: where the platform is', () => {
   const saved = { url: 'http://saved:3000', platforms: { 'http://saved:3000': { user: 'alice', password: 'pw-a' } } };
 
-  test('--url beats the config file, which beats FAAS_URL, which beats the default', () => {
+  test('--url beats FAAS_URL, which beats the config file (a saved login), which beats the default', () => {
     const env = { FAAS_URL: 'http://env:3000' };
     expect(resolveTarget({ url: 'http://flag:3000' }, saved, env)).toMatchObject({ url: 'http://flag:3000', source: 'flag' });
-    expect(resolveTarget({}, saved, env)).toMatchObject({ url: 'http://saved:3000', source: 'config' });
+    expect(resolveTarget({}, saved, env)).toMatchObject({ url: 'http://env:3000', source: 'env' });
+    expect(resolveTarget({}, saved, {})).toMatchObject({ url: 'http://saved:3000', source: 'config' });
     expect(resolveTarget({}, {}, env)).toMatchObject({ url: 'http://env:3000', source: 'env' });
     expect(resolveTarget({}, {}, {})).toMatchObject({ url: 'http://127.0.0.1:3000', source: 'default' });
+    // An empty FAAS_URL is unset.
+    expect(resolveTarget({}, saved, { FAAS_URL: '' })).toMatchObject({ url: 'http://saved:3000', source: 'config' });
   });
 
-  test('credentials: flags, then those saved for that very address, then FAAS_USER/FAAS_PASSWORD', () => {
+  test('credentials: flags, then FAAS_USER/FAAS_PASSWORD, then those saved for that very address', () => {
     const env = { FAAS_USER: 'erin', FAAS_PASSWORD: 'pw-e' };
     expect(resolveTarget({ user: 'bob', password: 'pw-b' }, saved, env)).toMatchObject({ user: 'bob', password: 'pw-b' });
-    expect(resolveTarget({}, saved, env)).toMatchObject({ user: 'alice', password: 'pw-a' });
+    // The environment beats the saved login, as it does for the address.
+    expect(resolveTarget({}, saved, env)).toMatchObject({ url: 'http://saved:3000', user: 'erin', password: 'pw-e' });
+    expect(resolveTarget({}, saved, {})).toMatchObject({ user: 'alice', password: 'pw-a' });
+    // FAAS_USER naming the saved user without FAAS_PASSWORD takes the saved password.
+    expect(resolveTarget({}, saved, { FAAS_USER: 'alice' })).toMatchObject({ user: 'alice', password: 'pw-a' });
     // Saved credentials never go to another address.
     expect(resolveTarget({ url: 'http://other:3000' }, saved, env)).toMatchObject({ url: 'http://other:3000', user: 'erin', password: 'pw-e' });
     expect(resolveTarget({ url: 'http://other:3000' }, saved, {})).not.toHaveProperty('user');
+    expect(resolveTarget({}, saved, { FAAS_URL: 'http://other:3000' })).not.toHaveProperty('user');
     // --password alone goes with the saved user.
     expect(resolveTarget({ password: 'typed' }, saved, {})).toMatchObject({ user: 'alice', password: 'typed' });
   });
@@ -150,6 +161,14 @@ describe('cli: output', () => {
     });
     expect(explain(new ClientError('no function named "x"', 404, 'FUNCTION_NOT_FOUND'), target)).toEqual({ message: 'no function named "x"; `faas fn ls` lists them', exit: EXIT.failed });
     expect(explain(new ClientError('too many calls wait', 429, 'QUEUE_FULL'), target).exit).toBe(EXIT.failed);
+    // Refused credentials of the environment: a new login would not be used while they are set.
+    const env = resolveTarget({}, {}, { FAAS_URL: 'http://127.0.0.1:3000', FAAS_USER: 'erin', FAAS_PASSWORD: 'old' });
+    expect(env.userSource).toBe('env');
+    expect(explain(new ClientError('wrong credentials', 401, 'UNAUTHORIZED'), env)).toEqual({
+      message: 'the platform at http://127.0.0.1:3000 refused user "erin" of FAAS_USER/FAAS_PASSWORD: correct them, or unset them to use `faas login`',
+      exit: EXIT.unreachable,
+    });
+    expect(explain(new ClientError('wrong credentials', 401, 'UNAUTHORIZED'), { ...env, userSource: 'config' }).message).toContain('run `faas login`');
   });
 });
 
@@ -178,5 +197,46 @@ describe('text for a terminal', () => {
     new Output({ json: false, quiet: false, color: false }, sink, sink).error('bad \x1b[2J name');
     new Output({ json: false, quiet: false, color: false, raw: true }, sink, sink).error('bad \x1b[2J name');
     expect(written).toEqual(['error: bad  name\n', 'error: bad \x1b[2J name\n']);
+  });
+});
+
+describe('runtime names from image references', () => {
+  test.each([
+    ['pythonruntime', 'pythonruntime'],
+    ['127.0.0.1:5000/pythonruntime', 'pythonruntime'],
+    ['localhost:5000/team/pythonruntime:v1.2', 'pythonruntime'],
+    ['python:3.12-slim', 'python'],
+    [`ghcr.io/org/node.runtime@sha256:${'a'.repeat(64)}`, 'node-runtime'],
+    ['Registry.Example.COM/img_2:latest', 'img_2'],
+    ['faas-base/debian:bookworm', 'debian'],
+    [`registry/${'x'.repeat(80)}`, 'x'.repeat(63)],
+  ])('%s is named %s', (image, name) => {
+    expect(nameFromImage(image)).toBe(name);
+    expect(isValidName(name)).toBe(true);
+  });
+
+  test.each(['', '/', ':tag', '___'])('"%s" gives no name', (image) => expect(nameFromImage(image)).toBeUndefined());
+});
+
+describe('times and errors for people', () => {
+  test('every time is UTC with the zone said; milliseconds where one call is shown', () => {
+    expect(formatTime('2026-12-02T02:57:02.351Z')).toBe('2026-12-02 02:57:02 UTC');
+    expect(formatTime('2026-12-02T02:57:02.351Z', true)).toBe('2026-12-02 02:57:02.351 UTC');
+    // Whatever zone the machine is in, and whatever offset the text carries.
+    expect(formatTime('2026-12-02T03:57:02.000+01:00')).toBe('2026-12-02 02:57:02 UTC');
+    expect(formatTime(undefined)).toBe('-');
+    expect(formatTime('not a time')).toBe('not a time');
+  });
+
+  test('event lines carry their time in the same convention', () => {
+    const line = describeEvent({ event: 'call.ended', data: JSON.stringify({ at: '2026-12-02T02:57:02.351Z', callNum: 7, funcName: 'dice', status: 'DONE', durationMs: 12 }) }, false);
+    expect(line).toMatch(/^2026-12-02 02:57:02\.351 UTC {2}call\.ended {10}#7 dice DONE 12 ms$/);
+  });
+
+  test("an error's first line is always shown; past the limit the lines after it are cut from their start", () => {
+    expect(errorExcerpt('ValueError: bad\nTraceback (most recent call last):\n  File "x", line 1\n')).toBe('ValueError: bad\nTraceback (most recent call last):\n  File "x", line 1');
+    const long = ['ValueError: bad', 'Traceback (most recent call last):', ...Array.from({ length: 30 }, (_, i) => `  frame ${i}`)].join('\n');
+    const lines = errorExcerpt(long, 6).split('\n');
+    expect(lines).toEqual(['ValueError: bad', '  … 26 lines cut (`faas call get` shows the whole error)', '  frame 25', '  frame 26', '  frame 27', '  frame 28', '  frame 29']);
   });
 });

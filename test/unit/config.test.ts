@@ -48,7 +48,7 @@ describe('config', () => {
       dataDir: path.resolve('./data/worker-n1'),
       apiUrl: 'http://127.0.0.1:3000',
     });
-    expect(loadDbConfig({})).toEqual({ dir: path.resolve('./data/db'), endpoint: 'tcp://127.0.0.1:5555', retentionDays: 30, retentionMaxCalls: 1_000_000, retentionIntervalMs: 60_000 });
+    expect(loadDbConfig({})).toEqual({ dir: path.resolve('./data/db'), endpoint: 'tcp://127.0.0.1:5555', retentionDays: 30, retentionMaxCalls: 1_000_000, retentionIntervalMs: 60_000, secretsKeyFile: path.resolve('./data/db.secrets.key') });
   });
 
   test('an empty value takes the default, and values are read as given', () => {
@@ -87,6 +87,8 @@ describe('config', () => {
     [{ FAAS_API_URL: 'ftp://x' }, /FAAS_API_URL must be an http\(s\) URL/],
     [{ FAAS_NODE_ID: '../etc' }, /FAAS_NODE_ID must be a simple name/],
     [{ FAAS_PRELOAD: 'always' }, /FAAS_PRELOAD must be one of none, runtime, function/],
+    [{ FAAS_MINIWORKER_KIND: 'fiber' }, /FAAS_MINIWORKER_KIND must be one of thread, process/],
+    [{ FAAS_WORKER_CAPACITY: '1025' }, /FAAS_WORKER_CAPACITY must be at most 1024/],
     [{ FAAS_CPUS: '-1' }, /FAAS_CPUS must be a number/],
     [{ FAAS_CPUS: '2000' }, /FAAS_CPUS must be between 0.01 and 1024/],
     [{ FAAS_FUNCTION_USER: '0:0' }, /FAAS_FUNCTION_USER must not be root/],

@@ -7,6 +7,7 @@ import type Docker from 'dockerode';
 import { ContainerDriver } from '../../miniworker/container-driver';
 import { HandlerContainer, HandlerStartError, type HandlerSpec } from '../../miniworker/handler-container';
 import type { Sandbox } from '../../protocol/limits';
+import { until } from '../helpers/until';
 
 /**
  * The host side (HandlerContainer) with the Docker engine faked at its seam: a "container" is a local
@@ -174,6 +175,16 @@ describe.each(CASES)('the host with the %s bootstrap over %s', (runtime, transpo
     expect(handler.alive).toBe(true);
   });
 
+  test('what a call prints is readable while it runs, and whole in its outcome', async () => {
+    const running = handler.invoke(20, { do: 'ticks', n: 4, every: 0.3 }, 10_000);
+    const live = await until(async () => handler.liveStdout(), (text) => text.startsWith('tick 0\n'), 5000, 'the first tick, live');
+    const outcome = await running;
+    expect(outcome).toMatchObject({ kind: 'ok', result: '"ticked"', stdout: 'tick 0\ntick 1\ntick 2\ntick 3\n' });
+    expect(outcome.stdout.startsWith(live)).toBe(true);
+    expect(handler.liveStdout()).toBe('');
+    expect(handler.droppedFrames).toBe(0);
+  });
+
   test('a call past its timeout ends TIMEOUT and the container is stopped', async () => {
     const { driver: own, containers: started } = fakeDriver();
     const slow = await HandlerContainer.start(own, specOf(run));
@@ -232,6 +243,7 @@ describe('the host refuses what a bootstrap should not send', () => {
       frame('{not json');
       frame('{"v":2,"type":"surprise"}');
       frame('{"v":2,"type":"result","id":"seven","ok":true,"stdout":""}');
+      frame('{"v":2,"type":"stdout","id":99,"text":"of no call"}');
       frame('{"v":2,"type":"ready","runtime":"fake"}');
       let buffered = '';
       process.stdin.on('data', (chunk) => {
@@ -247,7 +259,7 @@ describe('the host refuses what a bootstrap should not send', () => {
         }
       });`);
     const handler = await HandlerContainer.start(driver, { ...spec(run), log: silentLog });
-    expect(handler.droppedFrames).toBe(4);
+    expect(handler.droppedFrames).toBe(5);
     expect(await handler.invoke(1, { echo: [1, 2] }, 5000)).toMatchObject({ kind: 'ok', result: '{"echo":[1,2]}' });
     await handler.dispose();
   });

@@ -186,6 +186,16 @@ describe('PlatformMetrics', () => {
     expect(await sample(metrics, 'faas_calls_running')).toBe(3);
     expect(await sample(metrics, 'faas_warm_containers', { kind: 'function' })).toBe(2);
     expect(await sample(metrics, 'faas_warm_containers', { kind: 'stem' })).toBe(1);
+    expect(await sample(metrics, 'faas_event_streams', { kind: 'events' })).toBe(0);
+  });
+
+  test('open event streams are counted by kind', async () => {
+    const streams = { events: 2, logs: 1 };
+    const metrics = new PlatformMetrics({ queueDepth: () => 0, workers: () => [], registered: () => true, streams: () => streams });
+    expect(await sample(metrics, 'faas_event_streams', { kind: 'events' })).toBe(2);
+    expect(await sample(metrics, 'faas_event_streams', { kind: 'logs' })).toBe(1);
+    streams.events = 0;
+    expect(await sample(metrics, 'faas_event_streams', { kind: 'events' })).toBe(0);
   });
 
   test('names follow Prometheus conventions; the Node.js process metrics keep their standard names', async () => {
@@ -217,6 +227,7 @@ describe('PlatformMetrics', () => {
       faas_workers_connected: 'gauge',
       faas_calls_running: 'gauge',
       faas_warm_containers: 'gauge',
+      faas_event_streams: 'gauge',
     });
     expect(types.get('process_cpu_seconds_total')).toBe('counter');
     expect(types.get('process_resident_memory_bytes')).toBe('gauge');

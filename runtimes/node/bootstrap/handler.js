@@ -9,7 +9,8 @@
  *   {"v": 2, "type": "load", "handler": "handler.handle"}  require the function (once)
  *   {"v": 2, "type": "call", "id": 7, "params": "<JSON text>", "env": {...}}  run it (sync or async)
  * console.log/info/debug and process.stdout.write during a call are captured and returned with the
- * result; console.warn/error and whatever reaches fd 1 or fd 2 otherwise (child processes) are the
+ * result; a call that prints and goes on running also sends what it printed as `stdout` frames, at
+ * most every STDOUT_EVERY_MS, so that it can be followed live. console.warn/error and whatever reaches fd 1 or fd 2 otherwise (child processes) are the
  * container's stderr, the call's log, and each call's stderr ends with a mark (token:end:id) so that
  * it is never mixed with the next call's.
  */
@@ -39,7 +40,30 @@ function send(frame) {
   for (let at = 0; at < line.length; ) at += fs.writeSync(FRAME_FD, line, at);
 }
 
-const errorText = (err) => String((err && err.stack) || err).slice(-MAX_ERROR);
+/**
+ * A thrown value as a person reads it first: its line (type and message), what caused it, then the
+ * function's stack, most recent call first as node prints it, without the bootstrap's own frames.
+ * Past MAX_ERROR characters the oldest frames (the stack's end) go first; the message line is cut
+ * only when it alone is longer.
+ */
+function errorText(err) {
+  const isError = err instanceof Error;
+  const message = isError ? `${err.name}: ${err.message}` : String(err);
+  const head = message.length > MAX_ERROR / 2 ? `${message.slice(0, MAX_ERROR / 2)} …` : message;
+  const lines = [head];
+  for (let cause = isError ? err.cause : undefined, depth = 0; cause !== undefined && depth < 3; depth++) {
+    lines.push(`(caused by ${(cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)).split('\n')[0].slice(0, 300)})`);
+    cause = cause instanceof Error ? cause.cause : undefined;
+  }
+  const stack = isError && typeof err.stack === 'string' ? err.stack.split('\n') : [];
+  const frames = stack.filter((line) => /^\s+at /.test(line) && !line.includes(__filename) && !line.includes('(node:internal'));
+  for (let keep = frames.length; keep >= 0; keep--) {
+    const cut = frames.length - keep;
+    const text = [...lines, ...frames.slice(0, keep), ...(cut ? [`    … ${cut} earlier frame${cut === 1 ? '' : 's'} cut`] : [])].join('\n');
+    if (text.length <= MAX_ERROR) return text;
+  }
+  return lines.join('\n').slice(0, MAX_ERROR);
+}
 
 class CallError extends Error {}
 
@@ -48,7 +72,24 @@ let capture = null;
 function captured(text) {
   const room = MAX_LOG - capture.stdout.length;
   if (text.length > room) capture.cut = true;
-  if (room > 0) capture.stdout += text.slice(0, room);
+  if (room > 0 && text.length > 0) {
+    capture.stdout += text.slice(0, room);
+    liveTimer ??= setTimeout(sendLive, STDOUT_EVERY_MS);
+  }
+}
+
+/**
+ * What the running call printed since the last piece goes as a `stdout` frame STDOUT_EVERY_MS after
+ * the first of it: a call that prints and ends sooner sends none (its result carries the whole), one
+ * that goes on is seen while it runs.
+ */
+const STDOUT_EVERY_MS = 100;
+let liveTimer = null;
+function sendLive() {
+  liveTimer = null;
+  if (!capture || capture.stdout.length <= capture.sent) return;
+  send({ type: 'stdout', id: capture.id, text: capture.stdout.slice(capture.sent) });
+  capture.sent = capture.stdout.length;
 }
 for (const name of ['log', 'info', 'debug']) {
   const original = console[name].bind(console);
@@ -163,7 +204,7 @@ async function call(request) {
   } catch {
     /* what cannot be removed stays; the call goes on */
   }
-  capture = { stdout: '', cut: false, exit: false, decoder: new StringDecoder('utf8') };
+  capture = { id: request.id, stdout: '', sent: 0, cut: false, exit: false, decoder: new StringDecoder('utf8') };
   const frame = { type: 'result', id: request.id };
   // The call's own variables last for the call only.
   const callEnv = request.env || {};
@@ -199,6 +240,8 @@ async function call(request) {
   frame.stdout = capture.stdout;
   if (capture.cut) frame.stdoutTruncated = true;
   capture = null;
+  clearTimeout(liveTimer);
+  liveTimer = null;
   // Everything this call wrote to fd 1 and fd 2 comes before this mark on the container's stderr.
   try {
     fs.writeSync(2, `${TOKEN}:end:${request.id}\n`);

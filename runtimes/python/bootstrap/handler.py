@@ -8,9 +8,11 @@ frames go to the file descriptor FAAS_FRAME_FD, which carries nothing else. Requ
                                                first, when the container started without them (a stem cell)
   {"v": 2, "type": "load", "handler": "handler.handle"}  import the function (once)
   {"v": 2, "type": "call", "id": 7, "params": "<JSON text>", "env": {...}}  run it (env: for this call only)
-What the function prints through sys.stdout is captured per call and returned with the result; what
-reaches fd 1 or fd 2 otherwise (os.write, child processes) is the container's stderr, the call's log,
-and each call's stderr ends with a mark (token:end:id) so that it is never mixed with the next call's.
+What the function prints through sys.stdout is captured per call and returned with the result; a
+call that prints and goes on running also sends what it printed as `stdout` frames, at most every
+STDOUT_EVERY seconds, so that it can be followed live. What reaches fd 1 or fd 2 otherwise (os.write,
+child processes) is the container's stderr, the call's log, and each call's stderr ends with a mark
+(token:end:id) so that it is never mixed with the next call's.
 """
 import codecs
 import contextlib
@@ -19,6 +21,8 @@ import io
 import json
 import os
 import sys
+import threading
+import time
 import traceback
 
 VERSION = 2
@@ -75,6 +79,64 @@ MAX_LINE = 64 * 1024 * 1024
 MAX_ERROR = 4000
 
 
+STDOUT_EVERY = 0.1
+_send_lock = threading.Lock()
+
+
+class LiveStdout:
+    """What the running call printed and has not yet been sent, sent as a `stdout` frame by a thread of
+    its own STDOUT_EVERY seconds after the first of it: a call that prints and ends sooner sends none
+    (its result carries the whole), one that goes on is seen while it runs. The thread starts with the
+    first call that prints and then waits on an event, costing nothing while nothing is printed."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.call_id = None
+        self.pending = []
+        self.thread = None
+
+    def begin(self, call_id):
+        with self.lock:
+            self.call_id = call_id
+            self.pending = []
+
+    def add(self, text):
+        with self.lock:
+            if self.call_id is None:
+                return
+            self.pending.append(text)
+        if not self.wake.is_set():
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._loop, name="faas-stdout", daemon=True)
+                self.thread.start()
+            self.wake.set()
+
+    def end(self):
+        """The call ended: what it printed goes with its result, after every piece already sent."""
+        with self.lock:
+            self.call_id = None
+            self.pending = []
+
+    def _loop(self):
+        while True:
+            self.wake.wait()
+            time.sleep(STDOUT_EVERY)
+            self.wake.clear()
+            with self.lock:
+                if self.call_id is None or not self.pending:
+                    continue
+                text = "".join(self.pending)
+                self.pending = []
+                try:
+                    send({"type": "stdout", "id": self.call_id, "text": text})
+                except (OSError, ValueError):
+                    pass  # the frame channel is gone: the process is ending
+
+
+LIVE = LiveStdout()
+
+
 class CappedText(io.TextIOBase):
     """What a call prints, kept up to MAX_LOG characters; the rest is counted, not stored."""
 
@@ -96,8 +158,10 @@ class CappedText(io.TextIOBase):
             self.cut = True
         if room > 0:
             part = text[:room]
-            self.parts.append(part)
-            self.size += len(part)
+            if part:
+                self.parts.append(part)
+                self.size += len(part)
+                LIVE.add(part)
         return len(text)
 
     def getvalue(self):
@@ -174,12 +238,49 @@ def read_outputs(frame):
 
 def send(frame):
     frame["v"] = VERSION
-    _frames.write(TOKEN + " " + json.dumps(frame, separators=(",", ":"), ensure_ascii=False, default=str) + "\n")
-    _frames.flush()
+    line = TOKEN + " " + json.dumps(frame, separators=(",", ":"), ensure_ascii=False, default=str) + "\n"
+    with _send_lock:
+        _frames.write(line)
+        _frames.flush()
 
 
-def error_text(limit=20):
-    return traceback.format_exc(limit=limit)[-MAX_ERROR:]
+def _platform_frame(summary):
+    """The bootstrap's own frames (call, run, load) and importlib's machinery are not the function's."""
+    return summary.filename == __file__ or summary.filename.startswith("<frozen importlib")
+
+
+def _one_line(exc):
+    return "".join(exc.format_exception_only()).strip().replace("\n", " ")
+
+
+def error_text(budget=MAX_ERROR):
+    """The exception being handled as a person reads it first: its line (type and message), what it
+    was raised from, then the function's traceback, most recent call last. Past `budget` characters
+    the oldest frames go first; the exception line is cut only when it alone is longer."""
+    exc = traceback.TracebackException(*sys.exc_info())
+    head = "".join(exc.format_exception_only()).rstrip("\n")
+    if len(head) > budget // 2:
+        head = head[: budget // 2] + " …"
+    lines = [head]
+    chained, depth = exc, 0
+    while depth < 3:
+        if chained.__cause__ is not None:
+            chained, why = chained.__cause__, "raised from"
+        elif chained.__context__ is not None and not chained.__suppress_context__:
+            chained, why = chained.__context__, "raised while handling"
+        else:
+            break
+        lines.append(f"({why} {_one_line(chained)[:300]})")
+        depth += 1
+    frames = traceback.StackSummary.from_list([f for f in exc.stack if not _platform_frame(f)]).format()
+    if not frames:
+        return "\n".join(lines)[:budget]
+    for skip in range(len(frames) + 1):
+        cut = f"  … {skip} earlier frame{'s' if skip != 1 else ''} cut\n" if skip else ""
+        text = "\n".join(lines) + "\nTraceback (most recent call last):\n" + cut + "".join(frames[skip:])
+        if len(text) <= budget:
+            return text.rstrip("\n")
+    return text[:budget]
 
 
 def write_files(files, workdir):
@@ -270,6 +371,7 @@ def call(handler, request):
             raise CallError("no function is loaded")
         params = read_params(request.get("params"))
         os.environ.update(call_env)
+        LIVE.begin(call_id)
         with contextlib.redirect_stdout(out):
             result = run(handler, params)
         encoded = encode_result(result)
@@ -291,6 +393,7 @@ def call(handler, request):
         frame["ok"] = False
         frame["error"] = error_text()
     finally:
+        LIVE.end()
         # The call's own variables last for the call only.
         for k, v in saved.items():
             if v is None:
@@ -388,7 +491,7 @@ def main():
                 write_files(request.get("files") or [], workdir)
                 send({"type": "files"})
             except Exception:
-                send({"type": "files", "error": error_text(5)})
+                send({"type": "files", "error": error_text()})
         elif kind == "load":
             try:
                 handler = load(request.get("handler") or "handler.handle", workdir)
