@@ -120,15 +120,33 @@ export class TestPlatform {
     throw new Error(`platform not healthy within ${timeoutMs} ms; logs in ${this.dataDir}`);
   }
 
+  /**
+   * Removes this platform's containers until two lists half a second apart find none (within 30 s): a
+   * worker killed while dockerd was creating one for it leaves a container that appears only later.
+   */
+  private async removeContainers(): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    let quiet = 0;
+    while (quiet < 2 && Date.now() < deadline) {
+      const left = await this.containers().catch(() => []);
+      quiet = left.length === 0 ? quiet + 1 : 0;
+      for (const c of left) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+      if (quiet < 2) await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
   /** Containers that carry this platform's label, running or not. */
   async containers(filters: string[] = []): Promise<Docker.ContainerInfo[]> {
     return docker.listContainers({ all: true, filters: { label: [`io.faas.platform=${this.label}`, ...filters] } });
   }
 
   async stop(): Promise<void> {
-    for (const node of this.extraWorkers.keys()) await this.stopWorker(node);
-    for (const name of ['worker', 'api', 'db'] as ServiceName[]) await this.stopService(name);
-    for (const c of await this.containers()) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    try {
+      for (const node of this.extraWorkers.keys()) await this.stopWorker(node);
+      for (const name of ['worker', 'api', 'db'] as ServiceName[]) await this.stopService(name);
+    } finally {
+      await this.removeContainers();
+    }
     const images = await docker.listImages({ filters: { label: [`io.faas.platform=${this.label}`] } });
     for (const image of images) await docker.getImage(image.Id).remove({ force: true }).catch(() => undefined);
     if (!process.env.FAAS_KEEP_TEST_DATA) rmSync(this.dataDir, { recursive: true, force: true });
