@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { once } from 'node:events';
 import { mkdir, open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -133,6 +134,9 @@ async function extractZip(file: string, packed: number, dest: string, limits: Ar
         }
         zip.openReadStream(entry, (err, stream) => {
           if (err || !stream) return fail(new PlatformError('INVALID_ARCHIVE', `entry "${entry.fileName}": ${err?.message}`));
+          // yauzl's size check can fire again on a later chunk, after the pipeline below has reported the
+          // first error and let go of the stream: without a listener of its own that one would be thrown.
+          stream.on('error', () => undefined);
           const limit = new Transform({
             transform(chunk: Buffer, _enc, done) {
               total += chunk.length;
@@ -144,12 +148,15 @@ async function extractZip(file: string, packed: number, dest: string, limits: Ar
               }
             },
           });
+          let out: WriteStream | undefined;
           mkdir(path.dirname(target), { recursive: true })
-            .then(() => pipeline(stream, limit, createWriteStream(target, { flags: 'wx', mode: 0o644 })))
+            .then(() => pipeline(stream, limit, (out = createWriteStream(target, { flags: 'wx', mode: 0o644 }))))
             .then(() => zip.readEntry())
-            .catch((e: unknown) =>
-              fail(e instanceof PlatformError ? e : new PlatformError('INVALID_ARCHIVE', `entry "${entry.fileName}": ${e instanceof Error ? e.message : String(e)}`)),
-            );
+            .catch(async (e: unknown) => {
+              // The file is closed before the caller removes the folder, or it could appear after.
+              if (out && !out.closed) await once(out, 'close').catch(() => undefined);
+              fail(e instanceof PlatformError ? e : new PlatformError('INVALID_ARCHIVE', `entry "${entry.fileName}": ${e instanceof Error ? e.message : String(e)}`));
+            });
         });
       });
       zip.readEntry();
