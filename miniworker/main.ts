@@ -4,7 +4,8 @@ import { DbClient } from '../protocol/db-client';
 import { createLogger } from '../protocol/log';
 import { miniworkerToWorkerSchemas, workerToMiniworkerSchemas } from '../protocol/worker-messages';
 import { loadMiniworkerConfig } from './config';
-import { ContainerDriver } from './container-driver';
+import { backendFromEnv } from '../protocol/backend';
+import { miniworkerBackend } from './backend';
 import { Miniworker } from './miniworker';
 import { MiniworkerService } from './service';
 
@@ -17,7 +18,7 @@ async function main(): Promise<void> {
   const { endpoint, routingId, dbEndpoint, nodeId, platformLabel, channelDir, secretsDir } = loadMiniworkerConfig();
   const log = createLogger('miniworker', { node: nodeId, miniworker: routingId });
   const db = new DbClient(dbEndpoint, { log }).start();
-  const miniworker = new Miniworker(new ContainerDriver(), db, { nodeId, platformLabel, miniworkerId: routingId, log, channelDir, secretsDir });
+  const miniworker = new Miniworker(miniworkerBackend(backendFromEnv()), db, { nodeId, platformLabel, miniworkerId: routingId, log, channelDir, secretsDir });
   // A short linger: the last report leaves before the process exits.
   const socket = new zmq.Dealer({ routingId, linger: 1000 });
 

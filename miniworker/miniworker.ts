@@ -6,9 +6,10 @@ import { stemKey, warmKey, type WarmKey } from '../protocol/warm-key';
 import { functionEnv, type Job, type Prewarm, type Stem } from '../protocol/worker-messages';
 import type { FinishCommand } from '../protocol/call-lifecycle';
 import type { CallPatch, Runtime } from '../protocol/types';
-import type { ContainerDriver, LiveOutput } from './container-driver';
-import { HandlerContainer, HandlerStartError, type HandlerSpec } from './handler-container';
-import { CallRunner, errorHead, handlerPatch, keepOutputs } from './runner';
+import type { LiveOutput } from './container-driver';
+import { HandlerStartError, type HandlerSpec } from './handler-container';
+import { errorHead, handlerPatch, keepOutputs } from './runner';
+import type { FunctionContainer, MiniworkerBackend, ProcessRunner } from './backend';
 import { CallRecorder } from './call-recorder';
 import { SecretFiles } from './secret-files';
 
@@ -22,22 +23,22 @@ const RUNNING_AFTER_MS = 20;
  * replaced when a call of another version comes, when it crashes, or when the worker retires it.
  */
 export class Miniworker {
-  private warm?: { key: WarmKey; container: HandlerContainer };
+  private warm?: { key: WarmKey; container: FunctionContainer };
   /** The call in hand and what it has written so far. */
   private live?: { callNum: number; output: LiveOutput };
-  private readonly detached: HandlerContainer[] = [];
+  private readonly detached: FunctionContainer[] = [];
   /** Set when the worker is gone: the call in flight is the api's to end (node_lost), not ours. */
   private abandoned = false;
-  private readonly runner: CallRunner;
+  private readonly runner: ProcessRunner;
   private readonly recorder: CallRecorder;
 
   constructor(
-    private readonly driver: ContainerDriver,
+    private readonly backend: MiniworkerBackend,
     private readonly db: MiniworkerDb,
     private readonly options: { nodeId: string; platformLabel: string; miniworkerId: string; log: Logger; channelDir?: string; secretsDir?: string },
   ) {
     this.recorder = new CallRecorder(db, options);
-    this.runner = new CallRunner(driver, db, this.recorder, options);
+    this.runner = backend.runner(db, this.recorder, options);
   }
 
   /** The worker is gone: stop the container, and record nothing for the call that was cut. */
@@ -112,7 +113,7 @@ export class Miniworker {
     const key = stemKey(request.runtime.name);
     if (this.warm?.key === key && this.warm.container.alive) return;
     await this.retire();
-    const container = await HandlerContainer.start(this.driver, {
+    const container = await this.backend.start({
       ...this.containerSpec(request.runtime, request.runtime.image, DEFAULT_HANDLER, request.sandbox),
       labels: { [LABELS.platform]: this.options.platformLabel, [LABELS.node]: this.options.nodeId, [LABELS.miniworker]: this.options.miniworkerId, [LABELS.role]: 'stem' },
       load: false,
@@ -137,7 +138,7 @@ export class Miniworker {
   }
 
   /** The container for this function version; `reused` when it was already warm here (not a cold start). */
-  private async ensure(job: Pick<Job, 'fn' | 'runtime' | 'image' | 'injectable' | 'packagePath'>, sandbox: Sandbox): Promise<{ container: HandlerContainer; reused: boolean }> {
+  private async ensure(job: Pick<Job, 'fn' | 'runtime' | 'image' | 'injectable' | 'packagePath'>, sandbox: Sandbox): Promise<{ container: FunctionContainer; reused: boolean }> {
     const key = warmKey(job.fn);
     const handler = job.fn.handler ?? DEFAULT_HANDLER;
     if (this.warm && this.warm.key === key && this.warm.container.alive) return { container: this.warm.container, reused: true };
@@ -156,7 +157,7 @@ export class Miniworker {
     }
     await this.retire();
     const secretFiles = secrets.length > 0 ? await SecretFiles.forCall(this.db, secrets, sandbox.user, this.options) : undefined;
-    const container = await HandlerContainer.start(this.driver, {
+    const container = await this.backend.start({
       ...this.containerSpec(job.runtime, job.image, handler, sandbox, functionEnv(job.fn)),
       ...(secretFiles ? { secrets: secretFiles } : {}),
       labels: {

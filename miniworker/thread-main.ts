@@ -2,7 +2,8 @@ import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger } from '../protocol/log';
 import type { FromMiniworkerThread, MiniworkerThreadData, ToMiniworkerThread } from '../protocol/miniworker-thread';
-import { ContainerDriver } from './container-driver';
+import { backendFromEnv } from '../protocol/backend';
+import { miniworkerBackend } from './backend';
 import { Miniworker } from './miniworker';
 import { PortDb } from './port-db';
 import { MiniworkerService } from './service';
@@ -22,7 +23,7 @@ function main(): void {
   const log = createLogger('miniworker', { node: nodeId, miniworker: routingId });
   const post = (message: FromMiniworkerThread) => port.postMessage(message);
   const db = new PortDb((content) => post({ msgType: 'db', content }));
-  const miniworker = new Miniworker(new ContainerDriver(), db, { nodeId, platformLabel, miniworkerId: routingId, log, ...(secretsDir ? { secretsDir } : {}), ...(channelDir ? { channelDir: path.join(channelDir, routingId) } : {}) });
+  const miniworker = new Miniworker(miniworkerBackend(backendFromEnv()), db, { nodeId, platformLabel, miniworkerId: routingId, log, ...(secretsDir ? { secretsDir } : {}), ...(channelDir ? { channelDir: path.join(channelDir, routingId) } : {}) });
 
   let exiting = false;
   const exit = async (code: number) => {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { commonEnv, ConfigError, decimal, endpoint, int, oneOf, optionalText, parseEnv, text } from '../protocol/config';
 import { registryPolicy, type RegistryPolicy } from '../protocol/registries';
 import { loadCurveConfig } from '../protocol/curve';
+import { backendEnv, backendSettings, type BackendSettings } from '../protocol/backend';
 import type { PreloadPolicy } from '../protocol/types';
 
 export interface WorkerConfig {
@@ -58,6 +59,8 @@ export interface WorkerConfig {
   depsNetwork: string;
   /** Time bound of the dependencies step. FAAS_DEPS_TIMEOUT_MS, default 300000. */
   depsTimeoutMs: number;
+  /** Where containers run: docker, or hollow for control-plane scale tests (FAAS_BACKEND and FAAS_HOLLOW_*; see protocol/backend.ts). */
+  backend: BackendSettings;
   /** Memory (and memory+swap) of the dependencies step. FAAS_DEPS_MEMORY_MB, default 1024. */
   depsMemoryMb: number;
   /** Dependencies steps running at once on this node; more wait their turn. FAAS_MAX_CONCURRENT_BUILDS, default 2. */
@@ -100,7 +103,7 @@ export interface WorkerConfig {
 }
 
 /** The worker's environment: every variable it reads, with its default. */
-export const workerEnv = commonEnv.extend({
+export const workerEnv = commonEnv.merge(backendEnv).extend({
   FAAS_NODE_ID: text(() => defaultNodeId(), {
     pattern: /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/,
     hint: 'must be a simple name',
@@ -182,6 +185,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     memoryMb: e.FAAS_MEMORY_MB,
     depsNetwork: e.FAAS_DEPS_NETWORK,
     depsTimeoutMs: e.FAAS_DEPS_TIMEOUT_MS,
+    backend: backendSettings(e),
     depsMemoryMb: e.FAAS_DEPS_MEMORY_MB,
     maxConcurrentBuilds: e.FAAS_MAX_CONCURRENT_BUILDS,
     maxFunctionImageMb: e.FAAS_MAX_FUNCTION_IMAGE_MB,

@@ -6,18 +6,15 @@ import { clientCurveOptions } from '../protocol/curve';
 import { DbClient } from '../protocol/db-client';
 import { Channel } from '../protocol/channel';
 import { PlatformError } from '../protocol/errors';
-import { LABELS } from '../protocol/labels';
 import type { Logger } from '../protocol/log';
 import { apiToWorkerSchemas, MAX_BATCHED_CALL_CHARS, MAX_CALLS_DONE, workerToApiSchemas, type ApiToWorker, type Invocation, type Job, type LogPiece, type WorkerToApi } from '../protocol/worker-messages';
 import type { FailCommand, FinishCommand } from '../protocol/call-lifecycle';
 import type { Call, FunctionRecord, Runtime } from '../protocol/types';
 import { changesContainer, type Sandbox } from '../protocol/limits';
-import { ContainerDriver } from '../miniworker/container-driver';
 import { INLINE_PACKAGE_BYTES } from '../miniworker/handler-container';
 import { aliveFile, type WorkerConfig } from './config';
-import { RuntimeImages } from './runtime-images';
-import { DependencyBuilder } from './dependency-build';
-import { FunctionImages, PrepareError, type FunctionImage } from './function-images';
+import { PrepareError, type FunctionImage } from './function-images';
+import { nodeBackend, type NodeBackend } from './backend';
 import { CpuGauge } from './cpu-gauge';
 import { FinalWriter } from './final-writer';
 import { MiniworkerPool } from './miniworker-pool';
@@ -41,11 +38,9 @@ const MAX_HEARTBEAT_MS = 60_000;
 export class Worker {
   private readonly socket: zmq.Dealer;
   private readonly channel: Channel<typeof apiToWorkerSchemas, typeof workerToApiSchemas>;
-  private readonly driver = new ContainerDriver();
-  private readonly runtimeImages: RuntimeImages;
+  private readonly backend: NodeBackend;
   private readonly aliveFile: string;
   private readonly packages: PackageCache;
-  private readonly images: FunctionImages;
   private readonly pool: MiniworkerPool;
   private readonly db: DbClient;
   /** Jobs prepared and waiting for a miniworker, with when they started waiting. */
@@ -117,32 +112,9 @@ export class Worker {
     });
     this.packages = new PackageCache(path.join(config.dataDir, 'packages'), config.apiUrl, config.apiCredentials);
     this.aliveFile = aliveFile(config.dataDir);
-    this.runtimeImages = new RuntimeImages(this.driver.docker, {
-      nodeId: config.nodeId,
-      pullTimeoutMs: config.pullTimeoutMs,
-      registries: config.registries,
-      registryUser: config.registryUser,
-      registryPassword: config.registryPassword,
-      log,
-    });
-    const builder = new DependencyBuilder(this.driver, {
-      user: config.functionUser,
-      network: config.depsNetwork,
-      memoryBytes: config.depsMemoryMb * 1024 * 1024,
-      nanoCpus: Math.round(config.cpus * 1e9),
-      pidsLimit: config.pidsLimit,
-      nofile: config.nofile,
-      maxLayerBytes: config.maxFunctionImageMb * 1024 * 1024,
-      timeoutMs: config.depsTimeoutMs,
-      maxConcurrent: config.maxConcurrentBuilds,
-      pollMs: 1000,
-      maxLogBytes: 64 * 1024,
-    });
-    this.images = new FunctionImages(this.driver, this.packages, this.runtimeImages, builder, {
-      platformLabel: config.platformLabel,
-      nodeId: config.nodeId,
-      owner: config.functionUser,
-      gcIntervalMs: config.imageGcIntervalMs,
+    this.backend = nodeBackend(config.backend, {
+      config,
+      packages: this.packages,
       log,
       catalog: () => (this.functions ? { runtimes: this.runtimes.values(), functions: this.functions.values() } : undefined),
       inUse: () => this.callImages.values(),
@@ -198,8 +170,7 @@ export class Worker {
   }
 
   async start(): Promise<void> {
-    await this.driver.ping();
-    const orphans = await this.driver.removeLabelled({ [LABELS.platform]: this.config.platformLabel, [LABELS.node]: this.config.nodeId });
+    const orphans = await this.backend.start();
     if (orphans > 0) this.log.info({ orphans }, 'removed containers left by an earlier run');
     await mkdir(this.config.dataDir, { recursive: true });
     // The channel folders of an earlier run went with its containers.
@@ -215,7 +186,6 @@ export class Worker {
     this.timer = setInterval(() => this.beat(), this.heartbeatMs);
     this.reaper = setInterval(() => void this.reap().catch((err) => this.log.warn({ err: String(err) }, 'reaping containers failed')), this.config.reapIntervalMs);
     this.reaper.unref();
-    this.images.start();
   }
 
   async close(): Promise<void> {
@@ -239,12 +209,11 @@ export class Worker {
     if (this.timer) clearInterval(this.timer);
     if (this.scaleTimer) clearTimeout(this.scaleTimer);
     if (this.reaper) clearInterval(this.reaper);
-    this.images.close();
     this.sendEnded();
     this.send('bye', {});
     await new Promise((r) => setTimeout(r, 50));
-    await this.driver
-      .removeLabelled({ [LABELS.platform]: this.config.platformLabel, [LABELS.node]: this.config.nodeId })
+    await this.backend
+      .shutdown()
       .catch((err) => this.log.warn({ err: String(err) }, 'removing containers failed'));
     await this.channel.close();
     this.db.close();
@@ -273,20 +242,20 @@ export class Worker {
     for (const runtime of welcome.runtimes) this.learnRuntime(runtime);
     for (const fn of welcome.functions) void this.preload(fn, this.runtimes.get(fn.runtimeName));
     this.functions = new Map(welcome.functions.map((fn) => [fn.functionName, fn]));
-    this.images.collectSoon();
+    this.backend.collectSoon();
   }
 
   /** A new function, or a new version: the previous version's image goes once nothing uses it. */
   private onFunctionRegistered(fn: FunctionRecord): void {
     this.functions?.set(fn.functionName, fn);
     void this.preload(fn, this.runtimes.get(fn.runtimeName));
-    this.images.collectSoon();
+    this.backend.collectSoon();
   }
 
   private onFunctionRemoved(name: string): void {
     this.functions?.delete(name);
     this.pool.retireFunction(name);
-    this.images.collectSoon();
+    this.backend.collectSoon();
   }
 
   /** The api decides how often its workers beat; the value is kept within sane bounds. */
@@ -329,7 +298,7 @@ export class Worker {
     let image: FunctionImage;
     let packagePath: string;
     try {
-      image = await this.images.ensure(invocation.fn, invocation.runtime);
+      image = await this.backend.prepareFunction(invocation.fn, invocation.runtime);
       packagePath = await this.packages.get(invocation.fn.version);
     } catch (err) {
       const prepare = err instanceof PrepareError ? err : new PrepareError(String(err), 'docker_error');
@@ -400,7 +369,7 @@ export class Worker {
    */
   private learnRuntime(runtime: Runtime): void {
     this.runtimes.set(runtime.name, runtime);
-    void this.runtimeImages.ensure(runtime.image).then(
+    void this.backend.prepareRuntime(runtime.image).then(
       () => {
         if (runtime.mode !== 'handler' || this.config.preload !== 'runtime' || this.closing) return;
         if (this.runtimes.get(runtime.name)?.image !== runtime.image) return;
@@ -419,7 +388,7 @@ export class Worker {
     const policy = fn.preload ?? this.config.preload;
     if (!runtime || runtime.mode !== 'handler' || policy === 'none' || this.config.prewarm === 0) return;
     try {
-      const image = await this.images.ensure(fn, runtime);
+      const image = await this.backend.prepareFunction(fn, runtime);
       await this.packages.get(fn.version);
       if (this.closing || policy !== 'function') return;
       this.pool.prewarm({ fn, runtime, image: image.ref, sandbox: this.sandboxFor(fn) }, this.config.prewarm);
@@ -521,18 +490,8 @@ export class Worker {
   private async reap(): Promise<void> {
     const active = this.pool.activeCalls();
     const live = this.pool.liveMiniworkers();
-    const filters = { label: [`${LABELS.platform}=${this.config.platformLabel}`, `${LABELS.node}=${this.config.nodeId}`] };
-    const found = await this.driver.docker.listContainers({ all: true, filters });
-    const stale = found.filter((c) => {
-      const owner = c.Labels[LABELS.miniworker];
-      // The containers of a miniworker that is gone are removed whatever their age.
-      if (owner !== undefined && !live.has(owner)) return true;
-      // A call container with a live owner (or none named) goes only when no miniworker runs its call,
-      // and not in its first seconds: its miniworker may be about to take it up.
-      return c.Labels[LABELS.role] === 'call' && !active.has(Number(c.Labels[LABELS.call])) && Date.now() / 1000 - c.Created > 5;
-    });
-    await Promise.all(stale.map((c) => this.driver.remove(c.Id)));
-    if (stale.length > 0) this.log.info({ removed: stale.length }, 'removed containers no miniworker drives');
+    const removed = await this.backend.cleanup(live, active);
+    if (removed > 0) this.log.info({ removed }, 'removed containers no miniworker drives');
     // The channel folders of miniworkers that are gone (their containers are, above).
     if (this.config.channelDir) {
       const folders = await readdir(this.config.channelDir).catch(() => [] as string[]);
