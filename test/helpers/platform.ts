@@ -66,8 +66,8 @@ export class TestPlatform {
   }
 
   /** Another worker, as if on another node: its own node id and data folder. */
-  spawnWorker(node: string): ChildHandle {
-    const env = { ...this.env, FAAS_NODE_ID: `node-${this.label}-${node}`, FAAS_WORKER_DATA_DIR: path.join(this.dataDir, `worker-${node}`) };
+  spawnWorker(node: string, extraEnv: NodeJS.ProcessEnv = {}): ChildHandle {
+    const env = { ...this.env, FAAS_NODE_ID: `node-${this.label}-${node}`, FAAS_WORKER_DATA_DIR: path.join(this.dataDir, `worker-${node}`), ...extraEnv };
     const child = this.startProcess(`worker-${node}`, SCRIPTS.worker, env);
     this.extraWorkers.set(node, child);
     return child;
