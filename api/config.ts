@@ -19,8 +19,10 @@ export interface ApiConfig {
   dataDir: string;
   /** How long ?wait=true holds a request before answering 202. FAAS_WAIT_TIMEOUT_MS, default 30000. */
   waitTimeoutMs: number;
-  /** FAAS_HEARTBEAT_MS (default 1000); a worker silent for 3 beats is expired. */
+  /** FAAS_HEARTBEAT_MS (default 1000); a worker silent for `livenessBeats` beats is expired. */
   heartbeatMs: number;
+  /** Beats a worker may miss before it is expired and its calls end node_lost. FAAS_WORKER_LIVENESS, default 3. */
+  livenessBeats: number;
   /** After a restart, how long the api waits for the nodes registered before it. FAAS_RECOVERY_GRACE_MS, default 45000 (past the workers' longest reconnect pause, 32 s). */
   recoveryGraceMs: number;
   /** How often unfinished calls that no worker or queue holds are looked for. FAAS_SWEEP_INTERVAL_MS, default 30000. */
@@ -81,6 +83,7 @@ export const apiEnv = commonEnv.extend({
   FAAS_API_DATA_DIR: text('./data/api'),
   FAAS_WAIT_TIMEOUT_MS: int(30_000, { min: 1, max: 15 * 60_000 }),
   FAAS_HEARTBEAT_MS: int(1000, { min: 50, max: 60_000 }),
+  FAAS_WORKER_LIVENESS: int(3, { min: 2, max: 1000 }),
   FAAS_MAX_PARAMS_DEPTH: int(100, { min: 1, max: 10_000 }),
   FAAS_RECOVERY_GRACE_MS: int(45_000, { min: 0, max: 3_600_000 }),
   FAAS_SWEEP_INTERVAL_MS: int(30_000, { min: 100, max: 3_600_000 }),
@@ -137,6 +140,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     dataDir: path.resolve(e.FAAS_API_DATA_DIR),
     waitTimeoutMs: e.FAAS_WAIT_TIMEOUT_MS,
     heartbeatMs: e.FAAS_HEARTBEAT_MS,
+    livenessBeats: e.FAAS_WORKER_LIVENESS,
     recoveryGraceMs: e.FAAS_RECOVERY_GRACE_MS,
     sweepIntervalMs: e.FAAS_SWEEP_INTERVAL_MS,
     maxUploadBytes: e.FAAS_MAX_UPLOAD_BYTES,

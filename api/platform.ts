@@ -79,7 +79,7 @@ export class Platform {
     this.packages = new PackageStore(config.dataDir);
     this.hub = new WorkerHub({
       heartbeatMs: config.heartbeatMs,
-      liveness: 3,
+      liveness: config.livenessBeats,
       policy: config.scheduler,
       maxBodyBytes: config.maxBodyBytes,
       log,
@@ -129,8 +129,21 @@ export class Platform {
     this.hub.on('lost', (callNum: number) => void this.recovery.lost(callNum));
     this.hub.on('unheld', (callNum: number) => void this.recovery.unheld(callNum));
     // The nodes registered now are the ones a restarted api waits for before it recovers their calls.
-    this.hub.on('workerJoined', (worker: WorkerNode) => void this.db.putNode(worker.nodeId).catch((err) => log.warn({ node: worker.nodeId, err: String(err) }, 'could not record a node')));
-    this.hub.on('workerLeft', (worker: WorkerNode) => void this.db.deleteNode(worker.nodeId).catch(() => undefined));
+    // A hello repeated by a node already recorded writes nothing (a fleet saying hello again while
+    // db-service is slow would add to what makes it slow); one whose record failed is tried again.
+    const recorded = new Set<string>();
+    this.hub.on('workerJoined', (worker: WorkerNode) => {
+      if (recorded.has(worker.nodeId)) return;
+      recorded.add(worker.nodeId);
+      this.db.putNode(worker.nodeId).catch((err) => {
+        recorded.delete(worker.nodeId);
+        log.warn({ node: worker.nodeId, err: String(err) }, 'could not record a node');
+      });
+    });
+    this.hub.on('workerLeft', (worker: WorkerNode) => {
+      recorded.delete(worker.nodeId);
+      void this.db.deleteNode(worker.nodeId).catch(() => undefined);
+    });
   }
 
   async start(): Promise<string> {

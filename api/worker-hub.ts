@@ -66,6 +66,10 @@ const MAX_REMEMBERED_ENDED = 65_536;
 export class WorkerHub extends EventEmitter {
   private readonly socket = new zmq.Router({ linger: 0, mandatory: true, receiveHighWaterMark: 0, sendHighWaterMark: 0, maxMessageSize: MAX_FRAME_BYTES, ...serverCurveOptions(process.env, 'workers') });
   private readonly channel: Channel<typeof workerToApiSchemas, typeof apiToWorkerSchemas>;
+  private lastBeatAt?: number;
+  private catalogChanges = 0;
+  private snapshotRead?: { changes: number; promise: Promise<{ runtimes: Runtime[]; functions: FunctionRecord[] }> };
+  private skippedJudging = false;
   private readonly workers = new Map<string, WorkerNode>();
   /** Calls that ended through this hub, oldest first (bounded). */
   private readonly ended = new Set<number>();
@@ -209,7 +213,26 @@ export class WorkerHub extends EventEmitter {
   }
 
   broadcast<K extends keyof ApiToWorker>(msgType: K, content: ApiToWorker[K]): void {
+    // What workers are told of the catalog makes a snapshot read before it stale.
+    if (msgType !== 'watch' && msgType !== 'heartbeat') this.catalogChanges += 1;
     for (const worker of this.workers.values()) this.send(worker.routingId, msgType, content);
+  }
+
+  /**
+   * The runtimes and functions for a welcome. Workers that say hello together (a fleet starting, or
+   * reconnecting after an api restart) share one read: without it every hello is two db-service
+   * reads, and hellos repeated while db-service is slow would add to what makes it slow. A read
+   * begun before a catalog change is not shared after it.
+   */
+  private snapshot(): Promise<{ runtimes: Runtime[]; functions: FunctionRecord[] }> {
+    if (this.snapshotRead && this.snapshotRead.changes === this.catalogChanges) return this.snapshotRead.promise;
+    const read = { changes: this.catalogChanges, promise: this.options.snapshot() };
+    this.snapshotRead = read;
+    const done = () => {
+      if (this.snapshotRead === read) this.snapshotRead = undefined;
+    };
+    read.promise.then(done, done);
+    return read.promise;
   }
 
   private send<K extends keyof ApiToWorker & string>(routingId: string, msgType: K, content: ApiToWorker[K]): void {
@@ -295,13 +318,13 @@ export class WorkerHub extends EventEmitter {
   }
 
   /**
-   * A call sent to a worker that two heartbeats in a row do not list (and sent long enough ago for
-   * the invoke to have arrived) is one the worker never got, or whose end was lost on the way: its
+   * A call sent to a worker that two heartbeats in a row do not list (and sent as long ago as a node
+   * may stay silent, so that the invoke has arrived) is one the worker never got, or whose end was lost on the way: its
    * slot is freed and the call is reported 'unheld' for recovery to settle. Otherwise a lost frame
    * would keep the call unfinished and the slot taken forever.
    */
   private reconcile(worker: WorkerNode): void {
-    const settled = Date.now() - this.options.heartbeatMs * 3;
+    const settled = Date.now() - this.options.heartbeatMs * this.options.liveness;
     let freed = false;
     for (const [callNum, invocation] of worker.inflight) {
       if (worker.reported.has(callNum) || Date.parse(invocation.dispatchedAt ?? '') > settled) {
@@ -396,7 +419,7 @@ export class WorkerHub extends EventEmitter {
     this.workers.set(routingId, worker);
     this.options.log.info({ nodeId: hello.nodeId, routingId, capacity: hello.capacity }, 'worker registered');
     try {
-      const snapshot = await this.options.snapshot();
+      const snapshot = await this.snapshot();
       if (this.workers.get(routingId) !== worker) return;
       this.send(routingId, 'welcome', { ...snapshot, heartbeatMs: this.options.heartbeatMs });
       if (this.callStarts) this.send(routingId, 'watch', { callStarts: true });
@@ -433,9 +456,16 @@ export class WorkerHub extends EventEmitter {
   }
 
   private beat(): void {
-    const deadline = Date.now() - this.options.heartbeatMs * this.options.liveness;
+    const now = Date.now();
+    // A beat that comes late means this process stalled: what the workers sent meanwhile may still
+    // wait unread in the socket. Nobody is judged on such a beat — but on the next one, late or not,
+    // so that a dead node's calls still end while this process is overloaded.
+    const stalled = this.lastBeatAt !== undefined && now - this.lastBeatAt > this.options.heartbeatMs * 1.5 && !this.skippedJudging;
+    this.lastBeatAt = now;
+    this.skippedJudging = stalled;
+    const deadline = now - this.options.heartbeatMs * this.options.liveness;
     for (const worker of [...this.workers.values()]) {
-      if (worker.lastSeen < deadline) this.expire(worker, 'missed heartbeats');
+      if (!stalled && worker.lastSeen < deadline) this.expire(worker, 'missed heartbeats');
       else this.send(worker.routingId, 'heartbeat', {});
     }
   }

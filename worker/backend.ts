@@ -135,7 +135,7 @@ export class HollowNodeBackend implements NodeBackend {
     private readonly settings: { prepareMs: number; startMs: number; callMs: number },
     private readonly log: Logger,
   ) {
-    const say = () => log.warn({ backend: 'hollow', ...settings }, 'HOLLOW NODE: no container runs here; calls answer their params. For control-plane scale tests only');
+    const say = () => log.warn({ backend: 'hollow', startMs: settings.startMs, callMs: settings.callMs, prepareMs: settings.prepareMs }, 'HOLLOW NODE: no container runs here; calls answer their params. For control-plane scale tests only');
     say();
     this.warning = setInterval(say, 60_000);
     this.warning.unref();

@@ -63,6 +63,83 @@ describe('choose', () => {
   });
 });
 
+describe('choose among many nodes', () => {
+  const ids = (n: number, prefix = 'node') => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
+  const idle = (names: string[]) => names.map((id) => node(id, 0));
+  const homes = (functions: string[], nodes: PlacementNode[]) => new Map(functions.map((f) => [f, choose(nodes, fn(f))!.nodeId]));
+  const functions = Array.from({ length: 2000 }, (_, i) => `fn-${i}`);
+
+  test('a node leaving moves only the functions whose home it was; a node joining takes only functions that move to it', () => {
+    const names = ids(200);
+    const before = homes(functions, idle(names));
+    const gone = names[17]!;
+    const after = homes(functions, idle(names.filter((id) => id !== gone)));
+    const moved = functions.filter((f) => before.get(f) !== after.get(f));
+    expect(moved.length).toBeGreaterThan(0);
+    expect(moved.every((f) => before.get(f) === gone)).toBe(true);
+    expect(functions.filter((f) => before.get(f) === gone).every((f) => moved.includes(f))).toBe(true);
+
+    const joined = homes(functions, idle([...names, 'node-new']));
+    const taken = functions.filter((f) => before.get(f) !== joined.get(f));
+    expect(taken.every((f) => joined.get(f) === 'node-new')).toBe(true);
+    // About 1/201 of them: rendezvous hashing moves no more than its share.
+    expect(taken.length).toBeLessThan((functions.length / 201) * 3);
+  });
+
+  test('homes spread over 200 nodes: every node is home to some function, none to many more than its share', () => {
+    const names = ids(200);
+    const perNode = new Map<string, number>();
+    for (const home of homes(functions, idle(names)).values()) perNode.set(home, (perNode.get(home) ?? 0) + 1);
+    expect(perNode.size).toBe(200);
+    expect(Math.max(...perNode.values())).toBeLessThan((functions.length / 200) * 3);
+  });
+
+  test('under steady load no node starves: 200 nodes, 500 functions, 20,000 calls, every node serves its share within a factor', () => {
+    const names = ids(200);
+    const nodes = names.map((id) => ({ ...node(id, 0, 4), inflight: new Set<number>(), warm: {} as WarmCounts }));
+    const served = new Map<string, number>(names.map((id) => [id, 0]));
+    const running: Array<{ call: number; node: (typeof nodes)[number] }> = [];
+    // A fixed pseudo-random sequence (xorshift), so the test is the same on every run.
+    let seed = 0x9e3779b9;
+    const random = () => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) / 2 ** 32;
+    };
+    for (let call = 0; call < 20_000; call++) {
+      // 600 calls in flight over 800 slots: busy enough that homes fill up and spill over.
+      while (running.length >= 600) {
+        const [done] = running.splice(Math.floor(random() * running.length), 1);
+        done!.node.inflight.delete(done!.call);
+      }
+      const f = fn(`fn-${Math.floor(random() * 500)}`);
+      const chosen = choose(nodes, f)!;
+      expect(chosen).toBeDefined();
+      chosen.inflight.add(call);
+      const key = warmKey(f);
+      chosen.warm[key] = 1;
+      running.push({ call, node: chosen });
+      served.set(chosen.nodeId, served.get(chosen.nodeId)! + 1);
+    }
+    const counts = [...served.values()];
+    const mean = 20_000 / 200;
+    expect(Math.min(...counts)).toBeGreaterThan(mean / 4);
+    expect(Math.max(...counts)).toBeLessThan(mean * 4);
+  });
+
+  test('warm first among 200 nodes: the one warm node is chosen while it has a free slot, then the home', () => {
+    const f = fn('lonely');
+    const names = ids(200);
+    const warmNode = names[123]!;
+    const warm = { [warmKey(f)]: 1 } as WarmCounts;
+    const nodes = names.map((id) => (id === warmNode ? node(id, 3, 4, warm) : node(id, 0)));
+    expect(choose(nodes, f)?.nodeId).toBe(warmNode);
+    const full = names.map((id) => (id === warmNode ? node(id, 4, 4, warm) : node(id, 0)));
+    expect(choose(full, f)?.nodeId).toBe(homeOf('lonely', full.filter((n) => n.nodeId !== warmNode)).nodeId);
+  });
+});
+
 describe('CallQueue', () => {
   const inv = (callNum: number, funcName = 'f'): Invocation => ({
     call: { callNum, funcName, params: {}, status: 'PENDING', result: '', createdAt: '2026-12-01T10:00:00.000Z' },
