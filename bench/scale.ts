@@ -19,6 +19,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tarGzOf } from '../test/helpers/archives';
 import { TestPlatform } from '../test/helpers/platform';
+import { homeScore } from '../api/placement';
 import { clockTicksPerSecond, readStat, rssMb } from './procfs';
 import { median, percentile, round } from './stats';
 
@@ -26,10 +27,10 @@ const NODES = (process.env.BENCH_SCALE_NODES ?? '1,10,50,100,200').split(',').ma
 const WINDOW_MS = Number(process.env.BENCH_SCALE_WINDOW_MS ?? 10_000);
 const CLIENTS = Number(process.env.BENCH_SCALE_CLIENTS ?? 64);
 const IDLE_MS = 5_000;
-const FUNCTIONS = 20;
+const FUNCTIONS = 8;
 const HEARTBEAT_MS = 1000;
-/** What one hollow worker is measured to hold (about 75 MB), with room to spare. */
-const MB_PER_WORKER = 110;
+/** What one hollow worker holds until a step measured it (then that mean, with a fifth to spare). */
+let mbPerWorker = 180;
 const RUNTIME = { name: 'py', image: 'pythonruntime', path: '/ws', dependencies: '', run: 'python3 /opt/faas/handler.py', mode: 'handler' };
 
 interface Step {
@@ -45,6 +46,8 @@ interface Step {
   schedulingP99Ms?: number;
   apiCpuPerCallUs?: number;
   dbCpuPerCallUs?: number;
+  /** The api's CPU while idle, µs a second; per heartbeat is its growth over the first step's, per beat. */
+  apiIdleUsPerSecond?: number;
   apiCpuPerHeartbeatUs?: number;
   apiIdleCpuPercent?: number;
   dbIdleCpuPercent?: number;
@@ -91,7 +94,7 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
 }
 
 async function step(nodes: number, packageTgz: Buffer): Promise<Step> {
-  const needMb = nodes * MB_PER_WORKER + 1500;
+  const needMb = Math.round(nodes * mbPerWorker + 1500);
   const freeMb = os.freemem() / 2 ** 20;
   if (freeMb < needMb) return { nodes, skipped: `needs about ${needMb} MB free, ${Math.round(freeMb)} MB are` };
   const platform = await TestPlatform.start({
@@ -117,9 +120,9 @@ async function step(nodes: number, packageTgz: Buffer): Promise<Step> {
         FAAS_BACKEND: 'hollow',
         FAAS_HOLLOW_START_MS: '200',
         FAAS_HOLLOW_CALL_MS: '1',
-        FAAS_WORKER_CAPACITY: '4',
+        FAAS_WORKER_CAPACITY: '8',
         FAAS_MIN_MINIWORKERS: '1',
-        FAAS_PREWARM: '1',
+        FAAS_PREWARM: '0',
       }),
     );
     await waitFor(`${nodes} workers joined`, 60_000 + nodes * 1500, async () => {
@@ -184,7 +187,7 @@ async function step(nodes: number, packageTgz: Buffer): Promise<Step> {
       schedulingP99Ms: round(percentile(scheduling, 99), 1),
       apiCpuPerCallUs: round(apiLoad / Math.max(1, done), 0),
       dbCpuPerCallUs: round(dbLoad / Math.max(1, done), 0),
-      apiCpuPerHeartbeatUs: round(apiIdle / Math.max(1, nodes * (idleSeconds * 1000 / HEARTBEAT_MS)), 1),
+      apiIdleUsPerSecond: round(apiIdle / idleSeconds, 0),
       apiIdleCpuPercent: round((apiIdle / (idleSeconds * 1e6)) * 100, 1),
       dbIdleCpuPercent: round((dbIdle / (idleSeconds * 1e6)) * 100, 1),
       dbWriteSyscallsPerSecond: round((io1.syscw - load0.io.syscw) / seconds, 0),
@@ -199,6 +202,28 @@ async function step(nodes: number, packageTgz: Buffer): Promise<Step> {
   }
 }
 
+/**
+ * The partitioned design on paper (docs/SCALING.md): calls split by function over K api/db-service
+ * pairs with rendezvous hashing, as placement does over nodes. Function popularity follows Zipf
+ * (exponent 1, 1,000 functions, as FaaS traces show a few functions taking most calls): the busiest
+ * pair's share of calls, against the 1/K of an even split, says what K pairs really give.
+ */
+function partitionModel(): Array<{ pairs: number; busiestShare: number; evenShare: number; speedup: number }> {
+  const functions = 1000;
+  const weights = Array.from({ length: functions }, (_, i) => 1 / (i + 1));
+  const total = weights.reduce((a, b) => a + b, 0);
+  return [2, 4, 8, 16].map((pairs) => {
+    const load = new Array<number>(pairs).fill(0);
+    weights.forEach((w, i) => {
+      let best = 0;
+      for (let p = 1; p < pairs; p++) if (homeScore(`fn-${i}`, `pair-${p}`) > homeScore(`fn-${i}`, `pair-${best}`)) best = p;
+      load[best]! += w / total;
+    });
+    const busiest = Math.max(...load);
+    return { pairs, busiestShare: round(busiest, 3), evenShare: round(1 / pairs, 3), speedup: round(1 / busiest, 2) };
+  });
+}
+
 function table(steps: Step[]): string {
   const rows = [
     '| nodes | calls/s | client p50 / p99 ms | scheduling p50 / p99 ms | api µs/call | db µs/call | api µs/heartbeat | api idle CPU | db writes/s (MB/s) | api / db / worker RSS MB | calls per node min / median / max (nodes used) |',
@@ -211,7 +236,7 @@ function table(steps: Step[]): string {
     }
     const spread = s.callsPerNode!;
     rows.push(
-      `| ${s.nodes} | ${s.callsPerSecond} | ${s.clientP50Ms} / ${s.clientP99Ms} | ${s.schedulingP50Ms} / ${s.schedulingP99Ms} | ${s.apiCpuPerCallUs} | ${s.dbCpuPerCallUs} | ${s.apiCpuPerHeartbeatUs} | ${s.apiIdleCpuPercent}% | ${s.dbWriteSyscallsPerSecond} (${s.dbWrittenMbPerSecond}) | ${s.apiRssMb} / ${s.dbRssMb} / ${s.workerRssMbMean} | ${spread.min} / ${spread.median} / ${spread.max} (${spread.nodesUsed}) |`,
+      `| ${s.nodes} | ${s.callsPerSecond} | ${s.clientP50Ms} / ${s.clientP99Ms} | ${s.schedulingP50Ms} / ${s.schedulingP99Ms} | ${s.apiCpuPerCallUs} | ${s.dbCpuPerCallUs} | ${s.apiCpuPerHeartbeatUs ?? '—'} | ${s.apiIdleCpuPercent}% | ${s.dbWriteSyscallsPerSecond} (${s.dbWrittenMbPerSecond}) | ${s.apiRssMb} / ${s.dbRssMb} / ${s.workerRssMbMean} | ${spread.min} / ${spread.median} / ${spread.max} (${spread.nodesUsed}) |`,
     );
   }
   return rows.join('\n');
@@ -227,11 +252,22 @@ async function main(): Promise<void> {
     const started = Date.now();
     const result = await step(nodes, packageTgz);
     steps.push(result);
+    if (result.workerRssMbMean) mbPerWorker = result.workerRssMbMean * 1.2;
     process.stdout.write(`${nodes} nodes: ${JSON.stringify(result)} (${Math.round((Date.now() - started) / 1000)} s)\n`);
   }
-  const out = { at: new Date().toISOString(), cpus: os.cpus().length, memoryGb: round(os.totalmem() / 2 ** 30, 1), windowMs: WINDOW_MS, clients: CLIENTS, functions: FUNCTIONS, heartbeatMs: HEARTBEAT_MS, steps };
+  // Per heartbeat: what the api's idle CPU grows by from the first step, over the beats added.
+  const base = steps.find((s) => !s.skipped);
+  for (const s of steps) {
+    if (s.skipped || !base || s === base) continue;
+    const beatsPerSecond = ((s.nodes - base.nodes) * 1000) / HEARTBEAT_MS;
+    s.apiCpuPerHeartbeatUs = round((s.apiIdleUsPerSecond! - base.apiIdleUsPerSecond!) / beatsPerSecond, 1);
+  }
+  const partitions = partitionModel();
+  const out = { at: new Date().toISOString(), cpus: os.cpus().length, memoryGb: round(os.totalmem() / 2 ** 30, 1), windowMs: WINDOW_MS, clients: CLIENTS, functions: FUNCTIONS, heartbeatMs: HEARTBEAT_MS, steps, partitions };
   writeFileSync(path.join(__dirname, '..', '..', 'bench', 'scale-results.json'), `${JSON.stringify(out, null, 2)}\n`);
   process.stdout.write(`\n${table(steps)}\n`);
+  process.stdout.write(`\ncalls split by function over K api/db pairs (Zipf popularity, 1,000 functions):\n`);
+  for (const p of partitions) process.stdout.write(`  K=${p.pairs}: busiest pair ${p.busiestShare} of calls (even: ${p.evenShare}), ${p.speedup}x one pair\n`);
 }
 
 main().catch((err) => {
