@@ -425,6 +425,12 @@ export class WorkerHub extends EventEmitter {
       if (this.callStarts) this.send(routingId, 'watch', { callStarts: true });
     } catch (err) {
       this.options.log.warn({ err: String(err) }, 'could not send the snapshot to a new worker');
+      // Without a welcome the worker knows no catalog (nothing preloaded, images never collected):
+      // it is asked to say hello again in a while, and welcomed then.
+      const retry = setTimeout(() => {
+        if (this.workers.get(routingId) === worker) this.send(routingId, 'reregister', {});
+      }, this.options.heartbeatMs * this.options.liveness);
+      retry.unref();
     }
     // A hello of a worker already registered (it missed a welcome, say) is not a new node.
     this.emit('workerJoined', worker, existing === undefined);

@@ -24,18 +24,20 @@ afterEach(async () => {
 });
 
 /** A raw worker socket that says hello and counts the welcomes it gets. */
-function worker(endpoint: string, nodeId: string): { socket: zmq.Dealer; welcomes: () => number; hello: () => Promise<void> } {
+function worker(endpoint: string, nodeId: string): { socket: zmq.Dealer; welcomes: () => number; reregisters: () => number; hello: () => Promise<void> } {
   const socket = new zmq.Dealer({ routingId: `${nodeId}:1`, linger: 0 });
   sockets.push(socket);
   socket.connect(endpoint);
   let welcomes = 0;
+  let reregisters = 0;
   void (async () => {
     for await (const [frame] of socket) {
       const message = decodeMessage(frame);
       if ('msgType' in message && message.msgType === 'welcome') welcomes += 1;
+      if ('msgType' in message && message.msgType === 'reregister') reregisters += 1;
     }
   })().catch(() => undefined);
-  return { socket, welcomes: () => welcomes, hello: () => socket.send(encodeRequest(nodeId, 'hello', { nodeId, capacity: 2, pid: 1, inflight: [] })) };
+  return { socket, welcomes: () => welcomes, reregisters: () => reregisters, hello: () => socket.send(encodeRequest(nodeId, 'hello', { nodeId, capacity: 2, pid: 1, inflight: [] })) };
 }
 
 test('thirty workers saying hello together share one catalog read, and each is welcomed', async () => {
@@ -103,4 +105,26 @@ test('a late beat of a stalled api expires nobody; the next beat does', async ()
   expect(left).toEqual([]);
   // The worker stays silent: the next beat expires it.
   await until(async () => left, (l) => l.includes('node-quiet'), 2000, 'the silent worker expired');
+});
+
+test('a worker whose welcome could not be read is asked to say hello again, and welcomed then', async () => {
+  let reads = 0;
+  hub = new WorkerHub({
+    heartbeatMs: 50,
+    liveness: 4,
+    snapshot: async () => {
+      reads += 1;
+      if (reads === 1) throw new Error('db-service did not answer');
+      return { runtimes: [runtime], functions: [fn] };
+    },
+    log,
+  });
+  const endpoint = await hub.bind('tcp://127.0.0.1:*');
+  const a = worker(endpoint, 'node-a');
+  await a.hello();
+  await until(async () => a.reregisters(), (n) => n === 1, 5000, 'asked to say hello again');
+  expect(a.welcomes()).toBe(0);
+  await a.hello();
+  await until(async () => a.welcomes(), (n) => n === 1, 5000, 'welcomed on the second hello');
+  expect(reads).toBe(2);
 });
