@@ -114,26 +114,34 @@ async function step(nodes: number, packageTgz: Buffer): Promise<Step> {
       if (answer.status !== 201) throw new Error(`registerFunction answered ${answer.status}: ${JSON.stringify(answer.body)}`);
     }
 
+    // Workers start ten at a time, each ten joined before the next: a node process takes about a
+    // second of CPU to start, and this machine's cores are shared with everything measured here.
     const joinStart = Date.now();
-    const workers = Array.from({ length: nodes }, (_, i) =>
-      platform.spawnWorker(`h${i}`, {
-        FAAS_BACKEND: 'hollow',
-        FAAS_HOLLOW_START_MS: '0',
-        FAAS_HOLLOW_CALL_MS: '1',
-        FAAS_WORKER_CAPACITY: '8',
-        FAAS_MIN_MINIWORKERS: '1',
-        FAAS_PREWARM: '0',
-      }),
-    );
+    const workers: ReturnType<TestPlatform['spawnWorker']>[] = [];
     let listed = 0;
+    const joinBound = 60_000 + nodes * 1500;
     try {
-      await waitFor(`${nodes} workers joined`, 60_000 + nodes * 1500, async () => {
-        const list = (await json(platform, 'GET', '/v1/workers')).body;
-        listed = Array.isArray(list) ? list.length : listed;
-        return listed >= nodes ? true : undefined;
-      });
+      for (let i = 0; i < nodes; i += 10) {
+        for (let j = i; j < Math.min(nodes, i + 10); j++) {
+          workers.push(
+            platform.spawnWorker(`h${j}`, {
+              FAAS_BACKEND: 'hollow',
+              FAAS_HOLLOW_START_MS: '0',
+              FAAS_HOLLOW_CALL_MS: '1',
+              FAAS_WORKER_CAPACITY: '8',
+              FAAS_MIN_MINIWORKERS: '1',
+              FAAS_PREWARM: '0',
+            }),
+          );
+        }
+        await waitFor(`${workers.length} workers joined`, Math.max(1000, joinStart + joinBound - Date.now()), async () => {
+          const list = (await json(platform, 'GET', '/v1/workers')).body;
+          listed = Array.isArray(list) ? list.length : listed;
+          return listed >= workers.length ? true : undefined;
+        });
+      }
     } catch {
-      return { nodes, skipped: `only ${listed} of ${nodes} workers joined within ${Math.round((60_000 + nodes * 1500) / 1000)} s` };
+      return { nodes, skipped: `only ${listed} of ${nodes} workers joined within ${Math.round(joinBound / 1000)} s` };
     }
     const joinSeconds = (Date.now() - joinStart) / 1000;
     // Warm-up: every function called a few times, so that the window below sees warm placement.
