@@ -319,9 +319,9 @@ export class WorkerHub extends EventEmitter {
 
   /**
    * A call sent to a worker that two heartbeats in a row do not list (and sent as long ago as a node
-   * may stay silent, so that the invoke has arrived) is one the worker never got, or whose end was lost on the way: its
-   * slot is freed and the call is reported 'unheld' for recovery to settle. Otherwise a lost frame
-   * would keep the call unfinished and the slot taken forever.
+   * may stay silent, so that the invoke has arrived) is one the worker never got, or whose end was
+   * lost on the way: its slot is freed and the call is reported 'unheld' for recovery to settle.
+   * Otherwise a lost frame would keep the call unfinished and the slot taken forever.
    */
   private reconcile(worker: WorkerNode): void {
     const settled = Date.now() - this.options.heartbeatMs * this.options.liveness;
