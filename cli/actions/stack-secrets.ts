@@ -78,7 +78,8 @@ export async function makeStackSecrets(stack: string, fromDir?: string): Promise
     } else {
       generated.secrets_key = randomBytes(32).toString('hex');
     }
-    for (const name of group) values.set(name, given(name) ?? generated[name]!);
+    // A file given wins, but for the users, made above from the file and the workers' login.
+    for (const name of group) values.set(name, name === 'auth_users' ? generated[name]! : (given(name) ?? generated[name]!));
   }
   for (const [name, value] of values) {
     await docker(['secret', 'create', '--label', `${STACK_LABEL}=${stack}`, `${stack}_${name}`, '-'], { input: `${value}\n` });
