@@ -7,8 +7,8 @@ import { makeStackSecrets, removeStackSecrets, type MadeSecrets } from './stack-
 /**
  * The platform as a Docker Swarm stack (docker-compose.yml with docker-compose.swarm.yml), deployed in
  * the order it needs: the stack's registry, the platform images built and pushed to it, the secrets,
- * then the stack. Every node's engine pulls from the registry as 127.0.0.1:<registry port>, which
- * Swarm's routing mesh takes to it.
+ * then the stack. The engines pull from the registry as 127.0.0.1:<registry port>, published on the
+ * manager (see docker-compose.swarm.yml).
  */
 export const PLATFORM_TARGETS = ['db-service', 'api', 'worker'] as const;
 const NAMESPACE = 'com.docker.stack.namespace';
@@ -110,7 +110,8 @@ export async function stackDeploy(o: StackOptions): Promise<StackDeployed> {
   if (secrets.created.length > 0) o.say(`secrets made: ${secrets.created.map((n) => `${o.name}_${n}`).join(', ')}`);
   makeNodeFolders();
   o.say(`deploying the stack ${o.name}`);
-  await docker(['stack', 'deploy', '--detach=true', ...stackFiles(Boolean(o.replicas)), o.name], { env: stackEnv(o, bases) });
+  // Without --no-wait, until every service has converged (its tasks running and healthy, updates done).
+  await docker(['stack', 'deploy', `--detach=${o.waitMs > 0 ? 'false' : 'true'}`, ...stackFiles(Boolean(o.replicas)), o.name], { env: stackEnv(o, bases) });
   const api = `http://127.0.0.1:${o.apiPort}`;
   if (o.waitMs > 0) {
     o.say(`waiting for the api at ${api} and a worker`);
