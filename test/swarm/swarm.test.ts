@@ -166,7 +166,7 @@ describe('the Docker Swarm stack', () => {
         const n = await invokeAsync('nap', { s: 1 });
         if (n === undefined) refused++;
         else accepted.push(n);
-        await new Promise((r) => setTimeout(r, 150));
+        await new Promise((r) => setTimeout(r, 300));
       }
     })();
     await until('calls running before the roll', async () => (accepted.length >= 4 ? true : undefined), 60_000);
@@ -190,7 +190,7 @@ describe('the Docker Swarm stack', () => {
     );
     const byStatus: Record<string, number> = {};
     for (const c of ended) byStatus[c.status] = (byStatus[c.status] ?? 0) + 1;
-    process.stdout.write(`rolling update: ${accepted.length} calls accepted, ${refused} refused, ended ${JSON.stringify(byStatus)}, nodes ${JSON.stringify([...new Set(ended.map((c) => c.node))])}\n`);
+    process.stdout.write(`rolling update: ${accepted.length} calls accepted, ${refused} refused, ended ${JSON.stringify(byStatus)} ${JSON.stringify(ended.filter((c) => c.status !== 'DONE').map((c) => `${c.reason}: ${(c as { error?: string }).error}`))}, nodes ${JSON.stringify([...new Set(ended.map((c) => c.node))])}\n`);
     expect(ended.map((c) => c.callNum).sort((a, b) => a - b)).toEqual([...accepted].sort((a, b) => a - b));
     expect(ended.filter((c) => c.status !== 'DONE' && !(c.status === 'ERROR' && c.reason))).toEqual([]);
     expect(ended.filter((c) => c.status === 'DONE').every((c) => c.result === '"slept"')).toBe(true);
