@@ -1,3 +1,4 @@
+import { loadEnvFiles } from '../protocol/config';
 import { loadApiConfig } from './config';
 
 /**
@@ -5,6 +6,7 @@ import { loadApiConfig } from './config';
  * the api lives: workers wait for a healthy api before they connect, so this must not wait for them.
  */
 async function check(): Promise<number> {
+  loadEnvFiles();
   const config = loadApiConfig();
   const host = ['0.0.0.0', '::', ''].includes(config.host) ? '127.0.0.1' : config.host;
   try {

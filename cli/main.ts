@@ -10,6 +10,7 @@ import { platformCommands } from './commands/platform';
 import { runtimeCommands } from './commands/runtime';
 import { triggerCommands } from './commands/trigger';
 import { secretCommands } from './commands/secret';
+import { stackCommands } from './commands/stack';
 import type { Act } from './commands/types';
 import { CommandFailed, EXIT, UsageError, explain, makeContext, makeOutput, type GlobalFlags } from './context';
 import { configPath, DEFAULT_URL, readConfig, resolveTarget } from './settings';
@@ -72,6 +73,7 @@ export function buildProgram(): Command {
   secretCommands(program, act);
   callCommands(program, act);
   platformCommands(program, act);
+  stackCommands(program, act);
   // Subcommands report their own usage errors the same way.
   for (const command of program.commands) {
     command.exitOverride();

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 /**
@@ -196,14 +197,53 @@ export function onlyLocal(bindHost: string, env: Env, publishedVar: string): boo
   return published ? published.every(isLoopback) : isLoopback(bindHost);
 }
 
-/** Runs a process's main, turning a ConfigError into one clear line and exit code 2. */
-export function runMain(name: string, main: () => Promise<void>): void {
-  main().catch((err: unknown) => {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${name}: bad configuration: ${err.message}\n`);
-      process.exit(2);
+/**
+ * Variables whose `_FILE` form is a setting of its own, read by their module: the users file, the
+ * allow-list file, the secrets key file (made on first start when missing).
+ */
+const OWN_FILE_SETTINGS = new Set(['FAAS_AUTH_USERS_FILE', 'FAAS_CURVE_ALLOWED_KEYS_FILE', 'FAAS_SECRETS_KEY_FILE']);
+
+/**
+ * Docker's convention for secrets: `FAAS_X_FILE=/run/secrets/x` gives FAAS_X the content of that file
+ * (trailing line ends dropped), so that no credential has to be written in a compose file or a service's
+ * environment. Done once, in `env` itself, before any module reads it; child processes then inherit the
+ * values. FAAS_X set as well is refused: which one holds is not guessed. Variables that already read a
+ * file of their own (OWN_FILE_SETTINGS) keep their meaning.
+ */
+export function loadEnvFiles(env: Env = process.env): void {
+  for (const name of Object.keys(env)) {
+    if (!/^FAAS_[A-Z0-9_]+_FILE$/.test(name) || OWN_FILE_SETTINGS.has(name)) continue;
+    const file = env[name];
+    if (!file) continue;
+    const target = name.slice(0, -'_FILE'.length);
+    if (env[target]) throw new ConfigError(`${target} and ${name} are both set: give the value one way`);
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`${name}=${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
-    process.stderr.write(`${name}: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
-  });
+    env[target] = text.replace(/[\r\n]+$/, '');
+    delete env[name];
+  }
+}
+
+/**
+ * Runs a process's main, turning a ConfigError into one clear line and exit code 2. Values given as
+ * files (loadEnvFiles) are read first.
+ */
+export function runMain(name: string, main: () => Promise<void>): void {
+  Promise.resolve()
+    .then(() => {
+      loadEnvFiles(process.env);
+      return main();
+    })
+    .catch((err: unknown) => {
+      if (err instanceof ConfigError) {
+        process.stderr.write(`${name}: bad configuration: ${err.message}\n`);
+        process.exit(2);
+      }
+      process.stderr.write(`${name}: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    });
 }

@@ -1,8 +1,10 @@
 import { stat } from 'node:fs/promises';
+import { loadEnvFiles } from '../protocol/config';
 import { aliveFile, loadWorkerConfig } from './config';
 
 /** Container healthcheck: exit 0 while the worker hears the api (its alive file is fresh). */
 async function check(): Promise<number> {
+  loadEnvFiles();
   const config = loadWorkerConfig();
   const limitMs = Math.max(15_000, config.heartbeatMs * 10);
   try {

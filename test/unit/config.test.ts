@@ -1,10 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { z } from 'zod';
 import { apiEnv, loadApiConfig } from '../../api/config';
 import { dbEnv, loadDbConfig } from '../../db-service/config';
 import { loadMiniworkerConfig, miniworkerEnv } from '../../miniworker/config';
-import { ConfigError, documentedDefault, envReadElsewhere, onlyLocal, publishedHosts } from '../../protocol/config';
+import { ConfigError, documentedDefault, envReadElsewhere, loadEnvFiles, onlyLocal, publishedHosts } from '../../protocol/config';
 import { loadWorkerConfig, workerEnv } from '../../worker/config';
 
 const SCHEMAS: Record<string, z.AnyZodObject> = { api: apiEnv, worker: workerEnv, 'db-service': dbEnv, miniworker: miniworkerEnv };
@@ -197,5 +198,44 @@ describe('where a port is published', () => {
     expect(onlyLocal('127.0.0.1', { FAAS_API_PUBLISHED: '3000' }, 'FAAS_API_PUBLISHED')).toBe(false);
     expect(onlyLocal('0.0.0.0', {}, 'FAAS_API_PUBLISHED')).toBe(false);
     expect(onlyLocal('127.0.0.1', {}, 'FAAS_API_PUBLISHED')).toBe(true);
+  });
+});
+
+describe('values given as files (FAAS_X_FILE, Docker secrets)', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'faas-env-files-'));
+  const file = (name: string, text: string) => {
+    writeFileSync(path.join(dir, name), text);
+    return path.join(dir, name);
+  };
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("a file's content becomes the variable, its trailing line end dropped, and the _FILE variable goes", () => {
+    const env: Record<string, string | undefined> = { FAAS_API_PASSWORD_FILE: file('password', 'p4ss word \n'), FAAS_CURVE_PUBLIC_KEY_FILE: file('key', 'k\r\n'), FAAS_API_USER: 'worker' };
+    loadEnvFiles(env);
+    expect(env).toEqual({ FAAS_API_PASSWORD: 'p4ss word ', FAAS_CURVE_PUBLIC_KEY: 'k', FAAS_API_USER: 'worker' });
+    // Read once: a second pass (a child process that inherits env) finds nothing to do.
+    loadEnvFiles(env);
+    expect(env.FAAS_API_PASSWORD).toBe('p4ss word ');
+    expect(loadWorkerConfig({ FAAS_NODE_ID: 'n1', FAAS_API_USER: env.FAAS_API_USER, FAAS_API_PASSWORD: env.FAAS_API_PASSWORD })).toMatchObject({ apiCredentials: 'worker:p4ss word ' });
+  });
+
+  test('a missing file refuses to start, naming the variable and the file', () => {
+    const env = { FAAS_API_PASSWORD_FILE: path.join(dir, 'nonexistent') };
+    expect(() => loadEnvFiles(env)).toThrow(ConfigError);
+    expect(() => loadEnvFiles(env)).toThrow(`FAAS_API_PASSWORD_FILE=${path.join(dir, 'nonexistent')} cannot be read: ENOENT`);
+  });
+
+  test('the variable and its file together are refused; an empty variable counts as unset', () => {
+    const both = { FAAS_API_PASSWORD: 'a', FAAS_API_PASSWORD_FILE: file('p2', 'b\n') };
+    expect(() => loadEnvFiles(both)).toThrow(new ConfigError('FAAS_API_PASSWORD and FAAS_API_PASSWORD_FILE are both set: give the value one way'));
+    const empty: Record<string, string | undefined> = { FAAS_API_PASSWORD: '', FAAS_API_PASSWORD_FILE: file('p3', 'b\n') };
+    loadEnvFiles(empty);
+    expect(empty).toEqual({ FAAS_API_PASSWORD: 'b' });
+  });
+
+  test('settings that read a file of their own keep their meaning', () => {
+    const env = { FAAS_AUTH_USERS_FILE: '/x/users', FAAS_SECRETS_KEY_FILE: '/x/key', FAAS_CURVE_ALLOWED_KEYS_FILE: '/x/keys', OTHER_FILE: '/x/other' };
+    loadEnvFiles(env);
+    expect(env).toEqual({ FAAS_AUTH_USERS_FILE: '/x/users', FAAS_SECRETS_KEY_FILE: '/x/key', FAAS_CURVE_ALLOWED_KEYS_FILE: '/x/keys', OTHER_FILE: '/x/other' });
   });
 });
