@@ -66,7 +66,7 @@ const MAX_REMEMBERED_ENDED = 65_536;
 export class WorkerHub extends EventEmitter {
   private readonly socket = new zmq.Router({ linger: 0, mandatory: true, receiveHighWaterMark: 0, sendHighWaterMark: 0, maxMessageSize: MAX_FRAME_BYTES, ...serverCurveOptions(process.env, 'workers') });
   private readonly channel: Channel<typeof workerToApiSchemas, typeof apiToWorkerSchemas>;
-  private lastBeatAt?: number;
+  private lastBeatAt = 0;
   private catalogChanges = 0;
   private snapshotRead?: { changes: number; promise: Promise<{ runtimes: Runtime[]; functions: FunctionRecord[] }> };
   private skippedJudging = false;
@@ -126,6 +126,7 @@ export class WorkerHub extends EventEmitter {
     await this.socket.bind(endpoint);
     this.channel.start();
     this.timer = setInterval(() => this.beat(), this.options.heartbeatMs);
+    this.lastBeatAt = Date.now();
     return this.socket.lastEndpoint ?? endpoint;
   }
 
@@ -466,7 +467,7 @@ export class WorkerHub extends EventEmitter {
     // A beat that comes late means this process stalled: what the workers sent meanwhile may still
     // wait unread in the socket. Nobody is judged on such a beat — but on the next one, late or not,
     // so that a dead node's calls still end while this process is overloaded.
-    const stalled = this.lastBeatAt !== undefined && now - this.lastBeatAt > this.options.heartbeatMs * 1.5 && !this.skippedJudging;
+    const stalled = now - this.lastBeatAt > this.options.heartbeatMs * 1.5 && !this.skippedJudging;
     this.lastBeatAt = now;
     this.skippedJudging = stalled;
     const deadline = now - this.options.heartbeatMs * this.options.liveness;

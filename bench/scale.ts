@@ -29,8 +29,8 @@ const CLIENTS = Number(process.env.BENCH_SCALE_CLIENTS ?? 64);
 const IDLE_MS = 5_000;
 const FUNCTIONS = 8;
 const HEARTBEAT_MS = 1000;
-/** What one hollow worker holds until a step measured it (then that mean, with a fifth to spare). */
-let mbPerWorker = 180;
+/** What one hollow worker holds (measured: about 90 MB when mostly idle) until a step measured it, then that mean with a tenth to spare. BENCH_SCALE_MB_PER_WORKER. */
+let mbPerWorker = Number(process.env.BENCH_SCALE_MB_PER_WORKER ?? 110);
 const RUNTIME = { name: 'py', image: 'pythonruntime', path: '/ws', dependencies: '', run: 'python3 /opt/faas/handler.py', mode: 'handler' };
 
 interface Step {
@@ -94,7 +94,7 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
 }
 
 async function step(nodes: number, packageTgz: Buffer): Promise<Step> {
-  const needMb = Math.round(nodes * mbPerWorker + 1500);
+  const needMb = Math.round(nodes * mbPerWorker + 1000);
   const freeMb = os.freemem() / 2 ** 20;
   if (freeMb < needMb) return { nodes, skipped: `needs about ${needMb} MB free, ${Math.round(freeMb)} MB are` };
   const platform = await TestPlatform.start({
@@ -266,7 +266,7 @@ async function main(): Promise<void> {
     const started = Date.now();
     const result = await step(nodes, packageTgz);
     steps.push(result);
-    if (result.workerRssMbMean) mbPerWorker = result.workerRssMbMean * 1.2;
+    if (result.workerRssMbMean) mbPerWorker = result.workerRssMbMean * 1.1;
     process.stdout.write(`${nodes} nodes: ${JSON.stringify(result)} (${Math.round((Date.now() - started) / 1000)} s)\n`);
   }
   // Per heartbeat: what the api's idle CPU grows by from the first step, over the beats added.
