@@ -70,6 +70,8 @@ export class WorkerHub extends EventEmitter {
   private catalogChanges = 0;
   private snapshotRead?: { changes: number; promise: Promise<{ runtimes: Runtime[]; functions: FunctionRecord[] }> };
   private skippedJudging = false;
+  /** Workers to be asked to say hello again, their welcome having failed. */
+  private readonly welcomeRetries = new Map<string, NodeJS.Timeout>();
   private readonly workers = new Map<string, WorkerNode>();
   /** Calls that ended through this hub, oldest first (bounded). */
   private readonly ended = new Set<number>();
@@ -136,6 +138,8 @@ export class WorkerHub extends EventEmitter {
     if (this.timer) clearInterval(this.timer);
     for (const timer of this.delayed.values()) clearTimeout(timer);
     this.delayed.clear();
+    for (const timer of this.welcomeRetries.values()) clearTimeout(timer);
+    this.welcomeRetries.clear();
     await this.channel.close();
   }
 
@@ -420,7 +424,11 @@ export class WorkerHub extends EventEmitter {
     this.workers.set(routingId, worker);
     this.options.log.info({ nodeId: hello.nodeId, routingId, capacity: hello.capacity }, 'worker registered');
     try {
-      const snapshot = await this.snapshot();
+      const changes = this.catalogChanges;
+      let snapshot = await this.snapshot();
+      // A change told to the workers meanwhile (this one, listed already, got it) may be missing from
+      // a read begun before it was written: the welcome would then take it back.
+      if (this.catalogChanges !== changes) snapshot = await this.snapshot();
       if (this.workers.get(routingId) !== worker) return;
       this.send(routingId, 'welcome', { ...snapshot, heartbeatMs: this.options.heartbeatMs });
       if (this.callStarts) this.send(routingId, 'watch', { callStarts: true });
@@ -428,10 +436,14 @@ export class WorkerHub extends EventEmitter {
       this.options.log.warn({ err: String(err) }, 'could not send the snapshot to a new worker');
       // Without a welcome the worker knows no catalog (nothing preloaded, images never collected):
       // it is asked to say hello again in a while, and welcomed then.
-      const retry = setTimeout(() => {
-        if (this.workers.get(routingId) === worker) this.send(routingId, 'reregister', {});
-      }, this.options.heartbeatMs * this.options.liveness);
-      retry.unref();
+      if (!this.welcomeRetries.has(routingId)) {
+        const retry = setTimeout(() => {
+          this.welcomeRetries.delete(routingId);
+          if (this.workers.get(routingId) === worker) this.send(routingId, 'reregister', {});
+        }, this.options.heartbeatMs * this.options.liveness);
+        retry.unref();
+        this.welcomeRetries.set(routingId, retry);
+      }
     }
     // A hello of a worker already registered (it missed a welcome, say) is not a new node.
     this.emit('workerJoined', worker, existing === undefined);

@@ -48,6 +48,10 @@ export async function makeStackSecrets(stack: string, fromDir?: string): Promise
     const file = fromDir ? path.join(fromDir, name) : undefined;
     return file && existsSync(file) ? readFileSync(file, 'utf8').replace(/[\r\n]+$/, '') : undefined;
   };
+  // Half a key pair cannot be completed: a generated other half would not match it.
+  for (const [a, b] of [['curve_public_key', 'curve_secret_key'], ['worker_public_key', 'worker_secret_key']] as const) {
+    if ((given(a) === undefined) !== (given(b) === undefined)) throw new CommandFailed(`${a} and ${b} go together: give both files or neither`);
+  }
   const values = new Map<string, string>();
   let admin: MadeSecrets['admin'];
   for (const group of GROUPS) {
@@ -73,7 +77,7 @@ export async function makeStackSecrets(stack: string, fromDir?: string): Promise
         users = `admin:${await hashPassword(admin.password)}`;
       }
       // The workers' login is added unless the users given already hold it.
-      if (given('api_password') === undefined) users = `${users}\n${user}:${await hashPassword(password)}`;
+      if (!users.split('\n').some((line) => line.startsWith(`${user}:`))) users = `${users}\n${user}:${await hashPassword(password)}`;
       Object.assign(generated, { api_user: user, api_password: password, auth_users: users });
     } else {
       generated.secrets_key = randomBytes(32).toString('hex');

@@ -45,7 +45,7 @@ export function stackEnv(o: Pick<StackOptions, 'name' | 'apiPort' | 'registryPor
     FAAS_TAG: o.tag,
     FAAS_NODE_IMAGE: bases.node,
     FAAS_REGISTRY_IMAGE: bases.registry,
-    ...(o.replicas ? { FAAS_WORKER_REPLICAS: String(o.replicas) } : {}),
+    ...(o.replicas !== undefined ? { FAAS_WORKER_REPLICAS: String(o.replicas) } : {}),
   };
 }
 
@@ -111,7 +111,7 @@ export async function stackDeploy(o: StackOptions): Promise<StackDeployed> {
   makeNodeFolders();
   o.say(`deploying the stack ${o.name}`);
   // Without --no-wait, until every service has converged (its tasks running and healthy, updates done).
-  await docker(['stack', 'deploy', `--detach=${o.waitMs > 0 ? 'false' : 'true'}`, ...stackFiles(Boolean(o.replicas)), o.name], { env: stackEnv(o, bases) });
+  await docker(['stack', 'deploy', `--detach=${o.waitMs > 0 ? 'false' : 'true'}`, ...stackFiles(o.replicas !== undefined), o.name], { env: stackEnv(o, bases) });
   const api = `http://127.0.0.1:${o.apiPort}`;
   if (o.waitMs > 0) {
     o.say(`waiting for the api at ${api} and a worker`);

@@ -15,8 +15,8 @@ export function stackCommands(program: Command, act: Act): void {
     .command('deploy')
     .description("start the stack's registry, build and push the platform images to it, make the missing secrets, deploy the stack")
     .option('--name <stack>', 'stack name', process.env.FAAS_STACK ?? 'faas')
-    .option('--api-port <port>', "the api's port, published on every node", process.env.FAAS_STACK_API_PORT ?? '3000')
-    .option('--registry-port <port>', "the registry's port, published on every node", process.env.FAAS_STACK_REGISTRY_PORT ?? '5000')
+    .option('--api-port <port>', "the api's port, published on the manager", process.env.FAAS_STACK_API_PORT ?? '3000')
+    .option('--registry-port <port>', "the registry's port, published on the manager", process.env.FAAS_STACK_REGISTRY_PORT ?? '5000')
     .option('--tag <tag>', 'tag of the platform images', process.env.FAAS_TAG ?? 'latest')
     .option('--secrets <dir>', 'a folder of files, each the value of the secret of its name (the others are generated)')
     .option('--replicated <n>', 'workers as a replicated service of n (docker service scale) instead of one per node')
@@ -24,7 +24,7 @@ export function stackCommands(program: Command, act: Act): void {
     .action(
       act(async (ctx, o: { name: string; apiPort: string; registryPort: string; tag: string; secrets?: string; replicated?: string; wait: boolean }) => {
         if (!/^[a-z0-9][a-z0-9_-]{0,30}$/.test(o.name)) throw new UsageError(`--name takes a stack name (lower-case letters, digits, - and _), got "${o.name}"`);
-        if (o.replicated !== undefined && !/^\d{1,3}$/.test(o.replicated)) throw new UsageError(`--replicated takes a number of workers, got "${o.replicated}"`);
+        if (o.replicated !== undefined && !/^[1-9]\d{0,2}$/.test(o.replicated)) throw new UsageError(`--replicated takes a number of workers from 1 to 999, got "${o.replicated}"`);
         const deployed = await stackDeploy({
           name: o.name,
           apiPort: port('--api-port', o.apiPort),

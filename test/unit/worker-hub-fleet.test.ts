@@ -88,15 +88,15 @@ test('a catalog change during a read makes the next hello read again', async () 
 });
 
 test('a late beat of a stalled api expires nobody; the next beat does', async () => {
-  hub = new WorkerHub({ heartbeatMs: 200, liveness: 2, snapshot: async () => ({ runtimes: [], functions: [] }), log });
+  hub = new WorkerHub({ heartbeatMs: 200, liveness: 10, snapshot: async () => ({ runtimes: [], functions: [] }), log });
   const endpoint = await hub.bind('tcp://127.0.0.1:*');
   const left: string[] = [];
   hub.on('workerLeft', (w: { nodeId: string }) => left.push(w.nodeId));
   const silent = worker(endpoint, 'node-quiet');
   await silent.hello();
   await until(async () => hub!.list().length, (n) => n === 1, 5000, 'the worker registered');
-  // The api stalls for a second: past the worker's liveness (400 ms), but it is the api that was away.
-  const stalledUntil = Date.now() + 1000;
+  // The api stalls for 2.5 s: past the worker's liveness (2 s), but it is the api that was away.
+  const stalledUntil = Date.now() + 2500;
   while (Date.now() < stalledUntil) {
     /* a stalled event loop */
   }
